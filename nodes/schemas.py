@@ -1,0 +1,136 @@
+"""Pydantic structures: what comes in (pairs), and what each model call must return.
+
+Output fields run reasoning → evidence → label → confidence → flags, and their descriptions
+double as instructions. Small local models do not honour numeric bounds or string lengths in
+a grammar, so confidence is offered as an enum and free text is capped in a validator
+(truncated, not rejected) as the last line of defence.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+LABELS = ("highly relevant", "acceptable substitute", "irrelevant")
+Label = Literal["highly relevant", "acceptable substitute", "irrelevant"]
+JudgeLabel = Literal["highly relevant", "acceptable substitute", "irrelevant", "cannot judge"]
+CONFIDENCE_STEPS = [round(i / 10, 1) for i in range(11)]
+
+
+def capped(n: int, description: str = ""):
+    """A string the model sees with maxLength n, truncated rather than rejected when longer."""
+
+    def cut(value: Any) -> Any:
+        return value[:n] if isinstance(value, str) else value
+
+    return Annotated[str, BeforeValidator(cut), Field(max_length=n, description=description)]
+
+
+def _clamp_confidence(value: Any) -> Any:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    if number > 1.0 and number <= 100.0:
+        number = number / 100.0
+    return round(min(1.0, max(0.0, number)), 1)
+
+
+Confidence = Annotated[
+    float,
+    BeforeValidator(_clamp_confidence),
+    Field(json_schema_extra={"enum": CONFIDENCE_STEPS},
+          description="How sure you are, 0.0 (guess) to 1.0 (certain)."),
+]
+
+
+# ---------------------------------------------------------------- inputs
+
+class Product(BaseModel):
+    """One product as the search engine returned it. Text fields are untrusted seller data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    brand: str = ""
+    colour: str = ""
+    category: str = ""
+    description: str = ""
+    attributes: dict[str, str] = Field(default_factory=dict)
+    image: str = ""
+    """Local path, http(s) URL or data URL; empty when the product has no packshot."""
+    engine: str = ""
+    rank: int | None = None
+
+
+# ---------------------------------------------------------------- model outputs
+
+RequirementKind = Literal[
+    "product type", "category", "brand", "colour", "pattern", "material", "size/fit",
+    "gender/age", "style", "price", "other",
+]
+
+
+class Requirement(BaseModel):
+    kind: RequirementKind
+    value: capped(60, "The words from the query this requirement is about.")
+    importance: Literal["must", "should", "nice"]
+    brand_or_literal: bool = Field(
+        default=False,
+        description="True if the term could be a brand name or an ordinary word.",
+    )
+
+
+class Requirements(BaseModel):
+    reasoning: capped(300, "Short analysis of what the shopper wants.")
+    requirements: list[Requirement] = Field(max_length=8)
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _at_most_eight(cls, value: Any) -> Any:
+        return value[:8] if isinstance(value, list) else value
+
+    @property
+    def ambiguous_terms(self) -> list[str]:
+        return [r.value for r in self.requirements if r.brand_or_literal]
+
+
+class Guidelines(BaseModel):
+    highly_relevant: capped(400, "What makes a product highly relevant for this query.")
+    acceptable_substitute: capped(400, "What makes a product an acceptable substitute.")
+    irrelevant: capped(400, "What makes a product irrelevant for this query.")
+
+
+class PackshotDescription(BaseModel):
+    product_type: capped(60, "What the product is, as seen.")
+    colours: list[capped(30)] = Field(max_length=5, description="Main colours, most first.")
+    pattern: capped(60, "Pattern, e.g. plain, striped, checked, floral, logo print.")
+    visible_text: capped(120, "Text or logo visible on the product, copied exactly; empty if none.")
+    details: capped(300, "Cut, material and notable details.")
+
+    @field_validator("colours", mode="before")
+    @classmethod
+    def _at_most_five(cls, value: Any) -> Any:
+        return value[:5] if isinstance(value, list) else value
+
+
+class RequirementVerdict(BaseModel):
+    requirement: capped(60, "The requirement's value.")
+    verdict: Literal["met", "partly", "not met", "cannot tell"]
+
+
+class Judgment(BaseModel):
+    reasoning: capped(600, "Step by step: check each requirement against the product.")
+    verdicts: list[RequirementVerdict] = Field(max_length=8)
+    label: JudgeLabel
+    confidence: Confidence
+    brand_check: Literal["matches", "differs", "cannot confirm", "no brand asked"] = Field(
+        description="Does the product's brand match a brand the query asks for?",
+    )
+
+    @field_validator("verdicts", mode="before")
+    @classmethod
+    def _at_most_eight(cls, value: Any) -> Any:
+        return value[:8] if isinstance(value, list) else value
