@@ -1,0 +1,71 @@
+"""Schema migrations, small ordered functions applied when a store opens (sqlite-utils).
+
+Never edit an applied migration: add a new one. tests/test_store.py checks the exact columns.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("raer")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["runs"].create(
+        {"id": str, "created_at": str, "settings": str, "models": str, "prompt_hashes": str,
+         "package_version": str},
+        pk="id",
+    )
+    db["queries"].create(
+        {"id": str, "text": str, "normalised": str, "language": str, "query_type": str},
+        pk="id",
+    )
+    db["products"].create(
+        {"id": str, "title": str, "brand": str, "colour": str, "category": str,
+         "description": str, "attributes": str, "image": str},
+        pk="id",
+    )
+    db["llm_calls"].create(
+        {"id": int, "run_id": str, "node": str, "role": str, "model": str, "prompt_hash": str,
+         "cache_key": str, "attempt": int, "messages": str, "raw_output": str, "parsed": str,
+         "input_tokens": int, "output_tokens": int, "cached_tokens": int, "latency_ms": float,
+         "cost_usd": float, "error": str, "created_at": str},
+        pk="id",
+    )
+    db["llm_calls"].create_index(["run_id"])
+    db["requirements"].create(
+        {"cache_key": str, "query_id": str, "language": str, "model": str, "prompt_hash": str,
+         "requirements": str, "call_id": int, "created_at": str},
+        pk="cache_key", foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
+    )
+    db["guidelines"].create(
+        {"cache_key": str, "query_id": str, "mode": str, "model": str, "prompt_hash": str,
+         "requirements_key": str, "highly_relevant": str, "acceptable_substitute": str,
+         "irrelevant": str, "call_id": int, "created_at": str},
+        pk="cache_key", foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
+    )
+    db["descriptions"].create(
+        {"cache_key": str, "image_hash": str, "model": str, "prompt_hash": str,
+         "description": str, "call_id": int, "created_at": str},
+        pk="cache_key", foreign_keys=[("call_id", "llm_calls", "id")],
+    )
+    db["judgments"].create(
+        {"id": str, "run_id": str, "query_id": str, "product_id": str, "engine": str,
+         "rank": int, "status": str, "label": str, "confidence": float, "reasoning": str,
+         "verdicts": str, "brand_check": str, "error": str, "image_note": str,
+         "model": str, "prompt_hash": str, "input_hash": str, "requirements_key": str,
+         "guidelines_key": str, "description_key": str, "call_id": int, "created_at": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("query_id", "queries", "id"),
+                      ("product_id", "products", "id"), ("call_id", "llm_calls", "id")],
+    )
+    db["judgments"].create_index(["run_id", "status"])
+    db["judgments"].create_index(["input_hash"])
+    db["reviews"].create(
+        {"judgment_id": str, "run_id": str, "reasons": str, "status": str, "human_label": str,
+         "reviewer": str, "note": str, "created_at": str, "resolved_at": str},
+        pk="judgment_id", foreign_keys=[("judgment_id", "judgments", "id"),
+                                        ("run_id", "runs", "id")],
+    )

@@ -1,0 +1,169 @@
+"""`Store`: the one place that reads and writes raer's SQLite file.
+
+Rows are written as soon as they exist (a crash loses nothing), every artefact row carries
+the model and prompt hash that made it, and cache tables are keyed by everything that
+changes their content. Failed model output is never cached: it lives only in llm_calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from raer.store.migrations import migrations
+
+_OPEN: dict[str, Store] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def package_version() -> str:
+    try:
+        return version("raer")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class Store:
+    """A sqlite-utils Database with raer's tables; migrations applied on open."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.db = Database(conn)
+        if self.path != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.lock = threading.RLock()
+        migrations.apply(self.db)
+
+    # ------------------------------------------------------------ runs, queries, products
+    def ensure_run(self, run_id: str, settings: dict[str, Any], models: dict[str, Any],
+                   prompt_hashes: dict[str, str]) -> None:
+        with self.lock:
+            if self.db["runs"].count_where("id = ?", [run_id]):
+                return
+            self.db["runs"].insert(
+                {"id": run_id, "created_at": now(), "settings": dumps(settings),
+                 "models": dumps(models), "prompt_hashes": dumps(prompt_hashes),
+                 "package_version": package_version()},
+                ignore=True,
+            )
+
+    def upsert_query(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            self.db["queries"].upsert(row, pk="id")
+
+    def upsert_product(self, product: dict[str, Any]) -> None:
+        row = {
+            "id": product["product_id"],
+            **{k: product.get(k, "") for k in
+               ("title", "brand", "colour", "category", "description", "image")},
+            "attributes": dumps(product.get("attributes") or {}),
+        }
+        with self.lock:
+            self.db["products"].upsert(row, pk="id")
+
+    # ------------------------------------------------------------ model calls
+    def record_call(self, row: dict[str, Any]) -> int:
+        with self.lock:
+            return self.db["llm_calls"].insert({**row, "created_at": now()}).last_pk
+
+    # ------------------------------------------------------------ caches
+    def cached(self, table: str, cache_key: str) -> dict[str, Any] | None:
+        with self.lock:
+            rows = list(self.db[table].rows_where("cache_key = ?", [cache_key], limit=1))
+        return rows[0] if rows else None
+
+    def put_cached(self, table: str, row: dict[str, Any]) -> None:
+        with self.lock:
+            self.db[table].insert({**row, "created_at": now()}, pk="cache_key", ignore=True)
+
+    # ------------------------------------------------------------ judgments and reviews
+    def judgment_by_input(self, input_hash: str) -> dict[str, Any] | None:
+        """A finished judgment made from exactly the same prompt, model and inputs."""
+        with self.lock:
+            rows = list(self.db["judgments"].rows_where(
+                "input_hash = ? and status in ('done', 'escalated')", [input_hash], limit=1))
+        return rows[0] if rows else None
+
+    def record_judgment(self, row: dict[str, Any], review: dict[str, Any] | None) -> None:
+        """Write a judgment (and its review entry) atomically; a rerun replaces nothing done."""
+        with self.lock, self.db.atomic():
+            self.db["judgments"].upsert({**row, "created_at": now()}, pk="id")
+            if review is not None:
+                existing = self.db["reviews"].count_where("judgment_id = ?", [row["id"]])
+                if not existing:
+                    self.db["reviews"].insert({**review, "created_at": now()}, pk="judgment_id")
+
+    def finished_pairs(self, run_id: str) -> set[str]:
+        """Judgment ids of this run that need no more work (done or escalated)."""
+        with self.lock:
+            return {r["id"] for r in self.db.query(
+                "select id from judgments where run_id = ? and status in ('done', 'escalated')",
+                [run_id])}
+
+    def reviews(self, run_id: str | None = None, status: str | None = "open") -> list[dict]:
+        sql = """select r.judgment_id, r.run_id, r.reasons, r.status, r.human_label,
+                        q.text as query, p.id as product_id, p.title, j.label, j.confidence
+                 from reviews r join judgments j on j.id = r.judgment_id
+                 join queries q on q.id = j.query_id join products p on p.id = j.product_id
+                 where 1 = 1"""
+        params: list[Any] = []
+        if run_id:
+            sql += " and r.run_id = ?"
+            params.append(run_id)
+        if status:
+            sql += " and r.status = ?"
+            params.append(status)
+        with self.lock:
+            return list(self.db.query(sql + " order by r.created_at", params))
+
+    def resolve_review(self, judgment_id: str, label: str, reviewer: str, note: str = "") -> None:
+        with self.lock, self.db.atomic():
+            if not self.db["judgments"].count_where("id = ?", [judgment_id]):
+                raise KeyError(judgment_id)
+            self.db["reviews"].upsert(
+                {"judgment_id": judgment_id,
+                 "run_id": self.db["judgments"].get(judgment_id)["run_id"],
+                 "status": "resolved", "human_label": label, "reviewer": reviewer,
+                 "note": note, "resolved_at": now()},
+                pk="judgment_id",
+            )
+
+    # ------------------------------------------------------------ reading
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.db.query(sql, list(params)))
+
+    def close(self) -> None:
+        with _OPEN_LOCK:
+            _OPEN.pop(self.path, None)
+        self.db.conn.close()
+
+
+def open_store(path: str | Path) -> Store:
+    """The process's one Store for a path (nodes of concurrent queries share it)."""
+    key = str(path)
+    with _OPEN_LOCK:
+        store = _OPEN.get(key)
+        if store is None:
+            store = _OPEN[key] = Store(key)
+        return store
