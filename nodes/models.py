@@ -1,0 +1,177 @@
+"""The one door for models: a role maps to an OpenAI-compatible chat endpoint via ChatOpenAI.
+
+Every structured call goes through `structured_call`: the pydantic schema is sent as a
+json_schema response format (which llama.cpp turns into a grammar and hosted models honour),
+the answer is parsed leniently and validated, invalid output is re-asked a bounded number of
+times with the validation error, and each attempt is written to llm_calls (node, model, prompt
+hash, exact messages, raw output, parsed result, tokens, latency, estimated cost, error).
+Transport faults (429, 5xx, timeouts, resets) are retried inside the OpenAI client, which
+honours Retry-After. Tests swap `make_chat_model`, never the nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
+
+from raer.nodes.context import OFFLINE, Context
+from raer.nodes.offline_model import offline_base_url
+from raer.nodes.prices import estimate_cost
+from raer.store import Store
+
+T = TypeVar("T", bound=BaseModel)
+MAX_OUTPUT_TOKENS = 700
+
+
+class StructuredCallFailed(RuntimeError):
+    """No valid answer after the re-asks, or the endpoint failed; the reason is recorded."""
+
+    def __init__(self, reason: str, raw: str = "", call_id: int | None = None):
+        super().__init__(reason)
+        self.reason, self.raw, self.call_id = reason, raw, call_id
+
+
+@dataclass(frozen=True)
+class CallResult(Generic[T]):
+    parsed: T
+    call_id: int
+    model: str
+
+
+@lru_cache(maxsize=32)
+def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
+                 max_retries: int, temperature: float) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(base_url=base_url, model=model, api_key=api_key, timeout=timeout,
+                      max_retries=max_retries, temperature=temperature,
+                      max_completion_tokens=MAX_OUTPUT_TOKENS)
+
+
+def make_chat_model(role: str, settings: Context) -> tuple[BaseChatModel, str]:
+    """(chat model, model name) for a role. The only place a client is built."""
+    base_url, model = settings.endpoint(role)
+    if base_url == OFFLINE:
+        base_url, api_key = offline_base_url(settings.offline_threads), "offline"
+    else:
+        # Keys stay in the environment; "unset" lets keyless local servers (vLLM, Ollama) work.
+        api_key = os.environ.get(settings.api_key_env, "unset")
+    chat = _chat_openai(base_url, model, api_key, settings.request_timeout,
+                        settings.max_retries, settings.temperature)
+    return chat, model
+
+
+_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+def _in_flight_bound(limit: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    sem = _semaphores.get(loop)
+    if sem is None:
+        sem = _semaphores[loop] = asyncio.Semaphore(limit)
+    return sem
+
+
+def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    return {"type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
+                            "strict": False}}
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
+
+
+def parse_output(schema: type[T], raw: str) -> T:
+    """Lenient JSON (control characters, code fences) then strict pydantic validation."""
+    data = json.loads(_FENCE.sub("", raw), strict=False)
+    return schema.model_validate(data)
+
+
+def _text(message: BaseMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(part.get("text", "") for part in message.content if isinstance(part, dict))
+
+
+def messages_for_log(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """Messages as stored in llm_calls; images are summarised, never stored inline."""
+    logged = []
+    for m in messages:
+        if isinstance(m.content, str):
+            content: Any = m.content
+        else:
+            content = []
+            for part in m.content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = part["image_url"]["url"]
+                    content.append({"type": "image_url", "image_url": f"<{len(url)} chars of "
+                                    f"{url[:30]}…>"})
+                else:
+                    content.append(part)
+        logged.append({"role": m.type, "content": content})
+    return logged
+
+
+async def structured_call(*, store: Store, settings: Context, run_id: str, node: str, role: str,
+                          schema: type[T], messages: list[BaseMessage], prompt_hash: str,
+                          cache_key: str = "") -> CallResult[T]:
+    """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try."""
+    chat, model = make_chat_model(role, settings)
+    fmt = response_format(schema)
+    conversation = list(messages)
+    last_error, last_raw, call_id = "", "", None
+    for attempt in range(1, settings.max_reasks + 2):
+        started = time.perf_counter()
+        raw, usage, error, parsed = "", {}, "", None
+        transport_failed = False
+        try:
+            async with _in_flight_bound(settings.max_concurrency):
+                answer = await chat.ainvoke(conversation, response_format=fmt)
+            raw, usage = _text(answer), (answer.usage_metadata or {})
+            parsed = parse_output(schema, raw)
+        except (json.JSONDecodeError, ValidationError) as exc:
+            error = f"invalid output: {exc}".strip()[:2000]
+        except Exception as exc:  # the client already retried transport faults
+            name = type(exc).__name__
+            if name == "LengthFinishReasonError":
+                error = "invalid output: the answer hit the token limit"
+            else:
+                error, transport_failed = f"{name}: {exc}"[:2000], True
+        latency_ms = (time.perf_counter() - started) * 1000
+        inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
+        call_id = store.record_call({
+            "run_id": run_id, "node": node, "role": role, "model": model,
+            "prompt_hash": prompt_hash, "cache_key": cache_key, "attempt": attempt,
+            "messages": json.dumps(messages_for_log(conversation), ensure_ascii=False),
+            "raw_output": raw, "parsed": parsed.model_dump_json() if parsed else None,
+            "input_tokens": inp, "output_tokens": out, "cached_tokens": cached,
+            "latency_ms": round(latency_ms, 1),
+            "cost_usd": estimate_cost(model, inp, out, cached, settings.prices),
+            "error": error or None,
+        })
+        if parsed is not None:
+            return CallResult(parsed=parsed, call_id=call_id, model=model)
+        last_error, last_raw = error, raw
+        if transport_failed:
+            break
+        conversation = [*messages, AIMessage(content=raw), HumanMessage(content=(
+            f"That answer was not valid ({error[:300]}). Reply again with only a JSON object "
+            "that matches the schema."))]
+    raise StructuredCallFailed(last_error, last_raw, call_id)
+
+
+def system_user(system: str, user: str | list[dict[str, Any]]) -> list[BaseMessage]:
+    return [SystemMessage(content=system), HumanMessage(content=user)]
