@@ -1,0 +1,75 @@
+"""Small helpers every node shares: settings and store from the runtime, keys, languages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from typing import Any
+
+from raer.nodes.context import ROLES, Context
+from raer.prompts import prompt_hashes
+from raer.store import Store, open_store
+
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "it": "Italian",
+                  "es": "Spanish", "nl": "Dutch", "pl": "Polish", "sv": "Swedish"}
+
+
+def settings_of(runtime: Any) -> Context:
+    """The run settings; a graph invoked without `context=` runs on the defaults."""
+    return Context.coerce(getattr(runtime, "context", None))
+
+
+def store_for(settings: Context) -> Store:
+    return open_store(settings.db_path)
+
+
+def start_run(settings: Context) -> tuple[Store, str]:
+    """Open the store and make sure the run row exists; returns (store, run_id)."""
+    store = store_for(settings)
+    run_id = settings.run_id
+    store.ensure_run(run_id, settings.identity(),
+                     {role: settings.endpoint(role)[1] for role in ROLES},
+                     prompt_hashes(settings.prompt_set))
+    return store, run_id
+
+
+def key(*parts: Any) -> str:
+    """A stable hash of everything that changes an output."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def normalise_query(query: str) -> str:
+    return " ".join(query.casefold().split())
+
+
+def query_id(normalised: str, language: str) -> str:
+    return "q-" + key(normalised, language)[:12]
+
+
+def judgment_id(run_id: str, qid: str, engine: str, product_id: str) -> str:
+    return "j-" + key(run_id, qid, engine, product_id)[:16]
+
+
+@cache
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(LANGUAGE_NAMES))
+    return identifier
+
+
+def detect_language(text: str) -> str:
+    """ISO code of the query's language among the shop languages raer names; "en" if unsure.
+
+    Queries are short, so a guess below 0.5 probability falls back to English; give the
+    language in the input when it matters.
+    """
+    lang, prob = _identifier().classify(text)
+    return lang if prob >= 0.5 else "en"
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)

@@ -1,0 +1,62 @@
+"""The escalation policy as pure functions: when does a person look at a judgment?
+
+Reasons: the judge could not judge; its confidence is below the run's threshold; the brand
+is ambiguous (a query term that may be a brand or a plain word, the paper's "On Vacation"
+case, or a brand the product data and image cannot confirm); or the seller text looks like
+it tries to instruct the judge.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_INJECTION = re.compile(
+    r"(ignore|disregard|forget)\W+(all\W+|any\W+|the\W+)?(previous|prior|above|earlier|your)"
+    r"|\b(label|rate|classify|mark|judge)\s+(this|it|the product|this product)\s+as\b"
+    r"|\byou are (now )?(a|an|the)\b.{0,40}\b(assistant|model|judge)\b"
+    r"|\bsystem prompt\b|</?product_data>",
+    re.IGNORECASE,
+)
+
+
+def suspicious_seller_text(product: dict[str, Any]) -> str:
+    """The first instruction-like phrase in the product's text fields, or ''."""
+    fields = [product.get(k, "") for k in ("title", "brand", "colour", "category",
+                                            "description")]
+    fields += [f"{k} {v}" for k, v in (product.get("attributes") or {}).items()]
+    for text in fields:
+        match = _INJECTION.search(text or "")
+        if match:
+            return match.group(0)
+    return ""
+
+
+def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, Any] | None,
+                       product: dict[str, Any], description: dict[str, Any] | None,
+                       review_below: float) -> list[str]:
+    if judgment is None:
+        return []  # a failed call is recorded as failed, not sent to review
+    reasons = []
+    if judgment["label"] == "cannot judge":
+        reasons.append("the judge could not judge")
+    if judgment["confidence"] < review_below:
+        reasons.append(f"low confidence {judgment['confidence']:.1f} < {review_below:.1f}")
+    requirements = requirements or {}
+    ambiguous = [r["value"] for r in requirements.get("requirements", [])
+                 if r.get("brand_or_literal")]
+    if ambiguous:
+        reasons.append("ambiguous brand-or-word term: " + ", ".join(ambiguous))
+    asked_brands = [r["value"] for r in requirements.get("requirements", [])
+                    if r.get("kind") == "brand"]
+    if asked_brands and judgment.get("brand_check") == "cannot confirm":
+        seen = " ".join([product.get("brand", ""), product.get("title", ""),
+                         (description or {}).get("visible_text", "")]).casefold()
+        unconfirmed = [b for b in asked_brands if b.casefold() not in seen]
+        if unconfirmed:
+            reasons.append("brand not confirmed by product data or image: "
+                           + ", ".join(unconfirmed))
+    injected = suspicious_seller_text(product)
+    if injected:
+        reasons.append(f"seller text looks like an instruction: {injected!r}")
+    return reasons
