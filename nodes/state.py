@@ -58,6 +58,9 @@ class ProductState(TypedDict, total=False):
     judgment: dict[str, Any] | None
     judge_call_id: int | None
     judge_error: str
+    judge_model: str
+    judge_prompt_hash: str
+    input_hash: str
     review_reasons: list[str]
     human_label: str
     judgments: Annotated[list[dict[str, Any]], operator.add]

@@ -35,6 +35,7 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
     db["llm_calls"].create_index(["run_id"])
+    db["llm_calls"].create_index(["cache_key"])
     db["requirements"].create(
         {"cache_key": str, "query_id": str, "language": str, "model": str, "prompt_hash": str,
          "requirements": str, "call_id": int, "created_at": str},

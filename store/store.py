@@ -86,6 +86,13 @@ class Store:
         with self.lock:
             return self.db["llm_calls"].insert({**row, "created_at": now()}).last_pk
 
+    def successful_call(self, cache_key: str) -> dict[str, Any] | None:
+        """The first validated answer recorded for a cache key (errors are never reused)."""
+        with self.lock:
+            rows = list(self.db["llm_calls"].rows_where(
+                "cache_key = ? and parsed is not null", [cache_key], order_by="id", limit=1))
+        return rows[0] if rows else None
+
     # ------------------------------------------------------------ caches
     def cached(self, table: str, cache_key: str) -> dict[str, Any] | None:
         with self.lock:
@@ -97,13 +104,6 @@ class Store:
             self.db[table].insert({**row, "created_at": now()}, pk="cache_key", ignore=True)
 
     # ------------------------------------------------------------ judgments and reviews
-    def judgment_by_input(self, input_hash: str) -> dict[str, Any] | None:
-        """A finished judgment made from exactly the same prompt, model and inputs."""
-        with self.lock:
-            rows = list(self.db["judgments"].rows_where(
-                "input_hash = ? and status in ('done', 'escalated')", [input_hash], limit=1))
-        return rows[0] if rows else None
-
     def record_judgment(self, row: dict[str, Any], review: dict[str, Any] | None) -> None:
         """Write a judgment (and its review entry) atomically; a rerun replaces nothing done."""
         with self.lock, self.db.atomic():

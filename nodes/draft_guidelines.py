@@ -1,0 +1,87 @@
+"""draft_guidelines: what makes a product highly relevant / a substitute / irrelevant here.
+
+"specific" mode asks the model per query (the paper's method); "generic" mode uses a fixed
+rubric with no model call, the baseline of the guidelines ablation. Cached per (normalised
+query, language, model, prompt hash, requirements).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from raer.nodes.common import key, language_name, normalise_query, settings_of, store_for
+from raer.nodes.context import Context
+from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.schemas import Guidelines, Requirements
+from raer.nodes.singleflight import once
+from raer.nodes.state import QueryState
+from raer.prompts import load_prompt
+
+NODE = "draft_guidelines"
+GENERIC_RUBRIC = Guidelines(
+    highly_relevant="The product is exactly what the query asks for: the right product type "
+                    "and every attribute the query states (brand, colour, pattern, size, "
+                    "gender, material).",
+    acceptable_substitute="The product is the right kind of product and would satisfy the "
+                          "shopper reasonably well, but misses or only partly meets a "
+                          "secondary attribute (a near colour, another style).",
+    irrelevant="The product is another kind of product, another brand when a brand is "
+                "asked for, or misses an attribute the shopper clearly requires.",
+)
+GENERIC_MODEL = "generic-rubric"
+GENERIC_HASH = key(GENERIC_RUBRIC.model_dump())[:12]
+
+
+def format_requirements(requirements: dict[str, Any]) -> str:
+    parsed = Requirements.model_validate(requirements)
+    lines = [f"- {r.kind}: {r.value} ({r.importance}"
+             + (", may be a brand or a plain word" if r.brand_or_literal else "") + ")"
+             for r in parsed.requirements]
+    return "\n".join(lines) or "- (no explicit requirements found)"
+
+
+async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
+    if state.get("upstream_error"):
+        return {}
+    settings = settings_of(runtime)
+    store = store_for(settings)
+    if settings.guideline_mode == "generic":
+        cache_key = key(NODE, "generic", GENERIC_HASH)
+        if store.cached("guidelines", cache_key) is None:
+            store.put_cached("guidelines", {
+                "cache_key": cache_key, "query_id": None, "mode": "generic",
+                "model": GENERIC_MODEL, "prompt_hash": GENERIC_HASH, "requirements_key": None,
+                **GENERIC_RUBRIC.model_dump(), "call_id": None})
+        return {"guidelines": GENERIC_RUBRIC.model_dump(), "guidelines_key": cache_key}
+
+    prompt = load_prompt(NODE, settings.prompt_set)
+    _, model = settings.endpoint("guidelines")
+    normalised = normalise_query(state["query"])
+    cache_key = key(NODE, normalised, state["language"], model, prompt.hash,
+                    state["requirements_key"])
+
+    async def compute() -> dict[str, Any]:
+        system, user = prompt.render(query=state["query"].strip(),
+                                     language=language_name(state["language"]),
+                                     requirements=format_requirements(state["requirements"]))
+        result = await structured_call(
+            store=store, settings=settings, run_id=state["run_id"], node=NODE,
+            role="guidelines", schema=Guidelines, messages=system_user(system, user),
+            prompt_hash=prompt.hash, cache_key=cache_key)
+        store.put_cached("guidelines", {
+            "cache_key": cache_key, "query_id": state["query_id"], "mode": "specific",
+            "model": model, "prompt_hash": prompt.hash,
+            "requirements_key": state["requirements_key"], **result.parsed.model_dump(),
+            "call_id": result.call_id})
+        return store.cached("guidelines", cache_key)
+
+    try:
+        row = await once(cache_key, lambda: store.cached("guidelines", cache_key), compute)
+    except StructuredCallFailed as exc:
+        return {"upstream_error": f"guidelines failed: {exc.reason}"}
+    return {"guidelines": {k: row[k] for k in Guidelines.model_fields},
+            "guidelines_key": cache_key}
+
+

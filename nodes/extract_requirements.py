@@ -1,0 +1,59 @@
+"""extract_requirements: what the shopper asks for, each requirement with kind and importance.
+
+Cached per (normalised query, language, model, prompt hash): another run, or another
+engine's result list for the same query, reuses it without a call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from raer.nodes.common import (detect_language, key, language_name, normalise_query, query_id,
+                               settings_of, start_run)
+from raer.nodes.context import Context
+from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.schemas import Requirements
+from raer.nodes.singleflight import once
+from raer.nodes.state import QueryState
+from raer.prompts import load_prompt
+
+NODE = "extract_requirements"
+
+
+async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
+    settings = settings_of(runtime)
+    store, run_id = start_run(settings)
+    query = state["query"].strip()
+    if not query:
+        raise ValueError("the query is empty")
+    language = state.get("language") or detect_language(query)
+    normalised = normalise_query(query)
+    qid = query_id(normalised, language)
+    store.upsert_query({"id": qid, "text": query, "normalised": normalised,
+                        "language": language, "query_type": state.get("query_type", "")})
+    prompt = load_prompt(NODE, settings.prompt_set)
+    _, model = settings.endpoint("requirements")
+    cache_key = key(NODE, normalised, language, model, prompt.hash)
+
+    async def compute() -> dict[str, Any]:
+        system, user = prompt.render(query=query, language=language_name(language))
+        result = await structured_call(
+            store=store, settings=settings, run_id=run_id, node=NODE, role="requirements",
+            schema=Requirements, messages=system_user(system, user), prompt_hash=prompt.hash,
+            cache_key=cache_key)
+        store.put_cached("requirements", {
+            "cache_key": cache_key, "query_id": qid, "language": language, "model": model,
+            "prompt_hash": prompt.hash, "requirements": result.parsed.model_dump_json(),
+            "call_id": result.call_id})
+        return store.cached("requirements", cache_key)
+
+    base = {"run_id": run_id, "query_id": qid, "language": language}
+    try:
+        row = await once(cache_key, lambda: store.cached("requirements", cache_key), compute)
+    except StructuredCallFailed as exc:
+        return {**base, "upstream_error": f"requirements failed: {exc.reason}"}
+    return {**base, "requirements": json.loads(row["requirements"]),
+            "requirements_key": cache_key}

@@ -1,0 +1,101 @@
+"""judge_pair: chain-of-thought judgment of one (query, product) pair, structured and validated.
+
+The prompt puts the stable per-query part first (instructions, requirements, guidelines) and
+the product last, so a query's products share one provider-cached prefix. Product text and
+the packshot description are untrusted seller content: they go inside <product_data> tags,
+with any tag look-alikes in them neutralised, and the instructions say they are data.
+Identical judge inputs (same model, prompt and content) reuse the earlier answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from raer.nodes.common import key, language_name, settings_of, store_for
+from raer.nodes.context import Context
+from raer.nodes.draft_guidelines import format_requirements
+from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.review_policy import escalation_reasons
+from raer.nodes.schemas import Judgment
+from raer.nodes.singleflight import once
+from raer.nodes.state import ProductState
+from raer.prompts import load_prompt
+
+NODE = "judge_pair"
+_TAG = re.compile(r"</?\s*(product_data|query)\s*>", re.IGNORECASE)
+
+
+def untrusted(text: str) -> str:
+    """Seller text with anything that could close or open our delimiters defused."""
+    return _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text or "")
+
+
+def format_product(product: dict[str, Any], description: dict[str, Any] | None,
+                   description_model: str, image_note: str) -> str:
+    lines = [f"title: {untrusted(product['title'])}"]
+    for field in ("brand", "colour", "category"):
+        if product.get(field):
+            lines.append(f"{field}: {untrusted(product[field])}")
+    for name, value in (product.get("attributes") or {}).items():
+        lines.append(f"{untrusted(name)}: {untrusted(value)}")
+    if product.get("description"):
+        lines.append(f"description: {untrusted(product['description'][:1500])}")
+    if description:
+        colours = ", ".join(description.get("colours", []))
+        lines.append(f"packshot (described by {description_model}): type "
+                     f"{untrusted(description.get('product_type', ''))}; colours {colours}; "
+                     f"pattern {untrusted(description.get('pattern', ''))}; visible text "
+                     f"{untrusted(description.get('visible_text', '')) or 'none'}; "
+                     f"{untrusted(description.get('details', ''))}")
+    else:
+        lines.append(f"packshot: not available ({image_note or 'no image'})")
+    return "\n".join(lines)
+
+
+def format_guidelines(guidelines: dict[str, Any]) -> str:
+    return (f"- highly relevant: {guidelines['highly_relevant']}\n"
+            f"- acceptable substitute: {guidelines['acceptable_substitute']}\n"
+            f"- irrelevant: {guidelines['irrelevant']}")
+
+
+async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
+    if state.get("upstream_error"):
+        return {"judgment": None, "judge_error": state["upstream_error"], "review_reasons": []}
+    settings = settings_of(runtime)
+    store = store_for(settings)
+    prompt = load_prompt(NODE, settings.prompt_set)
+    _, model = settings.endpoint("judge")
+    _, vision_model = settings.endpoint("vision")
+    system, user = prompt.render(
+        query=state["query"].strip(), language=language_name(state["language"]),
+        requirements=format_requirements(state["requirements"]),
+        guidelines=format_guidelines(state["guidelines"]),
+        product=format_product(state["product"], state.get("description"), vision_model,
+                               state.get("image_note", "")))
+    input_hash = key(NODE, model, prompt.hash, settings.temperature, system, user)
+
+    async def compute() -> tuple[dict[str, Any], int]:
+        result = await structured_call(
+            store=store, settings=settings, run_id=state["run_id"], node=NODE, role="judge",
+            schema=Judgment, messages=system_user(system, user), prompt_hash=prompt.hash,
+            cache_key=input_hash)
+        return result.parsed.model_dump(), result.call_id
+
+    def lookup() -> tuple[dict[str, Any], int] | None:
+        row = store.successful_call(input_hash)
+        return (json.loads(row["parsed"]), row["id"]) if row else None
+
+    try:
+        judgment, call_id = await once(input_hash, lookup, compute)
+    except StructuredCallFailed as exc:
+        return {"judgment": None, "judge_call_id": exc.call_id,
+                "judge_error": f"judge failed: {exc.reason[:500]}", "review_reasons": []}
+    reasons = escalation_reasons(judgment, state["requirements"], state["product"],
+                                 state.get("description"), settings.review_below)
+    return {"judgment": judgment, "judge_call_id": call_id, "judge_error": "",
+            "review_reasons": reasons, "input_hash": input_hash, "judge_model": model,
+            "judge_prompt_hash": prompt.hash}

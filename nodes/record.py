@@ -1,0 +1,64 @@
+"""record: the judgment reaches SQLite as soon as it exists, with its review entry if any.
+
+One row per (run, query, engine, product); a rerun overwrites the same row, never adds one.
+Status: done, escalated (sent to a person) or failed (with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from raer.nodes.common import judgment_id, settings_of, store_for
+from raer.nodes.context import Context
+from raer.nodes.state import ProductState
+
+
+async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
+    settings = settings_of(runtime)
+    store = store_for(settings)
+    product = state["product"]
+    store.upsert_product(product)
+    engine = product.get("engine") or ""
+    jid = judgment_id(state["run_id"], state["query_id"], engine, product["product_id"])
+    judgment = state.get("judgment")
+    reasons = state.get("review_reasons") or []
+    if judgment is None:
+        status = "failed"
+    elif reasons or state.get("human_label"):
+        status = "escalated"
+    else:
+        status = "done"
+    row = {
+        "id": jid, "run_id": state["run_id"], "query_id": state["query_id"],
+        "product_id": product["product_id"], "engine": engine, "rank": product.get("rank"),
+        "status": status,
+        "label": judgment["label"] if judgment else None,
+        "confidence": judgment["confidence"] if judgment else None,
+        "reasoning": judgment["reasoning"] if judgment else None,
+        "verdicts": json.dumps(judgment["verdicts"], ensure_ascii=False) if judgment else None,
+        "brand_check": judgment["brand_check"] if judgment else None,
+        "error": state.get("judge_error") or None,
+        "image_note": state.get("image_note") or None,
+        "model": state.get("judge_model"), "prompt_hash": state.get("judge_prompt_hash"),
+        "input_hash": state.get("input_hash"),
+        "requirements_key": state.get("requirements_key"),
+        "guidelines_key": state.get("guidelines_key"),
+        "description_key": state.get("description_key"),
+        "call_id": state.get("judge_call_id"),
+    }
+    review = None
+    if status == "escalated":
+        human = state.get("human_label")
+        review = {"judgment_id": jid, "run_id": state["run_id"],
+                  "reasons": json.dumps(reasons, ensure_ascii=False),
+                  "status": "resolved" if human else "open", "human_label": human or None,
+                  "reviewer": "interactive" if human else None}
+    store.record_judgment(row, review)
+    summary = {"judgment_id": jid, "product_id": product["product_id"], "engine": engine,
+               "status": status, "label": row["label"], "confidence": row["confidence"],
+               "review_reasons": reasons, "human_label": state.get("human_label"),
+               "error": row["error"]}
+    return {"judgments": [summary]}
