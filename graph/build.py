@@ -1,0 +1,51 @@
+"""Builds the judging graph: one run per query, one subgraph branch per product (Send).
+
+```
+START → extract_requirements → draft_guidelines ─ Send per product ─→ judge_product
+judge_product: START ─┬→ describe_product → judge_pair ─┬→ request_review → record → END
+                      └────────────────────→ judge_pair ─┴→ record → END
+```
+`build_graph()` returns the uncompiled graph: the LangGraph server compiles it with its own
+persistence, scripts and tests compile it with a checkpointer of their choice.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from raer.graph.routing import fan_out_products, route_after_judge, route_product_start
+from raer.nodes.context import Context
+from raer.nodes.describe_product import describe_product
+from raer.nodes.draft_guidelines import draft_guidelines
+from raer.nodes.extract_requirements import extract_requirements
+from raer.nodes.judge_pair import judge_pair
+from raer.nodes.record import record
+from raer.nodes.request_review import request_review
+from raer.nodes.state import ProductState, QueryInput, QueryOutput, QueryState
+
+
+def build_product_graph() -> StateGraph:
+    builder = StateGraph(ProductState, context_schema=Context)
+    builder.add_node("describe_product", describe_product)
+    builder.add_node("judge_pair", judge_pair)
+    builder.add_node("request_review", request_review)
+    builder.add_node("record", record)
+    builder.add_conditional_edges(START, route_product_start)
+    builder.add_edge("describe_product", "judge_pair")
+    builder.add_conditional_edges("judge_pair", route_after_judge)
+    builder.add_edge("request_review", "record")
+    builder.add_edge("record", END)
+    return builder
+
+
+def build_graph() -> StateGraph:
+    builder = StateGraph(QueryState, context_schema=Context, input_schema=QueryInput,
+                         output_schema=QueryOutput)
+    builder.add_node("extract_requirements", extract_requirements)
+    builder.add_node("draft_guidelines", draft_guidelines)
+    builder.add_node("judge_product", build_product_graph().compile())
+    builder.add_edge(START, "extract_requirements")
+    builder.add_edge("extract_requirements", "draft_guidelines")
+    builder.add_conditional_edges("draft_guidelines", fan_out_products, ["judge_product", END])
+    builder.add_edge("judge_product", END)
+    return builder
