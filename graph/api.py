@@ -1,0 +1,132 @@
+"""The Python API: judge many pairs, one graph run per query, concurrently, resumably.
+
+    results = await judge_pairs(read_pairs("pairs.jsonl"), Context(db_path="raer.db"))
+
+Pairs already finished in this run (same settings → same run id) are skipped, so a rerun
+makes no model call and an interrupted run continues where it stopped. Queries run
+concurrently up to `query_concurrency`; model calls are bounded by `max_concurrency`.
+Interactive review (settings.review_mode == "interactive") needs a `reviewer` callback that
+is given the interrupt's payload and returns a label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from raer.graph.build import build_graph
+from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id, start_run
+from raer.nodes.context import Context
+from raer.nodes.inputs import Pair
+
+Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
+ProgressHook = Callable[["Progress"], None]
+
+
+@dataclass
+class Progress:
+    total: int
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    escalated: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class QueryGroup:
+    query: str
+    language: str
+    query_type: str
+    pairs: list[Pair]
+
+
+def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
+    """One group per (normalised query, language); the language is detected when absent."""
+    groups: dict[tuple[str, str], QueryGroup] = {}
+    languages: dict[str, str] = {}
+    for pair in pairs:
+        normalised = normalise_query(pair.query)
+        language = pair.language or languages.setdefault(normalised, detect_language(pair.query))
+        group = groups.get((normalised, language))
+        if group is None:
+            group = groups[(normalised, language)] = QueryGroup(
+                pair.query, language, pair.query_type, [])
+        group.pairs.append(pair)
+    return list(groups.values())
+
+
+def _judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
+    qid = query_id(normalise_query(group.query), group.language)
+    return judgment_id(run_id, qid, pair.engine, pair.product_id)
+
+
+async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: Context,
+                     reviewer: Reviewer | None, progress: Progress,
+                     on_progress: ProgressHook | None) -> None:
+    state = {"query": group.query, "language": group.language, "query_type": group.query_type,
+             "products": [p.product().model_dump() for p in todo]}
+    config = {"configurable": {"thread_id": f"raer-{uuid.uuid4().hex}"},
+              "max_concurrency": max(1, settings.max_concurrency)}
+    payload: Any = state
+    while True:
+        async for update in graph.astream(payload, config=config, context=settings,
+                                          stream_mode="updates"):
+            for summary in (update.get("judge_product") or {}).get("judgments", []):
+                progress.statuses[summary["status"]] = (
+                    progress.statuses.get(summary["status"], 0) + 1)
+                progress.done += 1
+                progress.failed += summary["status"] == "failed"
+                progress.escalated += summary["status"] == "escalated"
+                if on_progress:
+                    on_progress(progress)
+        if reviewer is None:
+            return
+        snapshot = await graph.aget_state(config)
+        if not snapshot.interrupts:
+            return
+        answers = {item.id: await reviewer(item.value) for item in snapshot.interrupts}
+        payload = Command(resume=answers)
+
+
+async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
+                      reviewer: Reviewer | None = None,
+                      on_progress: ProgressHook | None = None) -> list[dict[str, Any]]:
+    """Judge pairs; returns one judgment row per pair (from the store), in input order."""
+    pairs = list(pairs)
+    interactive = settings.review_mode == "interactive"
+    if interactive and reviewer is None:
+        raise ValueError("interactive review needs a reviewer callback")
+    store, run_id = start_run(settings)
+    groups = group_by_query(pairs)
+    finished = store.finished_pairs(run_id)
+    graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
+    progress = Progress(total=len(pairs))
+    bound = asyncio.Semaphore(max(1, settings.query_concurrency))
+
+    async def run(group: QueryGroup) -> None:
+        todo = [p for p in group.pairs if _judgment_id(run_id, group, p) not in finished]
+        progress.skipped += len(group.pairs) - len(todo)
+        if not todo:
+            return
+        async with bound:
+            await _run_query(graph, group, todo, settings, reviewer if interactive else None,
+                             progress, on_progress)
+
+    await asyncio.gather(*(run(group) for group in groups))
+    ids = [_judgment_id(run_id, g, p) for g in groups for p in g.pairs]
+    rows = {r["id"]: r for r in store.rows(
+        f"select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
+        f"where j.run_id = ? and j.id in ({','.join('?' * len(ids))})", [run_id, *ids])}
+    by_pair = defaultdict(list)
+    for group in groups:
+        for pair in group.pairs:
+            by_pair[id(pair)] = rows.get(_judgment_id(run_id, group, pair))
+    return [by_pair[id(pair)] for pair in pairs]
