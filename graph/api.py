@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +95,24 @@ async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: 
         payload = Command(resume=answers)
 
 
+def _record_query_failure(store: Any, run_id: str, group: QueryGroup, todo: list[Pair],
+                          exc: Exception) -> None:
+    normalised = normalise_query(group.query)
+    qid = query_id(normalised, group.language)
+    store.upsert_query({"id": qid, "text": group.query, "normalised": normalised,
+                        "language": group.language, "query_type": group.query_type})
+    finished = store.finished_pairs(run_id)
+    for pair in todo:
+        jid = judgment_id(run_id, qid, pair.engine, pair.product_id)
+        if jid in finished:
+            continue
+        store.upsert_product(pair.product().model_dump())
+        store.record_judgment({"id": jid, "run_id": run_id, "query_id": qid,
+                               "product_id": pair.product_id, "engine": pair.engine,
+                               "rank": pair.rank, "status": "failed",
+                               "error": f"{type(exc).__name__}: {exc}"[:1000]}, None)
+
+
 async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                       reviewer: Reviewer | None = None,
                       on_progress: ProgressHook | None = None) -> list[dict[str, Any]]:
@@ -117,16 +134,21 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
         if not todo:
             return
         async with bound:
-            await _run_query(graph, group, todo, settings, reviewer if interactive else None,
-                             progress, on_progress)
+            try:
+                await _run_query(graph, group, todo, settings,
+                                 reviewer if interactive else None, progress, on_progress)
+            except Exception as exc:  # never lose a pair: record why the query failed
+                _record_query_failure(store, run_id, group, todo, exc)
+                progress.failed += len(todo)
+                if on_progress:
+                    on_progress(progress)
 
     await asyncio.gather(*(run(group) for group in groups))
-    ids = [_judgment_id(run_id, g, p) for g in groups for p in g.pairs]
     rows = {r["id"]: r for r in store.rows(
-        f"select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
-        f"where j.run_id = ? and j.id in ({','.join('?' * len(ids))})", [run_id, *ids])}
-    by_pair = defaultdict(list)
+        "select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
+        "where j.run_id = ?", [run_id])}
+    by_pair: dict[int, dict[str, Any]] = {}
     for group in groups:
         for pair in group.pairs:
-            by_pair[id(pair)] = rows.get(_judgment_id(run_id, group, pair))
+            by_pair[id(pair)] = rows[_judgment_id(run_id, group, pair)]
     return [by_pair[id(pair)] for pair in pairs]

@@ -88,7 +88,7 @@ class Context:
             raise ValueError(f"unknown model role {role!r}")
         base_url = getattr(self, f"{role}_base_url") or self.base_url
         model = getattr(self, f"{role}_model") or self.model
-        if role == "vision" and not getattr(self, "vision_model"):
+        if role == "vision" and not self.vision_model:
             model = self.model if base_url != OFFLINE else PILLOW_VISION
         if base_url == OFFLINE and role != "vision":
             model = model or "SmolLM2-135M-Instruct-Q4_1"

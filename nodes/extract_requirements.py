@@ -11,8 +11,15 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from raer.nodes.common import (detect_language, key, language_name, normalise_query, query_id,
-                               settings_of, start_run)
+from raer.nodes.common import (
+    detect_language,
+    key,
+    language_name,
+    normalise_query,
+    query_id,
+    settings_of,
+    start_run,
+)
 from raer.nodes.context import Context
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Requirements

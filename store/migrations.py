@@ -39,13 +39,15 @@ def m001_initial(db: Database) -> None:
     db["requirements"].create(
         {"cache_key": str, "query_id": str, "language": str, "model": str, "prompt_hash": str,
          "requirements": str, "call_id": int, "created_at": str},
-        pk="cache_key", foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
+        pk="cache_key",
+        foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
     )
     db["guidelines"].create(
         {"cache_key": str, "query_id": str, "mode": str, "model": str, "prompt_hash": str,
          "requirements_key": str, "highly_relevant": str, "acceptable_substitute": str,
          "irrelevant": str, "call_id": int, "created_at": str},
-        pk="cache_key", foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
+        pk="cache_key",
+        foreign_keys=[("query_id", "queries", "id"), ("call_id", "llm_calls", "id")],
     )
     db["descriptions"].create(
         {"cache_key": str, "image_hash": str, "model": str, "prompt_hash": str,
