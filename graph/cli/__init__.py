@@ -1,0 +1,30 @@
+"""The `raer` command line: thin over the Python API. JSON to stdout, logs to stderr.
+
+Exit codes: 0 success, 1 some pairs failed or a runtime error, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import click
+
+from raer.graph.cli.db import db
+from raer.graph.cli.judge import judge
+from raer.graph.cli.review import review
+from raer.graph.cli.show import show
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raer")
+def main() -> None:
+    """raer: judge search relevance with multimodal LLMs, with people in the loop.
+
+    With no endpoint configured, everything runs offline on the embedded SmolLM2-135M
+    model. Its labels are at chance level: they prove the pipeline runs, not that products
+    are relevant. Point --base-url/--model at an OpenAI-compatible endpoint for real labels.
+    """
+
+
+main.add_command(judge)
+main.add_command(show)
+main.add_command(review)
+main.add_command(db)

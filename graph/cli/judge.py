@@ -1,0 +1,128 @@
+"""`raer judge PAIRS`: judge a pairs file into the store, with a live progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from raer.graph.api import judge_pairs
+from raer.graph.cli.options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    db_option,
+    json_option,
+    model_options,
+)
+from raer.graph.stats import run_stats
+from raer.nodes.context import OFFLINE, Context
+from raer.nodes.inputs import InputError, read_pairs
+from raer.nodes.offline_model import OfflineModelMissing
+from raer.nodes.schemas import LABELS
+from raer.store import open_store
+
+OFFLINE_WARNING = ("Offline model (SmolLM2-135M): its labels are at chance level. They prove "
+                   "the pipeline runs; they do not say whether products are relevant.")
+
+
+async def _ask_person(item: dict) -> str:
+    console = Console(stderr=True)
+    console.rule(f"[bold]Review: {item['query']}[/] → {item['title']}")
+    console.print(f"judge said [bold]{item['label']}[/] (confidence {item['confidence']})")
+    console.print(f"reasons: {'; '.join(item['reasons'])}")
+    console.print(f"reasoning: {item['reasoning']}")
+    choice = await asyncio.to_thread(
+        click.prompt, "your label", type=click.Choice(list(LABELS)), err=True)
+    return choice
+
+
+@click.command()
+@click.argument("pairs", type=click.Path(dir_okay=False))
+@db_option
+@model_options
+@click.option("--run", "run_name", default="",
+              help="Name the run; by default a run is named by its settings' hash, so a "
+                   "rerun with the same settings continues the same run.")
+@click.option("--guidelines", "guideline_mode", type=click.Choice(["specific", "generic"]),
+              default="specific", show_default=True, help="Query-specific or generic rubric.")
+@click.option("--review-below", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Send judgments with lower confidence to a person.")
+@click.option("--interactive", is_flag=True,
+              help="Ask for a label on the terminal when a judgment is escalated.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1),
+              help="Model calls in flight at once.")
+@click.option("--query-concurrency", default=4, show_default=True, type=click.IntRange(1),
+              help="Queries judged at once.")
+@click.option("--prompt-set", default="default",
+              help='Folder of prompt files to use instead of the packaged ones.')
+@json_option
+def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
+          interactive: bool, concurrency: int, query_concurrency: int, prompt_set: str,
+          as_json: bool, **models: str) -> None:
+    """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
+    err = Console(stderr=True)
+    try:
+        records = read_pairs(pairs)
+    except InputError as exc:
+        err.print(f"[red]bad input[/]\n{exc}", markup=True, highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+    settings = Context(db_path=db_path, run_name=run_name, guideline_mode=guideline_mode,
+                       review_below=review_below, max_concurrency=concurrency,
+                       query_concurrency=query_concurrency, prompt_set=prompt_set,
+                       review_mode="interactive" if interactive else "queue", **models)
+    if settings.endpoint("judge")[0] == OFFLINE:
+        err.print(f"[yellow]{OFFLINE_WARNING}[/]")
+    store = open_store(db_path)
+    run_id = settings.run_id
+    calls_before = run_stats(store, run_id)["calls"]
+    started = time.monotonic()
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+                  console=err, disable=as_json or interactive) as bar:
+        task = bar.add_task(f"judging {run_id}", total=len(records), stats="")
+
+        def on_progress(progress) -> None:
+            stats = run_stats(store, run_id)
+            bar.update(task, completed=progress.done + progress.skipped, stats=(
+                f"calls {stats['calls'] - calls_before} · tokens {stats['tokens']:,} · "
+                f"${stats['cost_usd']:.4f} · review {progress.escalated} · "
+                f"failed {progress.failed}"))
+
+        try:
+            rows = asyncio.run(judge_pairs(records, settings, on_progress=on_progress,
+                                           reviewer=_ask_person if interactive else None))
+        except OfflineModelMissing as exc:
+            err.print(f"[red]{exc}[/]")
+            sys.exit(EXIT_FAILED)
+        bar.update(task, completed=len(records))
+
+    stats = run_stats(store, run_id)
+    summary = {
+        "run_id": run_id, "db": str(db_path), "pairs": len(rows),
+        "statuses": {s: sum(r["status"] == s for r in rows) for s in
+                     ("done", "escalated", "failed")},
+        "labels": {label: sum(r["label"] == label for r in rows)
+                   for label in (*LABELS, "cannot judge")},
+        "model_calls_this_invocation": stats["calls"] - calls_before,
+        "run_totals": stats, "seconds": round(time.monotonic() - started, 1),
+        "offline_model": settings.endpoint("judge")[0] == OFFLINE,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        err.print(f"run {run_id}: {summary['statuses']} · labels {summary['labels']}")
+        err.print(f"model calls this invocation: {summary['model_calls_this_invocation']} · "
+                  f"run total {stats['calls']} calls, {stats['tokens']:,} tokens, "
+                  f"${stats['cost_usd']:.4f} · {summary['seconds']} s")
+        if summary["offline_model"]:
+            err.print(f"[yellow]{OFFLINE_WARNING}[/]")
+        err.print(f"inspect: raer show --db {db_path} <judgment id> · "
+                  f"raer review list --db {db_path}")
+    if summary["statuses"]["failed"]:
+        sys.exit(EXIT_FAILED)
