@@ -7,8 +7,11 @@ STAMP := $(VENV)/.raer-installed
 
 .PHONY: setup demo test lint server clean
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
+# strict editable installs link files at install time: reinstall when a source file appears
+SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
+
+$(STAMP): pyproject.toml $(SOURCES)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# strict editable mode keeps the raer.* namespace mapping (never editable_mode=compat)
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict

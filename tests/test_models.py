@@ -1,0 +1,73 @@
+"""The model door: validation, bounded re-asks, raw text kept, every attempt recorded."""
+
+import json
+
+import pytest
+
+from raer.nodes.models import StructuredCallFailed, response_format, structured_call, system_user
+from raer.nodes.schemas import Judgment, Requirements
+from tests.conftest import judgment
+
+
+async def call(store, settings, schema=Judgment):
+    return await structured_call(store=store, settings=settings, run_id="r1", node="judge_pair",
+                                 role="judge", schema=schema,
+                                 messages=system_user("sys", "user"), prompt_hash="ph",
+                                 cache_key="ck")
+
+
+async def test_valid_answer_is_parsed_and_recorded_with_tokens_and_cost(fake_model, store,
+                                                                         settings):
+    fake_model.queue("Judgment", judgment(confidence=0.8))
+    result = await call(store, settings)
+    assert result.parsed.label == "highly relevant" and result.parsed.confidence == 0.8
+    row = store.rows("select * from llm_calls")[0]
+    assert (row["node"], row["model"], row["prompt_hash"], row["error"]) == (
+        "judge_pair", "gpt-4o-mini", "ph", None)
+    assert row["input_tokens"] > 0 and row["cost_usd"] > 0
+    assert json.loads(row["messages"])[0] == {"role": "system", "content": "sys"}
+
+
+async def test_invalid_output_is_re_asked_with_the_error_then_accepted(fake_model, store,
+                                                                        settings):
+    fake_model.queue("Judgment", '{"reasoning": "x", "label": "maybe"}', judgment())
+    result = await call(store, settings)
+    assert result.parsed.label == "highly relevant"
+    rows = store.rows("select attempt, error, raw_output from llm_calls order by id")
+    assert [r["attempt"] for r in rows] == [1, 2]
+    assert rows[0]["error"].startswith("invalid output") and rows[1]["error"] is None
+    re_ask = fake_model.calls("Judgment")[1][-1].content
+    assert "not valid" in re_ask and "label" in re_ask
+
+
+async def test_after_the_last_re_ask_the_call_fails_keeping_the_raw_text(fake_model, store,
+                                                                          settings):
+    fake_model.queue("Judgment", "not json", "still not json", "{broken")
+    with pytest.raises(StructuredCallFailed) as failed:
+        await call(store, settings)
+    assert failed.value.raw == "{broken"
+    assert len(store.rows("select id from llm_calls where error is not null")) == 3
+
+
+async def test_transport_errors_are_recorded_and_not_re_asked(fake_model, store, settings):
+    fake_model.queue("Judgment", ConnectionResetError("peer reset"))
+    with pytest.raises(StructuredCallFailed, match="ConnectionResetError"):
+        await call(store, settings)
+    assert len(store.rows("select id from llm_calls")) == 1
+
+
+async def test_small_model_quirks_are_tolerated(fake_model, store, settings):
+    # confidence out of bounds, over-long reasoning, a raw control character, a code fence
+    raw = ('```json\n{"reasoning": "' + "a\tb " * 400 + '", "verdicts": [], '
+           '"label": "irrelevant", "confidence": 2014, "brand_check": "differs"}\n```')
+    fake_model.queue("Judgment", raw)
+    result = await call(store, settings)
+    assert result.parsed.confidence == 1.0 and len(result.parsed.reasoning) == 600
+
+
+def test_the_schema_the_model_sees_offers_confidence_as_an_enum_and_caps_text():
+    schema = response_format(Judgment)["json_schema"]["schema"]
+    assert schema["properties"]["confidence"]["enum"][:3] == [0.0, 0.1, 0.2]
+    assert schema["properties"]["reasoning"]["maxLength"] == 600
+    assert list(schema["properties"])[:3] == ["reasoning", "verdicts", "label"]
+    assert "brand_or_literal" in json.dumps(response_format(Requirements))
