@@ -107,7 +107,7 @@ def _object_pixels(img: Image.Image) -> Image.Image:
 def _stripes(img: Image.Image) -> str:
     """'horizontal stripes' / 'vertical stripes' when brightness alternates regularly."""
     grey = img.convert("L").resize((64, 64))
-    pixels = list(grey.getdata())
+    pixels = list(grey.tobytes())
     rows = [sum(pixels[r * 64:(r + 1) * 64]) / 64 for r in range(64)]
     cols = [sum(pixels[c::64]) / 64 for c in range(64)]
 

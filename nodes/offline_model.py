@@ -53,7 +53,10 @@ def offline_base_url(threads: int = 2) -> str:
 
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path())
-        params.n_ctx = 4096
+        # 4 slots of 2048 tokens: batching 4 requests gave 1.6x the tokens/s of one slot
+        # on 2 cores (129 vs 81 tok/s, 8 concurrent judgments).
+        params.n_parallel = 4
+        params.n_ctx = 4 * 2048
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.sampling.temp = 0

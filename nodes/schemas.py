@@ -122,8 +122,8 @@ class RequirementVerdict(BaseModel):
 
 
 class Judgment(BaseModel):
-    reasoning: capped(600, "Step by step: check each requirement against the product.")
-    verdicts: list[RequirementVerdict] = Field(max_length=8)
+    reasoning: capped(400, "Step by step: check each requirement against the product.")
+    verdicts: list[RequirementVerdict] = Field(max_length=6)
     label: JudgeLabel
     confidence: Confidence
     brand_check: Literal["matches", "differs", "cannot confirm", "no brand asked"] = Field(
@@ -132,5 +132,5 @@ class Judgment(BaseModel):
 
     @field_validator("verdicts", mode="before")
     @classmethod
-    def _at_most_eight(cls, value: Any) -> Any:
-        return value[:8] if isinstance(value, list) else value
+    def _at_most_six(cls, value: Any) -> Any:
+        return value[:6] if isinstance(value, list) else value

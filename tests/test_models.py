@@ -62,12 +62,12 @@ async def test_small_model_quirks_are_tolerated(fake_model, store, settings):
            '"label": "irrelevant", "confidence": 2014, "brand_check": "differs"}\n```')
     fake_model.queue("Judgment", raw)
     result = await call(store, settings)
-    assert result.parsed.confidence == 1.0 and len(result.parsed.reasoning) == 600
+    assert result.parsed.confidence == 1.0 and len(result.parsed.reasoning) == 400
 
 
 def test_the_schema_the_model_sees_offers_confidence_as_an_enum_and_caps_text():
     schema = response_format(Judgment)["json_schema"]["schema"]
     assert schema["properties"]["confidence"]["enum"][:3] == [0.0, 0.1, 0.2]
-    assert schema["properties"]["reasoning"]["maxLength"] == 600
+    assert schema["properties"]["reasoning"]["maxLength"] == 400
     assert list(schema["properties"])[:3] == ["reasoning", "verdicts", "label"]
     assert "brand_or_literal" in json.dumps(response_format(Requirements))
