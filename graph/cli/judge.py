@@ -69,7 +69,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     try:
         records = read_pairs(pairs)
     except InputError as exc:
-        err.print(f"[red]bad input[/]\n{exc}", markup=True, highlight=False)
+        click.echo(f"bad input:\n{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     settings = Context(db_path=db_path, run_name=run_name, guideline_mode=guideline_mode,
                        review_below=review_below, max_concurrency=concurrency,
