@@ -1,7 +1,8 @@
 """The one door for models: a role maps to an OpenAI-compatible chat endpoint via ChatOpenAI.
 
 Every structured call goes through `structured_call`: the pydantic schema is sent as a
-json_schema response format (which llama.cpp turns into a grammar and hosted models honour),
+json_schema response format (which llama.cpp turns into a grammar and hosted models honour;
+it travels in the request body so that a truncated answer still comes back as raw text),
 the answer is parsed leniently and validated, invalid output is re-asked a bounded number of
 times with the validation error, and each attempt is written to llm_calls (node, model, prompt
 hash, exact messages, raw output, parsed result, tokens, latency, estimated cost, error).
@@ -133,22 +134,23 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     conversation = list(messages)
     last_error, last_raw, call_id = "", "", None
     for attempt in range(1, settings.max_reasks + 2):
+        # A re-ask at temperature 0 tends to repeat the same broken answer; sample a little.
+        temperature = settings.temperature if attempt == 1 else max(settings.temperature, 0.5)
         started = time.perf_counter()
         raw, usage, error, parsed = "", {}, "", None
         transport_failed = False
         try:
             async with _in_flight_bound(settings.max_concurrency):
-                answer = await chat.ainvoke(conversation, response_format=fmt)
+                answer = await chat.ainvoke(conversation, extra_body={"response_format": fmt},
+                                            temperature=temperature)
             raw, usage = _text(answer), (answer.usage_metadata or {})
+            if (answer.response_metadata or {}).get("finish_reason") == "length":
+                raise ValueError(f"the answer hit the token limit ({MAX_OUTPUT_TOKENS})")
             parsed = parse_output(schema, raw)
-        except (json.JSONDecodeError, ValidationError) as exc:
+        except (json.JSONDecodeError, ValidationError, ValueError) as exc:
             error = f"invalid output: {exc}".strip()[:2000]
         except Exception as exc:  # the client already retried transport faults
-            name = type(exc).__name__
-            if name == "LengthFinishReasonError":
-                error = "invalid output: the answer hit the token limit"
-            else:
-                error, transport_failed = f"{name}: {exc}"[:2000], True
+            error, transport_failed = f"{type(exc).__name__}: {exc}"[:2000], True
         latency_ms = (time.perf_counter() - started) * 1000
         inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
         cached = (usage.get("input_token_details") or {}).get("cache_read") or 0

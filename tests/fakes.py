@@ -44,7 +44,7 @@ class FakeChatModel(BaseChatModel):
         return [m for s, m in self.requests if schema is None or s == schema]
 
     def _answer(self, messages: list[BaseMessage], **kwargs: Any) -> ChatResult:
-        schema = kwargs["response_format"]["json_schema"]["name"]
+        schema = kwargs["extra_body"]["response_format"]["json_schema"]["name"]
         self.requests.append((schema, messages))
         if self.queues[schema]:
             answer = self.queues[schema].popleft()
