@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from functools import cache
@@ -22,6 +23,16 @@ def settings_of(runtime: Any) -> Context:
 
 def store_for(settings: Context) -> Store:
     return open_store(settings.db_path)
+
+
+async def store_of(settings: Context) -> Store:
+    """The store, opened off the event loop (the LangGraph server rejects blocking I/O)."""
+    return await asyncio.to_thread(store_for, settings)
+
+
+async def open_run(settings: Context) -> tuple[Store, str]:
+    """`start_run` off the event loop: it may create the file, migrate and read prompts."""
+    return await asyncio.to_thread(start_run, settings)
 
 
 def start_run(settings: Context) -> tuple[Store, str]:

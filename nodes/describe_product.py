@@ -15,7 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from raer.nodes.common import key, settings_of, store_for
+from raer.nodes.common import key, settings_of, store_of
 from raer.nodes.context import PILLOW_VISION, Context
 from raer.nodes.images import ImageUnavailable, Packshot, analyse_locally, load_packshot
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
@@ -38,7 +38,7 @@ async def _describe_with_pillow(store: Store, run_id: str, packshot: Packshot,
                                 cache_key: str) -> tuple[PackshotDescription, int]:
     started = time.perf_counter()
     description = await asyncio.to_thread(analyse_locally, packshot)
-    call_id = store.record_call({
+    call_id = await asyncio.to_thread(store.record_call, {
         "run_id": run_id, "node": NODE, "role": "vision", "model": PILLOW_VISION,
         "prompt_hash": PILLOW_ANALYSER_VERSION, "cache_key": cache_key, "attempt": 1,
         "messages": json.dumps([{"role": "local", "content":
@@ -52,7 +52,7 @@ async def _describe_with_pillow(store: Store, run_id: str, packshot: Packshot,
 
 async def describe_product(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = settings_of(runtime)
-    store = store_for(settings)
+    store = await store_of(settings)
     product = state["product"]
     if not product.get("image"):
         return {"description": None, "image_note": "no image given"}
@@ -77,17 +77,18 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
             system, user = prompt.render(product_hint=_product_hint(product))
             content = [{"type": "text", "text": user},
                        {"type": "image_url",
-                        "image_url": {"url": packshot.data_url(settings.image_max_side)}}]
+                        "image_url": {"url": await asyncio.to_thread(
+                            packshot.data_url, settings.image_max_side)}}]
             result = await structured_call(
                 store=store, settings=settings, run_id=state["run_id"], node=NODE,
                 role="vision", schema=PackshotDescription, messages=system_user(system, content),
                 prompt_hash=prompt_hash, cache_key=cache_key)
             description, call_id = result.parsed, result.call_id
-        store.put_cached("descriptions", {
+        await asyncio.to_thread(store.put_cached, "descriptions", {
             "cache_key": cache_key, "image_hash": packshot.sha256, "model": model,
             "prompt_hash": prompt_hash, "description": description.model_dump_json(),
             "call_id": call_id})
-        return store.cached("descriptions", cache_key)
+        return await asyncio.to_thread(store.cached, "descriptions", cache_key)
 
     try:
         row = await once(cache_key, lambda: store.cached("descriptions", cache_key), compute)

@@ -7,11 +7,12 @@ query, language, model, prompt hash, requirements).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from raer.nodes.common import key, language_name, normalise_query, settings_of, store_for
+from raer.nodes.common import key, language_name, normalise_query, settings_of, store_of
 from raer.nodes.context import Context
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Guidelines, Requirements
@@ -46,14 +47,13 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
     if state.get("upstream_error"):
         return {}
     settings = settings_of(runtime)
-    store = store_for(settings)
+    store = await store_of(settings)
     if settings.guideline_mode == "generic":
         cache_key = key(NODE, "generic", GENERIC_HASH)
-        if store.cached("guidelines", cache_key) is None:
-            store.put_cached("guidelines", {
-                "cache_key": cache_key, "query_id": None, "mode": "generic",
-                "model": GENERIC_MODEL, "prompt_hash": GENERIC_HASH, "requirements_key": None,
-                **GENERIC_RUBRIC.model_dump(), "call_id": None})
+        await asyncio.to_thread(store.put_cached, "guidelines", {
+            "cache_key": cache_key, "query_id": None, "mode": "generic",
+            "model": GENERIC_MODEL, "prompt_hash": GENERIC_HASH, "requirements_key": None,
+            **GENERIC_RUBRIC.model_dump(), "call_id": None})
         return {"guidelines": GENERIC_RUBRIC.model_dump(), "guidelines_key": cache_key}
 
     prompt = load_prompt(NODE, settings.prompt_set)
@@ -70,12 +70,12 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
             store=store, settings=settings, run_id=state["run_id"], node=NODE,
             role="guidelines", schema=Guidelines, messages=system_user(system, user),
             prompt_hash=prompt.hash, cache_key=cache_key)
-        store.put_cached("guidelines", {
+        await asyncio.to_thread(store.put_cached, "guidelines", {
             "cache_key": cache_key, "query_id": state["query_id"], "mode": "specific",
             "model": model, "prompt_hash": prompt.hash,
             "requirements_key": state["requirements_key"], **result.parsed.model_dump(),
             "call_id": result.call_id})
-        return store.cached("guidelines", cache_key)
+        return await asyncio.to_thread(store.cached, "guidelines", cache_key)
 
     try:
         row = await once(cache_key, lambda: store.cached("guidelines", cache_key), compute)

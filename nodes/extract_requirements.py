@@ -6,6 +6,7 @@ engine's result list for the same query, reuses it without a call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,9 +17,9 @@ from raer.nodes.common import (
     key,
     language_name,
     normalise_query,
+    open_run,
     query_id,
     settings_of,
-    start_run,
 )
 from raer.nodes.context import Context
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
@@ -32,15 +33,16 @@ NODE = "extract_requirements"
 
 async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = settings_of(runtime)
-    store, run_id = start_run(settings)
+    store, run_id = await open_run(settings)
     query = state["query"].strip()
     if not query:
         raise ValueError("the query is empty")
-    language = state.get("language") or detect_language(query)
+    language = state.get("language") or await asyncio.to_thread(detect_language, query)
     normalised = normalise_query(query)
     qid = query_id(normalised, language)
-    store.upsert_query({"id": qid, "text": query, "normalised": normalised,
-                        "language": language, "query_type": state.get("query_type", "")})
+    await asyncio.to_thread(store.upsert_query, {
+        "id": qid, "text": query, "normalised": normalised, "language": language,
+        "query_type": state.get("query_type", "")})
     prompt = load_prompt(NODE, settings.prompt_set)
     _, model = settings.endpoint("requirements")
     cache_key = key(NODE, normalised, language, model, prompt.hash)
@@ -51,11 +53,11 @@ async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> 
             store=store, settings=settings, run_id=run_id, node=NODE, role="requirements",
             schema=Requirements, messages=system_user(system, user), prompt_hash=prompt.hash,
             cache_key=cache_key)
-        store.put_cached("requirements", {
+        await asyncio.to_thread(store.put_cached, "requirements", {
             "cache_key": cache_key, "query_id": qid, "language": language, "model": model,
             "prompt_hash": prompt.hash, "requirements": result.parsed.model_dump_json(),
             "call_id": result.call_id})
-        return store.cached("requirements", cache_key)
+        return await asyncio.to_thread(store.cached, "requirements", cache_key)
 
     base = {"run_id": run_id, "query_id": qid, "language": language}
     try:

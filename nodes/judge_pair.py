@@ -15,7 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from raer.nodes.common import key, language_name, settings_of, store_for
+from raer.nodes.common import key, language_name, settings_of, store_of
 from raer.nodes.context import Context
 from raer.nodes.draft_guidelines import format_requirements
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
@@ -66,7 +66,7 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     if state.get("upstream_error"):
         return {"judgment": None, "judge_error": state["upstream_error"], "review_reasons": []}
     settings = settings_of(runtime)
-    store = store_for(settings)
+    store = await store_of(settings)
     prompt = load_prompt(NODE, settings.prompt_set)
     _, model = settings.endpoint("judge")
     _, vision_model = settings.endpoint("vision")

@@ -129,7 +129,8 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
                           schema: type[T], messages: list[BaseMessage], prompt_hash: str,
                           cache_key: str = "") -> CallResult[T]:
     """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try."""
-    chat, model = make_chat_model(role, settings)
+    # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
+    chat, model = await asyncio.to_thread(make_chat_model, role, settings)
     fmt = response_format(schema)
     conversation = list(messages)
     last_error, last_raw, call_id = "", "", None
@@ -154,7 +155,7 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
         latency_ms = (time.perf_counter() - started) * 1000
         inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
         cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-        call_id = store.record_call({
+        call_id = await asyncio.to_thread(store.record_call, {
             "run_id": run_id, "node": node, "role": role, "model": model,
             "prompt_hash": prompt_hash, "cache_key": cache_key, "attempt": attempt,
             "messages": json.dumps(messages_for_log(conversation), ensure_ascii=False),

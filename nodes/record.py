@@ -6,21 +6,22 @@ Status: done, escalated (sent to a person) or failed (with the reason).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from raer.nodes.common import judgment_id, settings_of, store_for
+from raer.nodes.common import judgment_id, settings_of, store_of
 from raer.nodes.context import Context
 from raer.nodes.state import ProductState
 
 
 async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = settings_of(runtime)
-    store = store_for(settings)
+    store = await store_of(settings)
     product = state["product"]
-    store.upsert_product(product)
+    await asyncio.to_thread(store.upsert_product, product)
     engine = product.get("engine") or ""
     jid = judgment_id(state["run_id"], state["query_id"], engine, product["product_id"])
     judgment = state.get("judgment")
@@ -56,7 +57,7 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
                   "reasons": json.dumps(reasons, ensure_ascii=False),
                   "status": "resolved" if human else "open", "human_label": human or None,
                   "reviewer": "interactive" if human else None}
-    store.record_judgment(row, review)
+    await asyncio.to_thread(store.record_judgment, row, review)
     summary = {"judgment_id": jid, "product_id": product["product_id"], "engine": engine,
                "status": status, "label": row["label"], "confidence": row["confidence"],
                "review_reasons": reasons, "human_label": state.get("human_label"),

@@ -27,12 +27,15 @@ def _lock_for(key: str) -> asyncio.Lock:
 
 
 async def once(key: str, lookup: Callable[[], T | None], compute: Callable[[], Awaitable[T]]) -> T:
-    """Return the cached value for key, computing it at most once at a time across branches."""
-    found = lookup()
+    """Return the cached value for key, computing it at most once at a time across branches.
+
+    `lookup` reads the store, so it runs in a worker thread, off the event loop.
+    """
+    found = await asyncio.to_thread(lookup)
     if found is not None:
         return found
     async with _lock_for(key):
-        found = lookup()
+        found = await asyncio.to_thread(lookup)
         if found is not None:
             return found
         return await compute()

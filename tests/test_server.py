@@ -67,6 +67,7 @@ def test_server_answers_a_run_of_one_query(server, tmp_path):
     response = httpx.post(f"{server}/runs/wait", json=body, timeout=300)
     assert response.status_code == 200, response.text
     out = response.json()
+    assert "run_id" in out, out
     assert out["run_id"].startswith("run-")
     assert sorted(j["product_id"] for j in out["judgments"]) == ["adidas-samba", "nike-af1"]
     assert all(j["status"] in {"done", "escalated", "failed"} for j in out["judgments"])
