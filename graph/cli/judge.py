@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from raer.evals.usage import run_usage, usage_by_node
 from raer.graph.api import judge_pairs
 from raer.graph.cli.options import (
     EXIT_BAD_INPUT,
@@ -19,7 +20,6 @@ from raer.graph.cli.options import (
     json_option,
     model_options,
 )
-from raer.graph.stats import run_stats
 from raer.nodes.context import OFFLINE, Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.offline_model import OfflineModelMissing
@@ -79,7 +79,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
     run_id = settings.run_id
-    calls_before = run_stats(store, run_id)["calls"]
+    calls_before = run_usage(store, run_id)["calls"]
     started = time.monotonic()
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -88,7 +88,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         task = bar.add_task(f"judging {run_id}", total=len(records), stats="")
 
         def on_progress(progress) -> None:
-            stats = run_stats(store, run_id)
+            stats = run_usage(store, run_id)
             bar.update(task, completed=progress.done + progress.skipped, stats=(
                 f"calls {stats['calls'] - calls_before} · tokens {stats['tokens']:,} · "
                 f"${stats['cost_usd']:.4f} · review {progress.escalated} · "
@@ -102,7 +102,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             sys.exit(EXIT_FAILED)
         bar.update(task, completed=len(records))
 
-    stats = run_stats(store, run_id)
+    stats = run_usage(store, run_id)
     summary = {
         "run_id": run_id, "db": str(db_path), "pairs": len(rows),
         "statuses": {s: sum(r["status"] == s for r in rows) for s in
@@ -110,16 +110,24 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
         "model_calls_this_invocation": stats["calls"] - calls_before,
-        "run_totals": stats, "seconds": round(time.monotonic() - started, 1),
+        "run_totals": stats, "by_node": usage_by_node(store, run_id),
+        "seconds": round(time.monotonic() - started, 1),
         "offline_model": settings.endpoint("judge")[0] == OFFLINE,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         err.print(f"run {run_id}: {summary['statuses']} · labels {summary['labels']}")
+        for node in summary["by_node"]:
+            err.print(f"  {node['node']:<22} {node['model']:<28} calls {node['calls']:>4} · "
+                      f"tokens {node['tokens']:>7,} · failed {node['failed_calls']} · "
+                      f"model time {node['model_seconds']} s")
         err.print(f"model calls this invocation: {summary['model_calls_this_invocation']} · "
                   f"run total {stats['calls']} calls, {stats['tokens']:,} tokens, "
                   f"${stats['cost_usd']:.4f} · {summary['seconds']} s")
+        if stats["unpriced_calls"]:
+            err.print(f"[yellow]{stats['unpriced_calls']} calls used models missing from the "
+                      "price table: their cost is unknown, not zero (see --prices).[/]")
         if summary["offline_model"]:
             err.print(f"[yellow]{OFFLINE_WARNING}[/]")
         err.print(f"inspect: raer show --db {db_path} <judgment id> · "
