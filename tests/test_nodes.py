@@ -148,3 +148,24 @@ async def test_judge_prompt_puts_the_query_part_before_the_product(standard_answ
     first, second = (c[-1].content for c in standard_answers.calls("Judgment"))
     prefix = first.split("<product_data>")[0]
     assert second.startswith(prefix) and "Guidelines:" in prefix
+
+
+async def test_images_are_fetched_from_an_http_url(settings, store, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    draw_packshot(tmp_path / "served.png", colour=(30, 70, 170))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/served.png"
+        out = await describe_product({"run_id": "r", "product": product("p", image=url)},
+                                     rt(settings))
+        missing = await describe_product({"run_id": "r", "product": product(
+            "q", image=url.replace("served", "absent"))}, rt(settings))
+    finally:
+        server.shutdown()
+    assert any("blue" in c for c in out["description"]["colours"])
+    assert missing["description"] is None and "404" in missing["image_note"]
