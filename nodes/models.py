@@ -32,7 +32,7 @@ from raer.nodes.prices import estimate_cost
 from raer.store import Store
 
 T = TypeVar("T", bound=BaseModel)
-MAX_OUTPUT_TOKENS = 700
+MAX_OUTPUT_TOKENS = 1024
 
 
 class StructuredCallFailed(RuntimeError):

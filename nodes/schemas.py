@@ -1,6 +1,7 @@
 """Pydantic structures: what comes in (pairs), and what each model call must return.
 
-Output fields run reasoning → evidence → label → confidence → flags, and their descriptions
+The caps keep the longest answer a schema allows within the door's output-token limit, so a
+model that rambles still finishes valid JSON. Output fields run reasoning → evidence → label → confidence → flags, and their descriptions
 double as instructions. Small local models do not honour numeric bounds or string lengths in
 a grammar, so confidence is offered as an enum and free text is capped in a validator
 (truncated, not rejected) as the last line of defence.
@@ -75,7 +76,7 @@ RequirementKind = Literal[
 
 class Requirement(BaseModel):
     kind: RequirementKind
-    value: capped(60, "The words from the query this requirement is about.")
+    value: capped(40, "The words from the query this requirement is about.")
     importance: Literal["must", "should", "nice"]
     brand_or_literal: bool = Field(
         default=False,
@@ -84,13 +85,13 @@ class Requirement(BaseModel):
 
 
 class Requirements(BaseModel):
-    reasoning: capped(300, "Short analysis of what the shopper wants.")
-    requirements: list[Requirement] = Field(max_length=8)
+    reasoning: capped(200, "Short analysis of what the shopper wants.")
+    requirements: list[Requirement] = Field(max_length=6)
 
     @field_validator("requirements", mode="before")
     @classmethod
-    def _at_most_eight(cls, value: Any) -> Any:
-        return value[:8] if isinstance(value, list) else value
+    def _at_most_six(cls, value: Any) -> Any:
+        return value[:6] if isinstance(value, list) else value
 
     @property
     def ambiguous_terms(self) -> list[str]:
@@ -98,9 +99,9 @@ class Requirements(BaseModel):
 
 
 class Guidelines(BaseModel):
-    highly_relevant: capped(400, "What makes a product highly relevant for this query.")
-    acceptable_substitute: capped(400, "What makes a product an acceptable substitute.")
-    irrelevant: capped(400, "What makes a product irrelevant for this query.")
+    highly_relevant: capped(300, "What makes a product highly relevant for this query.")
+    acceptable_substitute: capped(300, "What makes a product an acceptable substitute.")
+    irrelevant: capped(300, "What makes a product irrelevant for this query.")
 
 
 class PackshotDescription(BaseModel):
@@ -117,7 +118,7 @@ class PackshotDescription(BaseModel):
 
 
 class RequirementVerdict(BaseModel):
-    requirement: capped(60, "The requirement's value.")
+    requirement: capped(40, "The requirement's value.")
     verdict: Literal["met", "partly", "not met", "cannot tell"]
 
 
