@@ -33,6 +33,7 @@ from raer.store import Store
 
 T = TypeVar("T", bound=BaseModel)
 MAX_OUTPUT_TOKENS = 1024
+REASK_ECHO_CHARS = 800
 
 
 class StructuredCallFailed(RuntimeError):
@@ -170,7 +171,8 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
         last_error, last_raw = error, raw
         if transport_failed:
             break
-        conversation = [*messages, AIMessage(content=raw), HumanMessage(content=(
+        # Echo only the start of the bad answer: enough to correct, small enough to fit.
+        conversation = [*messages, AIMessage(content=raw[:REASK_ECHO_CHARS]), HumanMessage(content=(
             f"That answer was not valid ({error[:300]}). Reply again with only a JSON object "
             "that matches the schema."))]
     raise StructuredCallFailed(last_error, last_raw, call_id)

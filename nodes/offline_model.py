@@ -53,10 +53,11 @@ def offline_base_url(threads: int = 2) -> str:
 
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path())
-        # 4 slots of 2048 tokens: batching 4 requests gave 1.6x the tokens/s of one slot
-        # on 2 cores (129 vs 81 tok/s, 8 concurrent judgments).
+        # 4 slots: batching 4 requests gave 1.6x the tokens/s of one slot on 2 cores
+        # (129 vs 81 tok/s, 8 concurrent judgments). 3072 tokens per slot hold a judge
+        # prompt, an echoed bad answer and a re-ask, plus the 1024-token answer.
         params.n_parallel = 4
-        params.n_ctx = 4 * 2048
+        params.n_ctx = 4 * 3072
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.sampling.temp = 0

@@ -1,10 +1,11 @@
 """Pydantic structures: what comes in (pairs), and what each model call must return.
 
-The caps keep the longest answer a schema allows within the door's output-token limit, so a
-model that rambles still finishes valid JSON. Output fields run reasoning → evidence → label → confidence → flags, and their descriptions
+Output fields run reasoning → evidence → label → confidence → flags, and their descriptions
 double as instructions. Small local models do not honour numeric bounds or string lengths in
 a grammar, so confidence is offered as an enum and free text is capped in a validator
-(truncated, not rejected) as the last line of defence.
+(truncated, not rejected) as the last line of defence. The caps also keep the longest answer
+a schema allows within the door's output-token limit, so a rambling model still finishes
+valid JSON.
 """
 
 from __future__ import annotations

@@ -72,3 +72,20 @@ def m001_initial(db: Database) -> None:
         pk="judgment_id", foreign_keys=[("judgment_id", "judgments", "id"),
                                         ("run_id", "runs", "id")],
     )
+
+
+@migrations()
+def m002_human_labels(db: Database) -> None:
+    db["human_labels"].create(
+        {"id": int, "query_id": str, "product_id": str, "annotator": str, "label": str,
+         "raw_label": str, "source": str, "split": str, "created_at": str},
+        pk="id", foreign_keys=[("query_id", "queries", "id"), ("product_id", "products", "id")],
+    )
+    db["human_labels"].create_index(["query_id", "product_id", "annotator", "source"],
+                                    unique=True)
+    db["disagreements"].create(
+        {"judgment_id": str, "category": str, "explanation": str, "model": str,
+         "prompt_hash": str, "call_id": int, "created_at": str},
+        pk="judgment_id", foreign_keys=[("judgment_id", "judgments", "id"),
+                                        ("call_id", "llm_calls", "id")],
+    )

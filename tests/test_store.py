@@ -24,6 +24,10 @@ EXPECTED = {
                   "guidelines_key", "description_key", "call_id", "created_at"],
     "reviews": ["judgment_id", "run_id", "reasons", "status", "human_label", "reviewer",
                 "note", "created_at", "resolved_at"],
+    "human_labels": ["id", "query_id", "product_id", "annotator", "label", "raw_label",
+                     "source", "split", "created_at"],
+    "disagreements": ["judgment_id", "category", "explanation", "model", "prompt_hash",
+                      "call_id", "created_at"],
 }
 
 
@@ -38,4 +42,4 @@ def test_reopening_applies_nothing_twice(tmp_path):
     Store(tmp_path / "x.db").close()
     store = Store(tmp_path / "x.db")
     applied = store.rows("select name from _sqlite_migrations")
-    assert [r["name"] for r in applied] == ["m001_initial"]
+    assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels"]

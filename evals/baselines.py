@@ -1,0 +1,120 @@
+"""Baselines that give every agreement number a floor, stored as ordinary runs.
+
+- majority: always the most common human label of the fitting split;
+- lexical: token overlap between the query and the product's title, brand, colour and
+  category, with two thresholds (substitute, highly relevant) fitted on the fitting split.
+Their predictions are written as judgments of a run named after the baseline and its fit,
+so `raer agree` and reports treat them exactly like model runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from raer.evals.agreement import ORDERED, majority_vote
+from raer.nodes.common import judgment_id
+from raer.store import Store
+
+_TOKEN = re.compile(r"[0-9a-zà-ÿß]+")
+
+
+def tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall((text or "").casefold()))
+
+
+def overlap(query: str, product: dict[str, Any]) -> float:
+    wanted = tokens(query)
+    if not wanted:
+        return 0.0
+    have = tokens(" ".join(product.get(k) or "" for k in ("title", "brand", "colour",
+                                                           "category")))
+    return len(wanted & have) / len(wanted)
+
+
+def labelled_pairs(store: Store, source: str, split: str = "") -> list[dict[str, Any]]:
+    """One row per labelled (query, product) with the human labels gathered."""
+    sql = """select h.query_id, q.text as query, h.product_id, p.title, p.brand, p.colour,
+                    p.category, h.annotator, h.label
+             from human_labels h join queries q on q.id = h.query_id
+             join products p on p.id = h.product_id where h.source = ?"""
+    params = [source]
+    if split:
+        sql += " and h.split = ?"
+        params.append(split)
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in store.rows(sql + " order by h.query_id, h.product_id", params):
+        pair = pairs.setdefault((r["query_id"], r["product_id"]), {**r, "humans": {}})
+        pair["humans"][r["annotator"]] = r["label"]
+    for pair in pairs.values():
+        pair["majority"] = majority_vote(pair["humans"])
+    return list(pairs.values())
+
+
+def lexical_label(score: float, low: float, high: float) -> str:
+    return ORDERED[2] if score >= high else ORDERED[1] if score >= low else ORDERED[0]
+
+
+def fit_lexical(pairs: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """(low, high, accuracy) maximising agreement with the majority label on these pairs."""
+    scores = [(overlap(p["query"], p), p["majority"]) for p in pairs]
+    grid = [i / 20 for i in range(21)] + [1.01]
+    best = (0.0, 0.0, -1.0)
+    for low in grid:
+        for high in grid:
+            if high < low:
+                continue
+            hits = sum(lexical_label(s, low, high) == m for s, m in scores)
+            accuracy = hits / len(scores) if scores else 0.0
+            if accuracy > best[2]:
+                best = (low, high, accuracy)
+    return best
+
+
+def _write_run(store: Store, run_id: str, settings: dict[str, Any], model: str,
+               predictions: list[tuple[dict[str, Any], str]]) -> str:
+    store.ensure_run(run_id, settings, {"judge": model}, {})
+    with store.lock, store.db.atomic():
+        for pair, label in predictions:
+            jid = judgment_id(run_id, pair["query_id"], "", pair["product_id"])
+            store.db["judgments"].upsert({
+                "id": jid, "run_id": run_id, "query_id": pair["query_id"],
+                "product_id": pair["product_id"], "engine": "", "status": "done",
+                "label": label, "model": model, "prompt_hash": None,
+                "reasoning": settings.get("explain", "")}, pk="id")
+    return run_id
+
+
+def _run_name(kind: str, settings: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"baseline-{kind}-{digest}"
+
+
+def run_majority_baseline(store: Store, source: str, fit_split: str, split: str) -> str:
+    fitted = Counter(p["majority"] for p in labelled_pairs(store, source, fit_split))
+    if not fitted:
+        raise ValueError(f"no human labels for source {source!r}, split {fit_split!r}")
+    label = fitted.most_common(1)[0][0]
+    settings = {"baseline": "majority", "source": source, "fit_split": fit_split,
+                "label": label, "explain": f"always {label!r}, the most common human label "
+                                           f"of {fit_split or 'all'}"}
+    targets = labelled_pairs(store, source, split)
+    return _write_run(store, _run_name("majority", settings), settings, "baseline-majority",
+                      [(p, label) for p in targets])
+
+
+def run_lexical_baseline(store: Store, source: str, fit_split: str, split: str) -> str:
+    fit_pairs = labelled_pairs(store, source, fit_split)
+    if not fit_pairs:
+        raise ValueError(f"no human labels for source {source!r}, split {fit_split!r}")
+    low, high, fit_accuracy = fit_lexical(fit_pairs)
+    settings = {"baseline": "lexical", "source": source, "fit_split": fit_split, "low": low,
+                "high": high, "fit_accuracy": round(fit_accuracy, 4),
+                "explain": f"query-token overlap with title/brand/colour/category; "
+                           f">= {high} highly relevant, >= {low} substitute"}
+    targets = labelled_pairs(store, source, split)
+    return _write_run(store, _run_name("lexical", settings), settings, "baseline-lexical",
+                      [(p, lexical_label(overlap(p["query"], p), low, high)) for p in targets])
