@@ -31,3 +31,49 @@ def usage_by_node(store: Store, run_id: str) -> list[dict[str, Any]]:
         row["cost_usd"] = round(row["cost_usd"], 6)
         row["model_seconds"] = round(row["model_seconds"], 1)
     return rows
+
+
+def cost_report(store: Store, run_id: str, human_price_per_label: float = 0.10,
+                annotators_per_pair: int = 2) -> dict[str, Any]:
+    """Calls, tokens, cache reuse, cost and speed of a run, against labelling by people.
+
+    Cache hits count the judgments that used a requirements / guidelines / description
+    artefact this run did not have to make; provider prompt-cache tokens come from
+    llm_calls. The human comparison prices `annotators_per_pair` labels per pair.
+    """
+    totals = run_usage(store, run_id)
+    pairs = store.rows(
+        """select count(*) as n, min(created_at) as first, max(created_at) as last,
+                  count(distinct requirements_key) as requirements,
+                  count(distinct guidelines_key) as guidelines,
+                  count(distinct description_key) as descriptions,
+                  sum(description_key is not null) as described
+           from judgments where run_id = ?""", [run_id])[0]
+    made = {r["node"]: r["n"] for r in store.rows(
+        "select node, count(distinct cache_key) as n from llm_calls where run_id = ? and "
+        "parsed is not null group by node", [run_id])}
+    minutes = _minutes(pairs["first"], pairs["last"])
+    human_cost = pairs["n"] * annotators_per_pair * human_price_per_label
+    return {
+        **totals, "pairs": pairs["n"], "by_node": usage_by_node(store, run_id),
+        "cache_hits": {
+            "requirements": max(0, pairs["requirements"] - made.get("extract_requirements", 0)),
+            "guidelines": max(0, pairs["guidelines"] - made.get("draft_guidelines", 0)),
+            "descriptions_reused": max(0, (pairs["described"] or 0)
+                                       - made.get("describe_product", 0)),
+            "provider_cached_tokens": totals["cached_tokens"]},
+        "pairs_per_minute": round(pairs["n"] / minutes, 1) if minutes else None,
+        "human": {"price_per_label": human_price_per_label,
+                  "annotators_per_pair": annotators_per_pair, "cost_usd": round(human_cost, 2),
+                  "times_cheaper": (round(human_cost / totals["cost_usd"])
+                                    if totals["cost_usd"] else None)},
+    }
+
+
+def _minutes(first: str | None, last: str | None) -> float:
+    from datetime import datetime
+
+    if not first or not last:
+        return 0.0
+    span = datetime.fromisoformat(last) - datetime.fromisoformat(first)
+    return span.total_seconds() / 60

@@ -136,3 +136,14 @@ class Judgment(BaseModel):
     @classmethod
     def _at_most_six(cls, value: Any) -> Any:
         return value[:6] if isinstance(value, list) else value
+
+
+ErrorCategory = Literal["brand", "product type", "category", "attribute too strict",
+                        "too lenient", "query misread", "other"]
+
+
+class DisagreementCause(BaseModel):
+    """Why a judge and people disagree by two steps (the paper's error analysis)."""
+
+    explanation: capped(300, "What went wrong, in one or two sentences.")
+    category: ErrorCategory

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import click
 
+from raer.graph.cli.agree import agree
+from raer.graph.cli.baseline import baseline
 from raer.graph.cli.db import db
 from raer.graph.cli.judge import judge
+from raer.graph.cli.labels import labels
 from raer.graph.cli.review import review
 from raer.graph.cli.show import show
 
@@ -28,3 +31,6 @@ main.add_command(judge)
 main.add_command(show)
 main.add_command(review)
 main.add_command(db)
+main.add_command(labels)
+main.add_command(baseline)
+main.add_command(agree)

@@ -1,0 +1,53 @@
+"""Everything an agreement report shows, computed once: `raer agree`, `raer report` and the
+Python API share it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from raer.evals.agreement import breakdown, hard_disagreements, load_items
+from raer.evals.usage import cost_report
+from raer.store import Store
+
+OFFLINE_NOTE = ("The offline model (SmolLM2-135M) labels at chance level: its row shows the "
+                "pipeline runs on real data, not that it judges relevance.")
+
+
+def run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
+    names = {}
+    for run_id in run_ids:
+        rows = store.rows("select settings, models from runs where id = ?", [run_id])
+        if not rows:
+            raise LookupError(f"no run {run_id!r}")
+        settings, models = json.loads(rows[0]["settings"]), json.loads(rows[0]["models"])
+        if "baseline" in settings:
+            names[run_id] = f"baseline: {settings['baseline']} ({run_id})"
+        else:
+            names[run_id] = f"judge {models.get('judge', '?')} ({run_id})"
+    return names
+
+
+def is_offline(store: Store, run_id: str) -> bool:
+    models = json.loads(store.rows("select models from runs where id = ?", [run_id])[0]
+                        ["models"])
+    return models.get("judge", "").startswith("SmolLM2")
+
+
+def agreement_data(store: Store, run_ids: list[str], source: str = "", split: str = "",
+                   resamples: int = 1000) -> dict[str, Any]:
+    names = run_names(store, run_ids)
+    results, hard, items_by_run = {}, {}, {}
+    for run_id in run_ids:
+        items = load_items(store, run_id, source, split)
+        if not items:
+            raise LookupError(f"run {run_id} has no judgments with human labels"
+                              + (f" of source {source!r}" if source else "")
+                              + (f" in split {split!r}" if split else ""))
+        items_by_run[run_id] = items
+        results[run_id] = breakdown(items, resamples)
+        hard[run_id] = hard_disagreements(items)
+    return {"names": names, "results": results, "hard": hard, "items": items_by_run,
+            "offline": {r: is_offline(store, r) for r in run_ids},
+            "cost": {r: cost_report(store, r) for r in run_ids},
+            "source": source, "split": split, "resamples": resamples}

@@ -1,0 +1,85 @@
+"""`raer agree RUN…`: how far runs agree with people, with baselines in the same table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+
+import click
+
+from raer.evals.report_data import OFFLINE_NOTE, agreement_data
+from raer.evals.tables import (
+    breakdown_table,
+    comparison_table,
+    confusion_table,
+    disagreements_table,
+    per_label_table,
+    raw_confusion_table,
+)
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, model_options
+from raer.nodes.context import Context
+from raer.store import open_store
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+@click.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@db_option
+@click.option("--source", default="", help="Only human labels of this source.")
+@click.option("--split", default="", help="Only this split (e.g. test).")
+@click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--categorise", is_flag=True,
+              help="Classify each hard disagreement of model runs through the model door.")
+@model_options
+@json_option
+def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
+          categorise: bool, as_json: bool, **models: str) -> None:
+    """Agreement of RUN_IDS with human labels: overall, per language, query type, engine."""
+    store = open_store(db_path)
+    try:
+        data = agreement_data(store, list(run_ids), source, split, resamples)
+    except LookupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    categories: dict[str, dict[str, str]] = {}
+    if categorise:
+        settings = Context(db_path=db_path, **models)
+        for run_id in run_ids:
+            if not data["names"][run_id].startswith("baseline"):
+                categories[run_id] = asyncio.run(categorise(
+                    store, settings, f"{run_id}-analysis", data["hard"][run_id]))
+    if as_json:
+        click.echo(json.dumps(_clean({
+            "runs": data["names"], "results": data["results"], "cost": data["cost"],
+            "hard_disagreements": {r: [{"judgment_id": i.judgment_id, "query": i.query,
+                                        "product_id": i.product_id, "human": i.majority,
+                                        "judge": i.judge,
+                                        "category": categories.get(r, {}).get(i.judgment_id)}
+                                       for i in data["hard"][r]] for r in run_ids}}), indent=2))
+        return
+    out = [f"# Agreement with people ({source or 'all sources'}"
+           f"{', split ' + split if split else ''}; {resamples} bootstrap resamples over "
+           "queries)", "", comparison_table(data["results"], data["names"]), ""]
+    if any(data["offline"].values()):
+        out += [f"> {OFFLINE_NOTE}", ""]
+    for run_id in run_ids:
+        overall = data["results"][run_id]["overall"]
+        out += [f"## {data['names'][run_id]}", "", breakdown_table(data["results"][run_id]), "",
+                "Confusion (rows: human majority, columns: judge)", "",
+                confusion_table(overall), "", "Four-way (original labels)", "",
+                raw_confusion_table(overall), "", per_label_table(overall), ""]
+        if data["hard"][run_id]:
+            out += [f"Hard disagreements (two steps apart): {len(data['hard'][run_id])}", "",
+                    disagreements_table(data["hard"][run_id], categories.get(run_id, {})), ""]
+    click.echo("\n".join(out))

@@ -1,0 +1,25 @@
+"""`raer baseline majority|lexical`: floors for every agreement number, stored as runs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from raer.evals.baselines import run_lexical_baseline, run_majority_baseline
+from raer.graph.cli.options import db_option
+from raer.store import open_store
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["majority", "lexical"]))
+@db_option
+@click.option("--source", required=True, help="Human-label source (see `raer labels import`).")
+@click.option("--fit-split", default="dev", show_default=True,
+              help="Split the baseline is fitted on.")
+@click.option("--split", default="test", show_default=True, help="Split it predicts.")
+def baseline(kind: str, db_path: str, source: str, fit_split: str, split: str) -> None:
+    """Write a baseline run's labels for the labelled pairs; prints the run id."""
+    run = {"majority": run_majority_baseline, "lexical": run_lexical_baseline}[kind]
+    run_id = run(open_store(db_path), source, fit_split, split)
+    click.echo(json.dumps({"run_id": run_id}))
