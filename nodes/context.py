@@ -48,6 +48,10 @@ class Context:
     vision_base_url: str = ""
 
     guideline_mode: Literal["specific", "generic"] = "specific"
+    describe_images: bool = True
+    """False judges on product text alone (the packshot ablation)."""
+    scale: Literal["three", "graded"] = "three"
+    """"graded": a 0–4 grade mapped onto the three labels (4–3, 2, 1–0)."""
     review_below: float = 0.5
     """Judgments with confidence below this go to a person."""
     review_mode: Literal["queue", "interactive"] = "queue"
@@ -98,7 +102,7 @@ class Context:
         """The settings that change outputs, plus the resolved models per role."""
         data = {k: v for k, v in dataclasses.asdict(self).items() if k not in _OPERATIONAL}
         data["models"] = {role: list(self.endpoint(role)) for role in ROLES}
-        data["prompts"] = prompt_hashes(self.prompt_set)
+        data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded")
         return data
 
     @property

@@ -56,6 +56,8 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
     product = state["product"]
     if not product.get("image"):
         return {"description": None, "image_note": "no image given"}
+    if not settings.describe_images:
+        return {"description": None, "image_note": "packshot descriptions switched off"}
     try:
         packshot = await asyncio.to_thread(load_packshot, product["image"])
     except ImageUnavailable as exc:

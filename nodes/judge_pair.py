@@ -9,7 +9,6 @@ Identical judge inputs (same model, prompt and content) reuse the earlier answer
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -20,7 +19,7 @@ from raer.nodes.context import Context
 from raer.nodes.draft_guidelines import format_requirements
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
 from raer.nodes.review_policy import escalation_reasons
-from raer.nodes.schemas import Judgment
+from raer.nodes.schemas import GradedJudgment, Judgment
 from raer.nodes.singleflight import once
 from raer.nodes.state import ProductState
 from raer.prompts import load_prompt
@@ -56,6 +55,10 @@ def format_product(product: dict[str, Any], description: dict[str, Any] | None,
     return "\n".join(lines)
 
 
+def _as_judgment(parsed: Judgment | GradedJudgment) -> dict[str, Any]:
+    return parsed.as_judgment() if isinstance(parsed, GradedJudgment) else parsed.model_dump()
+
+
 def format_guidelines(guidelines: dict[str, Any]) -> str:
     return (f"- highly relevant: {guidelines['highly_relevant']}\n"
             f"- acceptable substitute: {guidelines['acceptable_substitute']}\n"
@@ -67,7 +70,9 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
         return {"judgment": None, "judge_error": state["upstream_error"], "review_reasons": []}
     settings = settings_of(runtime)
     store = await store_of(settings)
-    prompt = load_prompt(NODE, settings.prompt_set)
+    graded = settings.scale == "graded"
+    prompt = load_prompt("judge_pair_graded" if graded else NODE, settings.prompt_set)
+    schema = GradedJudgment if graded else Judgment
     _, model = settings.endpoint("judge")
     _, vision_model = settings.endpoint("vision")
     system, user = prompt.render(
@@ -81,13 +86,14 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     async def compute() -> tuple[dict[str, Any], int]:
         result = await structured_call(
             store=store, settings=settings, run_id=state["run_id"], node=NODE, role="judge",
-            schema=Judgment, messages=system_user(system, user), prompt_hash=prompt.hash,
+            schema=schema, messages=system_user(system, user), prompt_hash=prompt.hash,
             cache_key=input_hash)
-        return result.parsed.model_dump(), result.call_id
+        return _as_judgment(result.parsed), result.call_id
 
     def lookup() -> tuple[dict[str, Any], int] | None:
         row = store.successful_call(input_hash)
-        return (json.loads(row["parsed"]), row["id"]) if row else None
+        return (_as_judgment(schema.model_validate_json(row["parsed"])), row["id"]) if row \
+            else None
 
     try:
         judgment, call_id = await once(input_hash, lookup, compute)

@@ -41,6 +41,7 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
         "reasoning": judgment["reasoning"] if judgment else None,
         "verdicts": json.dumps(judgment["verdicts"], ensure_ascii=False) if judgment else None,
         "brand_check": judgment["brand_check"] if judgment else None,
+        "grade": judgment.get("grade") if judgment else None,
         "error": state.get("judge_error") or None,
         "image_note": state.get("image_note") or None,
         "model": state.get("judge_model"), "prompt_hash": state.get("judge_prompt_hash"),

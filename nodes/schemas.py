@@ -138,6 +138,28 @@ class Judgment(BaseModel):
         return value[:6] if isinstance(value, list) else value
 
 
+GRADE_TO_LABEL = {4: "highly relevant", 3: "highly relevant", 2: "acceptable substitute",
+                  1: "irrelevant", 0: "irrelevant"}
+
+
+class GradedJudgment(BaseModel):
+    """The 0–4 scale of Zalando's later production variant; mapped onto the three labels."""
+
+    reasoning: capped(400, "Step by step: check each requirement against the product.")
+    verdicts: list[RequirementVerdict] = Field(max_length=6)
+    grade: Literal[0, 1, 2, 3, 4] = Field(description="4 exact … 0 irrelevant.")
+    confidence: Confidence
+    brand_check: Literal["matches", "differs", "cannot confirm", "no brand asked"]
+
+    @field_validator("verdicts", mode="before")
+    @classmethod
+    def _at_most_six(cls, value: Any) -> Any:
+        return value[:6] if isinstance(value, list) else value
+
+    def as_judgment(self) -> dict[str, Any]:
+        return {**self.model_dump(), "label": GRADE_TO_LABEL[self.grade]}
+
+
 ErrorCategory = Literal["brand", "product type", "category", "attribute too strict",
                         "too lenient", "query misread", "other"]
 

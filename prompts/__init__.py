@@ -20,6 +20,8 @@ EXPECTED_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "draft_guidelines": frozenset({"query", "language", "requirements"}),
     "describe_product": frozenset({"product_hint"}),
     "judge_pair": frozenset({"query", "language", "requirements", "guidelines", "product"}),
+    "judge_pair_graded": frozenset({"query", "language", "requirements", "guidelines",
+                                    "product"}),
     "classify_disagreement": frozenset({"query", "guidelines", "product", "human_label",
                                         "judge_label", "reasoning"}),
 }
@@ -71,9 +73,8 @@ def load_prompt(name: str, prompt_set: str = "default") -> Prompt:
     return parse_prompt(name, text)
 
 
-JUDGING_PROMPTS = ("extract_requirements", "draft_guidelines", "describe_product", "judge_pair")
-
-
-def prompt_hashes(prompt_set: str = "default") -> dict[str, str]:
+def prompt_hashes(prompt_set: str = "default", graded: bool = False) -> dict[str, str]:
     """Hashes of the prompts a judging run uses (part of the run's identity)."""
-    return {name: load_prompt(name, prompt_set).hash for name in JUDGING_PROMPTS}
+    names = ("extract_requirements", "draft_guidelines", "describe_product",
+             "judge_pair_graded" if graded else "judge_pair")
+    return {name: load_prompt(name, prompt_set).hash for name in names}

@@ -89,3 +89,8 @@ def m002_human_labels(db: Database) -> None:
         pk="judgment_id", foreign_keys=[("judgment_id", "judgments", "id"),
                                         ("call_id", "llm_calls", "id")],
     )
+
+
+@migrations()
+def m003_graded_scale(db: Database) -> None:
+    db["judgments"].add_column("grade", int)

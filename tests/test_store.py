@@ -21,7 +21,7 @@ EXPECTED = {
     "judgments": ["id", "run_id", "query_id", "product_id", "engine", "rank", "status",
                   "label", "confidence", "reasoning", "verdicts", "brand_check", "error",
                   "image_note", "model", "prompt_hash", "input_hash", "requirements_key",
-                  "guidelines_key", "description_key", "call_id", "created_at"],
+                  "guidelines_key", "description_key", "call_id", "created_at", "grade"],
     "reviews": ["judgment_id", "run_id", "reasons", "status", "human_label", "reviewer",
                 "note", "created_at", "resolved_at"],
     "human_labels": ["id", "query_id", "product_id", "annotator", "label", "raw_label",
@@ -42,4 +42,5 @@ def test_reopening_applies_nothing_twice(tmp_path):
     Store(tmp_path / "x.db").close()
     store = Store(tmp_path / "x.db")
     applied = store.rows("select name from _sqlite_migrations")
-    assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels"]
+    assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
+                                            "m003_graded_scale"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from raer.graph.cli.ablate import ablate
 from raer.graph.cli.agree import agree
 from raer.graph.cli.baseline import baseline
 from raer.graph.cli.db import db
@@ -34,3 +35,4 @@ main.add_command(db)
 main.add_command(labels)
 main.add_command(baseline)
 main.add_command(agree)
+main.add_command(ablate)
