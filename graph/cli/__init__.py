@@ -13,6 +13,7 @@ from raer.graph.cli.baseline import baseline
 from raer.graph.cli.db import db
 from raer.graph.cli.judge import judge
 from raer.graph.cli.labels import labels
+from raer.graph.cli.report import report
 from raer.graph.cli.review import review
 from raer.graph.cli.show import show
 
@@ -36,3 +37,4 @@ main.add_command(labels)
 main.add_command(baseline)
 main.add_command(agree)
 main.add_command(ablate)
+main.add_command(report)

@@ -1,0 +1,123 @@
+"""`raer report`: a run's agreement, baselines, disagreements and cost as Markdown and as one
+self-contained HTML page (inline SVG charts, inline CSS, no scripts, opens offline)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from raer.evals import charts
+from raer.evals.report_data import OFFLINE_NOTE, agreement_data
+from raer.evals.tables import (
+    breakdown_table,
+    comparison_table,
+    confusion_table,
+    disagreements_table,
+    pct,
+    per_label_table,
+    raw_confusion_table,
+)
+from raer.store import Store
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
+padding:3px 7px;text-align:left}th{background:#f0f3f8}.note{background:#fff6d6;
+border-left:4px solid #e0b100;padding:8px 12px}.charts{display:flex;flex-wrap:wrap;gap:16px}
+svg{max-width:100%;height:auto}"""
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    human = cost["human"]
+    cheaper = (f"{human['times_cheaper']:,}× cheaper than people" if human["times_cheaper"]
+               else "no model cost recorded (local or unpriced models)")
+    return [f"- pairs: {cost['pairs']}; model calls: {cost['calls']} "
+            f"({cost['failed_calls']} failed); tokens: {cost['tokens']:,} "
+            f"(provider-cached: {cost['cached_tokens']:,})",
+            f"- estimated cost: ${cost['cost_usd']:.4f}"
+            + (f" ({cost['unpriced_calls']} calls unpriced)" if cost["unpriced_calls"] else ""),
+            f"- cache reuse: requirements {cost['cache_hits']['requirements']}, guidelines "
+            f"{cost['cache_hits']['guidelines']}, packshot descriptions "
+            f"{cost['cache_hits']['descriptions_reused']}",
+            f"- speed: {cost['pairs_per_minute'] or 'n/a'} pairs/minute; model time "
+            f"{cost['model_seconds']} s",
+            f"- people at ${human['price_per_label']:.2f} per label × "
+            f"{human['annotators_per_pair']} annotators: ${human['cost_usd']:,.2f} — {cheaper}"]
+
+
+def markdown_report(data: dict[str, Any]) -> str:
+    out = [f"# raer agreement report ({data['source'] or 'all label sources'}"
+           f"{', split ' + data['split'] if data['split'] else ''})", "",
+           f"Confidence intervals: {data['resamples']} bootstrap resamples over queries.", "",
+           comparison_table(data["results"], data["names"]), ""]
+    if any(data["offline"].values()):
+        out += [f"> {OFFLINE_NOTE}", ""]
+    for run_id, groups in data["results"].items():
+        overall = groups["overall"]
+        out += [f"## {data['names'][run_id]}", "", breakdown_table(groups), "",
+                confusion_table(overall), "", raw_confusion_table(overall), "",
+                per_label_table(overall), ""]
+        if data["cost"][run_id]["calls"]:
+            out += ["Cost and time:", "", *cost_lines(data["cost"][run_id]), ""]
+        if data["hard"][run_id]:
+            out += [f"Hard disagreements: {len(data['hard'][run_id])}", "",
+                    disagreements_table(data["hard"][run_id], {}), ""]
+    return "\n".join(out)
+
+
+def _md_table_to_html(table: str) -> str:
+    lines = [line for line in table.splitlines() if line.strip()]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                      for row in body) + "</table>")
+
+
+def html_report(data: dict[str, Any]) -> str:
+    title = (f"raer agreement report — {html.escape(data['source'] or 'all label sources')}"
+             + (f", split {html.escape(data['split'])}" if data["split"] else ""))
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}"
+             f"</title><style>{CSS}</style></head><body><h1>{title}</h1>",
+             f"<p>Confidence intervals: {data['resamples']} bootstrap resamples over queries."
+             "</p>", _md_table_to_html(comparison_table(data["results"], data["names"]))]
+    if any(data["offline"].values()):
+        parts.append(f"<p class='note'>{html.escape(OFFLINE_NOTE)}</p>")
+    for run_id, groups in data["results"].items():
+        overall, name = groups["overall"], data["names"][run_id]
+        cost = data["cost"][run_id]
+        parts += [f"<h2>{html.escape(name)}</h2>",
+                  f"<p>Agreement with the human majority: <b>{pct(overall['agreement'])}%</b> "
+                  f"on {overall['judged']} judged pairs of {overall['pairs']}.</p>",
+                  _md_table_to_html(breakdown_table(groups)), "<div class='charts'>",
+                  charts.confusion_heatmap(overall["confusion"], "confusion (pairs)"),
+                  charts.agreement_bars(groups, "agreement by group"),
+                  charts.label_distribution(overall["judge_labels"], overall["human_labels"],
+                                            "label distributions")]
+        if cost["by_node"]:
+            parts.append(charts.usage_by_node(cost["by_node"], "cost and time by node"))
+        parts += ["</div>", "<h3>Four-way confusion (original labels × judge)</h3>",
+                  _md_table_to_html(raw_confusion_table(overall)),
+                  "<h3>Precision and recall per label</h3>",
+                  _md_table_to_html(per_label_table(overall))]
+        if cost["calls"]:
+            parts.append("<h3>Cost and time</h3><ul>" + "".join(
+                f"<li>{html.escape(line[2:])}</li>" for line in cost_lines(cost)) + "</ul>")
+        if data["hard"][run_id]:
+            parts += [f"<h3>Hard disagreements ({len(data['hard'][run_id])})</h3>",
+                      _md_table_to_html(disagreements_table(data["hard"][run_id], {}))]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(store: Store, run_ids: list[str], out_dir: str | Path, source: str = "",
+                 split: str = "", resamples: int = 1000) -> dict[str, str]:
+    data = agreement_data(store, run_ids, source, split, resamples)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown_report(data), encoding="utf-8")
+    (out / "report.html").write_text(html_report(data), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(
+        {"runs": data["names"], "cost": data["cost"]}, indent=2, default=str), encoding="utf-8")
+    return {"markdown": str(out / "report.md"), "html": str(out / "report.html")}

@@ -1,0 +1,72 @@
+"""The HTML report renders in headless Chromium and shows its charts and numbers."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from raer.graph.cli import main
+from tests.conftest import write_jsonl
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def judged_store(standard_answers, tmp_path):
+    """Four labelled pairs judged by the fake model: three agree with people, one doesn't."""
+    from tests.conftest import judgment
+
+    standard_answers.respond("Judgment", lambda m: judgment(
+        label="irrelevant" if "Belt" in m[-1].content else "highly relevant"))
+    rows = [{"query": q, "language": lang, "product_id": pid, "title": title, "label": label}
+            for q, lang, pid, title, label in (
+                ("black jeans", "en", "p1", "Black jeans", "highly relevant"),
+                ("black jeans", "en", "p2", "Belt", "highly relevant"),
+                ("schwarze Jeans", "de", "p3", "Schwarze Jeans", "highly relevant"),
+                ("schwarze Jeans", "de", "p4", "Jeans grau", "acceptable substitute"))]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    db = str(tmp_path / "r.db")
+    runner = CliRunner()
+    runner.invoke(main, ["labels", "import", "table", str(pairs), "--db", db, "--source",
+                         "people"])
+    out = runner.invoke(main, ["judge", str(pairs), "--db", db, "--json", "--base-url",
+                               "http://fake.invalid/v1", "--model", "gpt-4o-mini"])
+    import json
+
+    return db, json.loads(out.stdout)["run_id"]
+
+
+def test_report_writes_markdown_and_self_contained_html(judged_store, tmp_path):
+    db, run_id = judged_store
+    result = CliRunner().invoke(main, ["report", run_id, "--db", db, "--source", "people",
+                                       "--resamples", "50", "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    assert "| overall | 2 | 4 | 4 | 50.0" in markdown
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("<svg") == 4  # confusion, agreement by group, labels, cost by node
+    # no external assets: nothing loaded by src / href / url(), no stylesheets or scripts
+    for reference in ('src="http', "href=\"http", "url(http", "<link", "@import", "<script"):
+        assert reference not in page
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                    reason="Debian's chromium is installed by .ci/run")
+def test_report_renders_in_headless_chromium(judged_store, tmp_path):
+    db, run_id = judged_store
+    CliRunner().invoke(main, ["report", run_id, "--db", db, "--source", "people",
+                              "--resamples", "50", "--out", str(tmp_path / "rep")])
+    page = (tmp_path / "rep" / "report.html").as_uri()
+    common = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "Agreement with the human majority: <b>50.0%</b>" in dom
+    assert dom.count("<svg") == 4 and "language: de" in dom and "cost and time by node" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, "--window-size=1200,2000", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000  # a page with charts, not a blank one
