@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean
+.PHONY: setup demo test lint server clean chromium
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
@@ -27,9 +27,15 @@ demo: $(STAMP)
 	$(BIN)/raer judge demo/pairs.jsonl --db demo.db || test $$? -eq 1
 	$(BIN)/raer review list --db demo.db
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Debian's chromium renders the HTML report in a test; installed when we may (root).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium not installed: the report rendering test will be skipped"
 
 server: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \

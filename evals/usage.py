@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from raer.nodes.prices import estimate_cost
 from raer.store import Store
 
 _TOTALS = """count(*) as calls, coalesce(sum(input_tokens + output_tokens), 0) as tokens,
@@ -34,14 +35,21 @@ def usage_by_node(store: Store, run_id: str) -> list[dict[str, Any]]:
 
 
 def cost_report(store: Store, run_id: str, human_price_per_label: float = 0.10,
-                annotators_per_pair: int = 2) -> dict[str, Any]:
+                annotators_per_pair: int = 2, prices: str = "") -> dict[str, Any]:
     """Calls, tokens, cache reuse, cost and speed of a run, against labelling by people.
 
     Cache hits count the judgments that used a requirements / guidelines / description
     artefact this run did not have to make; provider prompt-cache tokens come from
-    llm_calls. The human comparison prices `annotators_per_pair` labels per pair.
+    llm_calls. The human comparison prices `annotators_per_pair` labels per pair. `prices`
+    (JSON, as the run setting) re-prices the recorded tokens instead of the stored estimate.
     """
     totals = run_usage(store, run_id)
+    if prices:
+        totals["cost_usd"] = round(sum(
+            estimate_cost(c["model"], c["input_tokens"] or 0, c["output_tokens"] or 0,
+                          c["cached_tokens"] or 0, prices) or 0.0
+            for c in store.rows("select model, input_tokens, output_tokens, cached_tokens "
+                                "from llm_calls where run_id = ?", [run_id])), 6)
     pairs = store.rows(
         """select count(*) as n, min(created_at) as first, max(created_at) as last,
                   count(distinct requirements_key) as requirements,

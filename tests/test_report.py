@@ -70,3 +70,21 @@ def test_report_renders_in_headless_chromium(judged_store, tmp_path):
     subprocess.run([*common, "--window-size=1200,2000", f"--screenshot={shot}", page],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000  # a page with charts, not a blank one
+
+
+def test_cost_report_counts_calls_cache_reuse_and_prices_people(judged_store):
+    db, run_id = judged_store
+    import json
+
+    data = json.loads(CliRunner().invoke(main, ["cost", run_id, "--db", db, "--json",
+                                                "--human-price-per-label", "0.5"]).stdout)
+    # 2 queries: 2 requirements + 2 guidelines + 4 judge calls (no images)
+    assert data["calls"] == 8 and data["pairs"] == 4
+    assert {r["node"] for r in data["by_node"]} == {"extract_requirements", "draft_guidelines",
+                                                    "judge_pair"}
+    assert data["human"]["cost_usd"] == 4 * 2 * 0.5
+    assert data["cost_usd"] > 0 and data["human"]["times_cheaper"] > 1
+    repriced = json.loads(CliRunner().invoke(main, [
+        "cost", run_id, "--db", db, "--json", "--prices",
+        '{"gpt-4o-mini": [0, 0, 0]}']).stdout)
+    assert repriced["cost_usd"] == 0.0

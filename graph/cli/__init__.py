@@ -10,6 +10,7 @@ import click
 from raer.graph.cli.ablate import ablate
 from raer.graph.cli.agree import agree
 from raer.graph.cli.baseline import baseline
+from raer.graph.cli.cost import cost
 from raer.graph.cli.db import db
 from raer.graph.cli.judge import judge
 from raer.graph.cli.labels import labels
@@ -38,3 +39,4 @@ main.add_command(baseline)
 main.add_command(agree)
 main.add_command(ablate)
 main.add_command(report)
+main.add_command(cost)
