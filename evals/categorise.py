@@ -8,6 +8,7 @@ the model and prompt that made them, so the analysis can be redone and compared.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from raer.evals.agreement import Item
 from raer.nodes.context import Context
@@ -35,6 +36,7 @@ async def categorise(store: Store, settings: Context, run_id: str,
             return
         product = store.rows("select * from products where id = ?", [item.product_id])[0]
         product["product_id"] = product["id"]
+        product["attributes"] = json.loads(product["attributes"] or "{}")
         guidelines = store.rows("select * from guidelines where cache_key = ?",
                                 [item.guidelines_key])
         system, user = prompt.render(

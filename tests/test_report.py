@@ -88,3 +88,27 @@ def test_cost_report_counts_calls_cache_reuse_and_prices_people(judged_store):
         "cost", run_id, "--db", db, "--json", "--prices",
         '{"gpt-4o-mini": [0, 0, 0]}']).stdout)
     assert repriced["cost_usd"] == 0.0
+
+
+def test_hard_disagreements_are_categorised_through_the_model_door_and_stored(
+        judged_store, standard_answers):
+    import json
+
+    from raer.nodes.schemas import DisagreementCause
+    from raer.store import open_store
+
+    db, run_id = judged_store
+    standard_answers.respond("DisagreementCause", lambda m: DisagreementCause(
+        explanation="a belt is not jeans; people accepted it", category="product type"))
+    result = CliRunner().invoke(main, ["agree", run_id, "--db", db, "--source", "people",
+                                       "--resamples", "20", "--categorise", "--json",
+                                       "--base-url", "http://fake.invalid/v1",
+                                       "--model", "gpt-4o-mini"])
+    assert result.exit_code == 0, result.output
+    [hard] = json.loads(result.stdout)["hard_disagreements"][run_id]
+    assert (hard["product_id"], hard["human"], hard["judge"], hard["category"]) == (
+        "p2", "highly relevant", "irrelevant", "product type")
+    [stored] = open_store(db).rows("select category, model, prompt_hash from disagreements")
+    assert stored["category"] == "product type" and stored["model"] == "gpt-4o-mini"
+    prompt = standard_answers.calls("DisagreementCause")[0][-1].content
+    assert "Human label: highly relevant" in prompt and "Judge label: irrelevant" in prompt

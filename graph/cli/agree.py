@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from raer.evals.categorise import categorise as categorise_disagreements
 from raer.evals.report_data import OFFLINE_NOTE, agreement_data
 from raer.evals.tables import (
     breakdown_table,
@@ -57,7 +58,7 @@ def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resam
         settings = Context(db_path=db_path, **models)
         for run_id in run_ids:
             if not data["names"][run_id].startswith("baseline"):
-                categories[run_id] = asyncio.run(categorise(
+                categories[run_id] = asyncio.run(categorise_disagreements(
                     store, settings, f"{run_id}-analysis", data["hard"][run_id]))
     if as_json:
         click.echo(json.dumps(_clean({
