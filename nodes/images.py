@@ -78,7 +78,12 @@ def load_packshot(source: str, base_dir: Path | None = None) -> Packshot:
         image = Image.open(io.BytesIO(data))
         image.load()
         image = ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:
+        # Pillow's message names an object address; the reason must be stable, since it
+        # becomes part of the judge's prompt and so of its cache key.
+        raise ImageUnavailable("image is corrupt or not an image (format not recognised)") \
+            from exc
+    except (OSError, Image.DecompressionBombError) as exc:
         raise ImageUnavailable(f"image is corrupt or not an image: {exc}") from exc
     return Packshot(sha256=hashlib.sha256(data).hexdigest(), image=image)
 

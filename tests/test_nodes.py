@@ -169,3 +169,15 @@ async def test_images_are_fetched_from_an_http_url(settings, store, tmp_path):
         server.shutdown()
     assert any("blue" in c for c in out["description"]["colours"])
     assert missing["description"] is None and "404" in missing["image_note"]
+
+
+async def test_image_failure_reasons_are_stable_so_the_judge_cache_holds(settings, store,
+                                                                        tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not an image at all")
+    notes = set()
+    for _ in range(2):
+        out = await describe_product({"run_id": "r", "product": product(
+            "p", image=str(corrupt))}, rt(settings))
+        notes.add(out["image_note"])
+    assert notes == {"image is corrupt or not an image (format not recognised)"}
