@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium
+.PHONY: setup demo test lint server clean chromium esci
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
@@ -36,6 +36,10 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium not installed: the report rendering test will be skipped"
+
+# agreement with people on ../shared/data/esci-us (see evals/esci_us.sh); ~10 minutes
+esci: $(STAMP)
+	evals/esci_us.sh 4
 
 server: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \
