@@ -21,6 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from raer.graph.build import build_graph
+from raer.nodes.budget import BudgetExhausted
 from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id, start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -95,22 +96,23 @@ async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: 
         payload = Command(resume=answers)
 
 
-def _record_query_failure(store: Any, run_id: str, group: QueryGroup, todo: list[Pair],
-                          exc: Exception) -> None:
-    normalised = normalise_query(group.query)
-    qid = query_id(normalised, group.language)
-    store.upsert_query({"id": qid, "text": group.query, "normalised": normalised,
+def _mark(store: Any, run_id: str, work: list[tuple[QueryGroup, list[Pair]]], status: str,
+          error: str | None = None) -> None:
+    """Pair rows for `work` with a status: "pending" before judging, "failed" on a crash."""
+    queries, products, judgments = [], [], []
+    for group, todo in work:
+        normalised = normalise_query(group.query)
+        qid = query_id(normalised, group.language)
+        queries.append({"id": qid, "text": group.query, "normalised": normalised,
                         "language": group.language, "query_type": group.query_type})
-    finished = store.finished_pairs(run_id)
-    for pair in todo:
-        jid = judgment_id(run_id, qid, pair.engine, pair.product_id)
-        if jid in finished:
-            continue
-        store.upsert_product(pair.product().model_dump())
-        store.record_judgment({"id": jid, "run_id": run_id, "query_id": qid,
-                               "product_id": pair.product_id, "engine": pair.engine,
-                               "rank": pair.rank, "status": "failed",
-                               "error": f"{type(exc).__name__}: {exc}"[:1000]}, None)
+        for pair in todo:
+            products.append(pair.product().model_dump())
+            judgments.append({"id": judgment_id(run_id, qid, pair.engine, pair.product_id),
+                              "run_id": run_id, "query_id": qid, "product_id": pair.product_id,
+                              "engine": pair.engine, "rank": pair.rank, "status": status,
+                              "error": error})
+    if judgments:
+        store.mark_pairs(queries, products, judgments)
 
 
 async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
@@ -128,22 +130,32 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     progress = Progress(total=len(pairs))
     bound = asyncio.Semaphore(max(1, settings.query_concurrency))
 
-    async def run(group: QueryGroup) -> None:
-        todo = [p for p in group.pairs if _judgment_id(run_id, group, p) not in finished]
-        progress.skipped += len(group.pairs) - len(todo)
+    work = [(g, [p for p in g.pairs if _judgment_id(run_id, g, p) not in finished])
+            for g in groups]
+    progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
+    # Every pair to do exists as "pending" before any call: a kill leaves nothing unaccounted.
+    await asyncio.to_thread(_mark, store, run_id, work, "pending")
+    stop = asyncio.Event()
+
+    async def run(group: QueryGroup, todo: list[Pair]) -> None:
         if not todo:
             return
         async with bound:
+            if stop.is_set():
+                return  # the budget ran out: these pairs stay pending for a later run
             try:
                 await _run_query(graph, group, todo, settings,
                                  reviewer if interactive else None, progress, on_progress)
+            except BudgetExhausted:
+                stop.set()
             except Exception as exc:  # never lose a pair: record why the query failed
-                _record_query_failure(store, run_id, group, todo, exc)
+                await asyncio.to_thread(_mark, store, run_id, [(group, todo)], "failed",
+                                        f"{type(exc).__name__}: {exc}"[:1000])
                 progress.failed += len(todo)
                 if on_progress:
                     on_progress(progress)
 
-    await asyncio.gather(*(run(group) for group in groups))
+    await asyncio.gather(*(run(group, todo) for group, todo in work))
     rows = {r["id"]: r for r in store.rows(
         "select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
         "where j.run_id = ?", [run_id])}

@@ -22,7 +22,8 @@ PILLOW_VISION = "pillow"  # the offline vision default: local image analysis, no
 
 # Fields that do not change what the models are asked, so they stay out of the run identity.
 _OPERATIONAL = {"db_path", "run_name", "max_concurrency", "query_concurrency", "review_mode",
-                "request_timeout", "max_retries", "offline_threads"}
+                "request_timeout", "max_retries", "offline_threads", "max_cost",
+                "requests_per_minute", "tokens_per_minute"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ class Context:
     request_timeout: float = 120.0
     max_concurrency: int = 8
     """Model calls in flight at once, across all queries of this process."""
+    requests_per_minute: float = 0
+    """Per endpoint; 0: no limit."""
+    tokens_per_minute: float = 0
+    """Per endpoint, prompt plus output-limit tokens; 0: no limit."""
+    max_cost: float = 0
+    """USD for the whole run; no call starts that could pass it. 0: no limit."""
     query_concurrency: int = 4
     image_max_side: int = 512
     offline_threads: int = 2

@@ -26,9 +26,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from raer.nodes.budget import BudgetExhausted, within_budget
 from raer.nodes.context import OFFLINE, Context
 from raer.nodes.offline_model import offline_base_url
 from raer.nodes.prices import estimate_cost
+from raer.nodes.rate_limits import rate_limit
 from raer.store import Store
 
 T = TypeVar("T", bound=BaseModel)
@@ -86,6 +88,28 @@ def _in_flight_bound(limit: int) -> asyncio.Semaphore:
     return sem
 
 
+def estimate_prompt_tokens(messages: list[BaseMessage]) -> int:
+    """A deliberately high guess (3 characters a token; ~1,100 tokens an image)."""
+    total = 0
+    for m in messages:
+        if isinstance(m.content, str):
+            total += len(m.content) // 3 + 4
+        else:
+            for part in m.content:
+                is_image = isinstance(part, dict) and part.get("type") == "image_url"
+                total += 1100 if is_image else len(str(part.get("text", ""))) // 3 + 4
+    return total
+
+
+def _cost_of(answer: Any, model: str, settings: Context) -> float | None:
+    usage = getattr(answer, "usage_metadata", None) or {}
+    if not usage:
+        return None
+    cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
+    return estimate_cost(model, usage.get("input_tokens", 0), usage.get("output_tokens", 0),
+                         cached, settings.prices)
+
+
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
     return {"type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
@@ -132,6 +156,7 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try."""
     # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
     chat, model = await asyncio.to_thread(make_chat_model, role, settings)
+    base_url = settings.endpoint(role)[0]
     fmt = response_format(schema)
     conversation = list(messages)
     last_error, last_raw, call_id = "", "", None
@@ -142,13 +167,26 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
         raw, usage, error, parsed = "", {}, "", None
         transport_failed = False
         try:
-            async with _in_flight_bound(settings.max_concurrency):
-                answer = await chat.ainvoke(conversation, extra_body={"response_format": fmt},
-                                            temperature=temperature)
+            prompt_tokens = estimate_prompt_tokens(conversation)
+            tokens = prompt_tokens + MAX_OUTPUT_TOKENS
+            worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0,
+                                       settings.prices)
+            async with within_budget(store, run_id, settings.max_cost, worst_case) as settle, \
+                    _in_flight_bound(settings.max_concurrency):
+                await rate_limit(base_url, settings, tokens)
+                answer = None
+                try:
+                    answer = await chat.ainvoke(
+                        conversation, extra_body={"response_format": fmt},
+                        temperature=temperature)
+                finally:
+                    settle(_cost_of(answer, model, settings))
             raw, usage = _text(answer), (answer.usage_metadata or {})
             if (answer.response_metadata or {}).get("finish_reason") == "length":
                 raise ValueError(f"the answer hit the token limit ({MAX_OUTPUT_TOKENS})")
             parsed = parse_output(schema, raw)
+        except BudgetExhausted:
+            raise  # not this call's fault: the run stops, the pair stays pending
         except (json.JSONDecodeError, ValidationError, ValueError) as exc:
             error = f"invalid output: {exc}".strip()[:2000]
         except Exception as exc:  # the client already retried transport faults
@@ -172,9 +210,10 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
         if transport_failed:
             break
         # Echo only the start of the bad answer: enough to correct, small enough to fit.
-        conversation = [*messages, AIMessage(content=raw[:REASK_ECHO_CHARS]), HumanMessage(content=(
-            f"That answer was not valid ({error[:300]}). Reply again with only a JSON object "
-            "that matches the schema."))]
+        conversation = [*messages, AIMessage(content=raw[:REASK_ECHO_CHARS]),
+                        HumanMessage(content=(
+                            f"That answer was not valid ({error[:300]}). Reply again with "
+                            "only a JSON object that matches the schema."))]
     raise StructuredCallFailed(last_error, last_raw, call_id)
 
 

@@ -39,6 +39,14 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def product_row(product: dict[str, Any]) -> dict[str, Any]:
+    """A `Product` (model dump) as a products row."""
+    return {"id": product["product_id"],
+            **{k: product.get(k, "") for k in
+               ("title", "brand", "colour", "category", "description", "image")},
+            "attributes": dumps(product.get("attributes") or {})}
+
+
 class Store:
     """A sqlite-utils Database with raer's tables; migrations applied on open."""
 
@@ -72,14 +80,8 @@ class Store:
             self.db["queries"].upsert(row, pk="id")
 
     def upsert_product(self, product: dict[str, Any]) -> None:
-        row = {
-            "id": product["product_id"],
-            **{k: product.get(k, "") for k in
-               ("title", "brand", "colour", "category", "description", "image")},
-            "attributes": dumps(product.get("attributes") or {}),
-        }
         with self.lock:
-            self.db["products"].upsert(row, pk="id")
+            self.db["products"].upsert(product_row(product), pk="id")
 
     # ------------------------------------------------------------ model calls
     def record_call(self, row: dict[str, Any]) -> int:
@@ -112,6 +114,28 @@ class Store:
                 existing = self.db["reviews"].count_where("judgment_id = ?", [row["id"]])
                 if not existing:
                     self.db["reviews"].insert({**review, "created_at": now()}, pk="judgment_id")
+
+    def mark_pairs(self, queries: list[dict[str, Any]], products: list[dict[str, Any]],
+                   judgments: list[dict[str, Any]]) -> None:
+        """Write pair rows (pending, or failed with a reason) in one transaction, leaving
+        pairs that are already done or escalated untouched."""
+        with self.lock, self.db.atomic():
+            for row in queries:
+                self.db["queries"].upsert(row, pk="id")
+            for product in products:
+                self.db["products"].upsert(product_row(product), pk="id")
+            finished = {r["id"] for r in self.db.query(
+                "select id from judgments where run_id = ? and status in ('done', 'escalated')",
+                [judgments[0]["run_id"]])} if judgments else set()
+            self.db["judgments"].upsert_all(
+                [{**j, "created_at": now()} for j in judgments if j["id"] not in finished],
+                pk="id")
+
+    def pair_statuses(self, run_id: str) -> dict[str, int]:
+        with self.lock:
+            return {r["status"]: r["n"] for r in self.db.query(
+                "select status, count(*) as n from judgments where run_id = ? group by status",
+                [run_id])}
 
     def finished_pairs(self, run_id: str) -> set[str]:
         """Judgment ids of this run that need no more work (done or escalated)."""

@@ -81,17 +81,21 @@ def test_a_killed_run_continues_without_duplicates_or_repeated_calls(fake_server
         time.sleep(0.2)
         if db.exists():
             try:
-                done = open_store(db).rows("select count(*) as n from judgments")[0]["n"]
+                done = open_store(db).rows("select count(*) as n from judgments "
+                                           "where status = 'done'")[0]["n"]
             except Exception:  # the file may be mid-creation
                 continue
     assert 8 <= done < 32, "the run should be killed part-way"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    killed = open_store(db).pair_statuses(json.loads(subprocess.run(
+        [*args, "--dry-run"], env=env, capture_output=True, text=True).stdout)["run_id"])
+    assert sum(killed.values()) == 32 and killed["pending"] > 0  # every pair accounted for
 
     finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     summary = json.loads(finished.stdout)
-    assert summary["statuses"] == {"done": 32, "escalated": 0, "failed": 0}
+    assert summary["statuses"] == {"done": 32, "escalated": 0, "failed": 0, "pending": 0}
     store = open_store(db)
     assert store.rows("select count(*) as n from judgments")[0]["n"] == 32
     repeated = store.rows("select cache_key, count(*) as n from llm_calls where parsed is not "

@@ -16,10 +16,12 @@ from raer.graph.api import judge_pairs
 from raer.graph.cli.options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_INCOMPLETE,
     db_option,
     json_option,
     model_options,
 )
+from raer.graph.estimate import estimate
 from raer.nodes.context import OFFLINE, Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.offline_model import OfflineModelMissing
@@ -60,10 +62,19 @@ async def _ask_person(item: dict) -> str:
               help="Queries judged at once.")
 @click.option("--prompt-set", default="default",
               help='Folder of prompt files to use instead of the packaged ones.')
+@click.option("--rpm", "requests_per_minute", default=0.0, type=click.FloatRange(0),
+              help="Requests per minute per endpoint (0: no limit).")
+@click.option("--tpm", "tokens_per_minute", default=0.0, type=click.FloatRange(0),
+              help="Tokens per minute per endpoint (0: no limit).")
+@click.option("--max-cost", default=0.0, type=click.FloatRange(0),
+              help="Stop cleanly before the run's estimated cost passes this many USD.")
+@click.option("--dry-run", is_flag=True,
+              help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           interactive: bool, concurrency: int, query_concurrency: int, prompt_set: str,
-          as_json: bool, **models: str) -> None:
+          requests_per_minute: float, tokens_per_minute: float, max_cost: float,
+          dry_run: bool, as_json: bool, **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
@@ -74,7 +85,12 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     settings = Context(db_path=db_path, run_name=run_name, guideline_mode=guideline_mode,
                        review_below=review_below, max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
-                       review_mode="interactive" if interactive else "queue", **models)
+                       review_mode="interactive" if interactive else "queue",
+                       requests_per_minute=requests_per_minute,
+                       tokens_per_minute=tokens_per_minute, max_cost=max_cost, **models)
+    if dry_run:
+        _print_estimate(estimate(records, settings), as_json)
+        return
     if settings.endpoint("judge")[0] == OFFLINE:
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
@@ -106,7 +122,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     summary = {
         "run_id": run_id, "db": str(db_path), "pairs": len(rows),
         "statuses": {s: sum(r["status"] == s for r in rows) for s in
-                     ("done", "escalated", "failed")},
+                     ("done", "escalated", "failed", "pending")},
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
         "model_calls_this_invocation": stats["calls"] - calls_before,
@@ -132,5 +148,26 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             err.print(f"[yellow]{OFFLINE_WARNING}[/]")
         err.print(f"inspect: raer show --db {db_path} <judgment id> · "
                   f"raer review list --db {db_path}")
+    if summary["statuses"]["pending"]:
+        err.print(f"[yellow]stopped before the budget of ${max_cost:.2f} was passed: "
+                  f"{summary['statuses']['pending']} pairs still pending (rerun with a larger "
+                  "--max-cost to finish).[/]")
+        sys.exit(EXIT_INCOMPLETE)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
+
+
+def _print_estimate(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"dry run for {result['run_id']}: {result['pairs_to_judge']} of "
+               f"{result['pairs']} pairs to judge · {result['calls']} model calls · "
+               f"~{result['input_tokens']:,} input + ~{result['output_tokens']:,} output tokens "
+               f"· ~${result['cost_usd']:.4f}")
+    for row in result["by_node"]:
+        cost = "unpriced" if row["cost_usd"] is None else f"${row['cost_usd']:.4f}"
+        click.echo(f"  {row['node']:<22} {row['model']:<28} calls {row['calls']:>6} · "
+                   f"in {row['input_tokens']:>9,} · out {row['output_tokens']:>8,} · {cost}")
+    if result["unpriced_models"]:
+        click.echo(f"no price for {', '.join(result['unpriced_models'])}: use --prices")

@@ -9,6 +9,7 @@ import click
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3  # stopped by --max-cost; pending pairs remain
 
 
 def db_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,117 @@
+"""`raer judge --dry-run`: calls, tokens and cost a run would need, before anything is sent.
+
+Counts only the work the store does not already hold: requirements and guidelines per query
+not yet cached, one description per packshot not yet described (by content hash), one judge
+call per pair not yet finished. Tokens: prompt sizes from the real prompt files (4 characters
+a token), output sizes from this store's history per node and model, else typical sizes.
+Nothing is written: a store that does not exist yet is not created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from raer.graph.api import _judgment_id, group_by_query
+from raer.nodes.common import key, normalise_query
+from raer.nodes.context import PILLOW_VISION, Context
+from raer.nodes.inputs import Pair
+from raer.nodes.prices import estimate_cost
+from raer.prompts import load_prompt
+from raer.store import Store
+
+TYPICAL_OUTPUT = {"extract_requirements": 150, "draft_guidelines": 220,
+                  "describe_product": 150, "judge_pair": 250}
+TYPICAL_CONTEXT = {"draft_guidelines": 120, "judge_pair": 450}  # requirements, guidelines
+IMAGE_TOKENS = 800
+
+
+def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
+    prompt = load_prompt(name, settings.prompt_set)
+    return (len(prompt.system) + len(prompt.user) + extra_chars) // 4
+
+
+def _history(store: Store | None) -> dict[tuple[str, str], float]:
+    if store is None:
+        return {}
+    return {(r["node"], r["model"]): r["avg"] for r in store.rows(
+        "select node, model, avg(output_tokens) as avg from llm_calls "
+        "where parsed is not null and output_tokens > 0 group by node, model")}
+
+
+def _image_hash(source: str) -> str | None:
+    if source.startswith(("http://", "https://", "data:")):
+        return None
+    try:
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
+    store = Store(settings.db_path) if Path(settings.db_path).exists() else None
+    run_id = settings.run_id
+    finished = store.finished_pairs(run_id) if store else set()
+    history = _history(store)
+    groups = group_by_query(pairs)
+    rows: dict[str, dict[str, Any]] = {}
+
+    def add(node: str, role: str, prompt_tokens: int) -> None:
+        model = settings.endpoint(role)[1]
+        row = rows.setdefault(node, {"node": node, "model": model, "calls": 0,
+                                     "input_tokens": 0, "output_tokens": 0})
+        row["calls"] += 1
+        row["input_tokens"] += prompt_tokens
+        row["output_tokens"] += round(history.get((node, model), TYPICAL_OUTPUT[node]))
+
+    described: set[str] = set()
+    for group in groups:
+        todo = [p for p in group.pairs if _judgment_id(run_id, group, p) not in finished]
+        if not todo:
+            continue
+        normalised = normalise_query(group.query)
+        requirements_key = key("extract_requirements", normalised, group.language,
+                               settings.endpoint("requirements")[1],
+                               load_prompt("extract_requirements", settings.prompt_set).hash)
+        if store is None or store.cached("requirements", requirements_key) is None:
+            add("extract_requirements", "requirements",
+                _prompt_tokens("extract_requirements", settings, len(group.query)))
+        guidelines_cached = store is not None and bool(store.rows(
+            "select 1 from guidelines where requirements_key = ? and model = ?",
+            [requirements_key, settings.endpoint("guidelines")[1]]))
+        if settings.guideline_mode == "specific" and not guidelines_cached:
+            add("draft_guidelines", "guidelines", _prompt_tokens(
+                "draft_guidelines", settings, TYPICAL_CONTEXT["draft_guidelines"] * 4))
+        for pair in todo:
+            vision_model = settings.endpoint("vision")[1]
+            if pair.image and settings.describe_images and vision_model != PILLOW_VISION:
+                image = _image_hash(pair.image) or pair.image
+                known = store is not None and bool(store.rows(
+                    "select 1 from descriptions where image_hash = ? and model = ?",
+                    [image, vision_model]))
+                if image not in described and not known:
+                    described.add(image)
+                    add("describe_product", "vision",
+                        _prompt_tokens("describe_product", settings, 200) + IMAGE_TOKENS)
+            product_chars = len(pair.title) + len(pair.description[:1500]) + 200
+            add("judge_pair", "judge", _prompt_tokens(
+                "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))
+    by_node = list(rows.values())
+    unpriced = []
+    total = 0.0
+    for row in by_node:
+        cost = estimate_cost(row["model"], row["input_tokens"], row["output_tokens"], 0,
+                             settings.prices)
+        row["cost_usd"] = None if cost is None else round(cost, 4)
+        if cost is None:
+            unpriced.append(row["model"])
+        total += cost or 0.0
+    return {"run_id": run_id, "pairs": len(pairs),
+            "pairs_to_judge": sum(1 for g in groups for p in g.pairs
+                                  if _judgment_id(run_id, g, p) not in finished),
+            "calls": sum(r["calls"] for r in by_node),
+            "input_tokens": sum(r["input_tokens"] for r in by_node),
+            "output_tokens": sum(r["output_tokens"] for r in by_node),
+            "cost_usd": round(total, 4), "unpriced_models": sorted(set(unpriced)),
+            "by_node": by_node}

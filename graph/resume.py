@@ -1,0 +1,43 @@
+"""Rebuilding a stored run: its settings, and the pairs it still has to (re)do.
+
+`raer retry-failed RUN` uses this to redo only the failed pairs with exactly the settings
+the run was made with (the run's id stays the same, so finished pairs are never touched).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from raer.nodes.context import Context
+from raer.nodes.inputs import Pair
+from raer.store import Store
+
+
+def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
+    rows = store.rows("select settings from runs where id = ?", [run_id])
+    if not rows:
+        raise LookupError(f"no run {run_id!r}")
+    stored = json.loads(rows[0]["settings"])
+    if "baseline" in stored:
+        raise LookupError(f"{run_id} is a baseline, not a judging run")
+    fields = {f.name for f in dataclasses.fields(Context)}
+    return Context(**{k: v for k, v in stored.items() if k in fields}, run_name=run_id,
+                   **operational)
+
+
+def pairs_with_status(store: Store, run_id: str, statuses: tuple[str, ...]) -> list[Pair]:
+    marks = ",".join("?" * len(statuses))
+    rows = store.rows(
+        f"""select q.text, q.language, q.query_type, j.engine, j.rank, p.*
+            from judgments j join queries q on q.id = j.query_id
+            join products p on p.id = j.product_id
+            where j.run_id = ? and j.status in ({marks}) order by j.query_id, j.rank""",
+        [run_id, *statuses])
+    return [Pair(query=r["text"], language=r["language"], query_type=r["query_type"] or "",
+                 engine=r["engine"] or "", rank=r["rank"], product_id=r["id"],
+                 title=r["title"], brand=r["brand"] or "", colour=r["colour"] or "",
+                 category=r["category"] or "", description=r["description"] or "",
+                 attributes=json.loads(r["attributes"] or "{}"), image=r["image"] or "")
+            for r in rows]

@@ -1,0 +1,101 @@
+"""Money and provider limits: dry runs, budgets, rate limits, retrying failed pairs."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from raer.graph.cli import main
+from raer.nodes.context import Context
+from raer.nodes.rate_limits import rate_limit
+from raer.store import open_store
+from tests.conftest import judgment, write_jsonl
+from tests.fake_openai import FakeOpenAI
+
+MODEL = ["--base-url", "http://fake.invalid/v1", "--model", "gpt-4o"]
+
+
+def pairs_file(tmp_path, queries=2, products=3):
+    return write_jsonl(tmp_path / "pairs.jsonl", [
+        {"query": f"query {q}", "language": "en", "product_id": f"p{q}-{i}",
+         "title": f"Product {i}", "description": "x" * 400}
+        for q in range(queries) for i in range(products)])
+
+
+def test_dry_run_counts_the_calls_and_writes_nothing(standard_answers, tmp_path):
+    db = tmp_path / "d.db"
+    result = CliRunner().invoke(main, ["judge", str(pairs_file(tmp_path)), "--db", str(db),
+                                       "--dry-run", "--json", *MODEL])
+    estimate = json.loads(result.stdout)
+    assert {r["node"]: r["calls"] for r in estimate["by_node"]} == {
+        "extract_requirements": 2, "draft_guidelines": 2, "judge_pair": 6}
+    assert estimate["cost_usd"] > 0 and not db.exists()
+    assert standard_answers.requests == []
+    CliRunner().invoke(main, ["judge", str(pairs_file(tmp_path)), "--db", str(db), *MODEL])
+    again = json.loads(CliRunner().invoke(main, ["judge", str(pairs_file(tmp_path)), "--db",
+                                                 str(db), "--dry-run", "--json",
+                                                 *MODEL]).stdout)
+    assert again["calls"] == 0 and again["pairs_to_judge"] == 0
+
+
+def test_max_cost_stops_cleanly_and_a_larger_budget_finishes(standard_answers, tmp_path):
+    db = str(tmp_path / "b.db")
+    args = ["judge", str(pairs_file(tmp_path, queries=3)), "--db", db, "--json",
+            "--query-concurrency", "1", "--concurrency", "1", *MODEL]
+    stopped = CliRunner().invoke(main, [*args, "--max-cost", "0.015"])
+    assert stopped.exit_code == 3, stopped.output
+    summary = json.loads(stopped.stdout)
+    assert summary["statuses"]["pending"] > 0 and summary["statuses"]["failed"] == 0
+    assert summary["run_totals"]["cost_usd"] <= 0.015
+    done_before = summary["statuses"]["done"]
+    finished = json.loads(CliRunner().invoke(main, [*args, "--max-cost", "5"]).stdout)
+    assert finished["statuses"] == {"done": 9, "escalated": 0, "failed": 0, "pending": 0}
+    assert finished["model_calls_this_invocation"] < 3 * 2 + 9  # done pairs were not redone
+    assert done_before > 0
+
+
+def test_retry_failed_redoes_only_the_failed_pairs(fake_model, tmp_path):
+    from tests.conftest import guidelines, requirements
+
+    fake_model.respond("Requirements", lambda m: requirements(("other", "x", "must", False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+    fake_model.respond("Judgment", lambda m: "broken" if "Product 1" in m[1].content
+                       else judgment())
+    db = str(tmp_path / "r.db")
+    first = CliRunner().invoke(main, ["judge", str(pairs_file(tmp_path)), "--db", db, "--json",
+                                      *MODEL])
+    run_id = json.loads(first.stdout)["run_id"]
+    assert json.loads(first.stdout)["statuses"]["failed"] == 2
+    fake_model.respond("Judgment", lambda m: judgment())
+    judged_before = len(fake_model.calls("Judgment"))
+    retried = CliRunner().invoke(main, ["retry-failed", run_id, "--db", db])
+    assert retried.exit_code == 0, retried.output
+    assert json.loads(retried.stdout)["retried"] == 2
+    assert len(fake_model.calls("Judgment")) == judged_before + 2
+    status = json.loads(CliRunner().invoke(main, ["status", run_id, "--db", db]).stdout)
+    assert status == {"run_id": run_id, "pending": 0, "done": 6, "escalated": 0, "failed": 0}
+
+
+async def test_requests_per_minute_are_enforced_per_endpoint():
+    settings = Context(requests_per_minute=2)
+    await rate_limit("http://a/v1", settings, 10)
+    await rate_limit("http://a/v1", settings, 10)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(rate_limit("http://a/v1", settings, 10), timeout=0.5)
+    await asyncio.wait_for(rate_limit("http://b/v1", settings, 10), timeout=0.5)
+
+
+def test_429_with_retry_after_is_retried_by_the_client(tmp_path):
+    server = FakeOpenAI(fail_first=2, fail_status=429)
+    try:
+        path = pairs_file(tmp_path, queries=1, products=1)
+        result = CliRunner().invoke(main, ["judge", str(path), "--db", str(tmp_path / "x.db"),
+                                           "--json", "--base-url", server.base_url, "--model",
+                                           "gpt-4o-mini"], env={"OPENAI_API_KEY": "k"})
+    finally:
+        server.close()
+    assert json.loads(result.stdout)["statuses"]["done"] == 1
+    assert len(server.requests) == 2 + 3
+    assert Path(tmp_path / "x.db").exists() and open_store(tmp_path / "x.db")
