@@ -128,7 +128,9 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     finished = store.finished_pairs(run_id)
     graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
     progress = Progress(total=len(pairs))
-    bound = asyncio.Semaphore(max(1, settings.query_concurrency))
+    # In batch mode every query runs at once, so each stage's requests share one batch.
+    bound = asyncio.Semaphore(len(groups) if settings.batch else
+                              max(1, settings.query_concurrency))
 
     work = [(g, [p for p in g.pairs if _judgment_id(run_id, g, p) not in finished])
             for g in groups]

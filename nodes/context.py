@@ -23,7 +23,8 @@ PILLOW_VISION = "pillow"  # the offline vision default: local image analysis, no
 # Fields that do not change what the models are asked, so they stay out of the run identity.
 _OPERATIONAL = {"db_path", "run_name", "max_concurrency", "query_concurrency", "review_mode",
                 "request_timeout", "max_retries", "offline_threads", "max_cost",
-                "requests_per_minute", "tokens_per_minute"}
+                "requests_per_minute", "tokens_per_minute", "batch", "batch_idle_seconds",
+                "batch_poll_seconds", "batch_resubmits"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ class Context:
     """Per endpoint, prompt plus output-limit tokens; 0: no limit."""
     max_cost: float = 0
     """USD for the whole run; no call starts that could pass it. 0: no limit."""
+    batch: bool = False
+    """Send requests through the OpenAI Batch API (half price, hours not seconds)."""
+    batch_idle_seconds: float = 2.0
+    batch_poll_seconds: float = 30.0
+    batch_resubmits: int = 2
     query_concurrency: int = 4
     image_max_side: int = 512
     offline_threads: int = 2

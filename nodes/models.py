@@ -26,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from raer.nodes.batch import ask_in_batch
 from raer.nodes.budget import BudgetExhausted, within_budget
 from raer.nodes.context import OFFLINE, Context
 from raer.nodes.offline_model import offline_base_url
@@ -35,6 +36,7 @@ from raer.store import Store
 
 T = TypeVar("T", bound=BaseModel)
 MAX_OUTPUT_TOKENS = 1024
+BATCH_DISCOUNT = 0.5  # OpenAI's Batch API price
 REASK_ECHO_CHARS = 800
 
 
@@ -101,13 +103,29 @@ def estimate_prompt_tokens(messages: list[BaseMessage]) -> int:
     return total
 
 
+async def _ask(chat: BaseChatModel, conversation: list[BaseMessage], extra_body: dict,
+               temperature: float, base_url: str, tokens: int, settings: Context) -> AIMessage:
+    if settings.batch:  # no in-flight bound: a batch is many requests waiting together
+        return await ask_in_batch(chat, conversation, extra_body, temperature,
+                                  settings.batch_idle_seconds, settings.batch_poll_seconds,
+                                  settings.batch_resubmits)
+    async with _in_flight_bound(settings.max_concurrency):
+        await rate_limit(base_url, settings, tokens)
+        return await chat.ainvoke(conversation, extra_body=extra_body, temperature=temperature)
+
+
+def _price(model: str, inp: int, out: int, cached: int, settings: Context) -> float | None:
+    cost = estimate_cost(model, inp, out, cached, settings.prices)
+    return cost * BATCH_DISCOUNT if cost is not None and settings.batch else cost
+
+
 def _cost_of(answer: Any, model: str, settings: Context) -> float | None:
     usage = getattr(answer, "usage_metadata", None) or {}
     if not usage:
         return None
     cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-    return estimate_cost(model, usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-                         cached, settings.prices)
+    return _price(model, usage.get("input_tokens", 0), usage.get("output_tokens", 0), cached,
+                  settings)
 
 
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
@@ -171,14 +189,11 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
             tokens = prompt_tokens + MAX_OUTPUT_TOKENS
             worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0,
                                        settings.prices)
-            async with within_budget(store, run_id, settings.max_cost, worst_case) as settle, \
-                    _in_flight_bound(settings.max_concurrency):
-                await rate_limit(base_url, settings, tokens)
+            async with within_budget(store, run_id, settings.max_cost, worst_case) as settle:
                 answer = None
                 try:
-                    answer = await chat.ainvoke(
-                        conversation, extra_body={"response_format": fmt},
-                        temperature=temperature)
+                    answer = await _ask(chat, conversation, {"response_format": fmt},
+                                        temperature, base_url, tokens, settings)
                 finally:
                     settle(_cost_of(answer, model, settings))
             raw, usage = _text(answer), (answer.usage_metadata or {})
@@ -201,7 +216,7 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
             "raw_output": raw, "parsed": parsed.model_dump_json() if parsed else None,
             "input_tokens": inp, "output_tokens": out, "cached_tokens": cached,
             "latency_ms": round(latency_ms, 1),
-            "cost_usd": estimate_cost(model, inp, out, cached, settings.prices),
+            "cost_usd": _price(model, inp, out, cached, settings),
             "error": error or None,
         })
         if parsed is not None:

@@ -68,13 +68,16 @@ async def _ask_person(item: dict) -> str:
               help="Tokens per minute per endpoint (0: no limit).")
 @click.option("--max-cost", default=0.0, type=click.FloatRange(0),
               help="Stop cleanly before the run's estimated cost passes this many USD.")
+@click.option("--batch", is_flag=True,
+              help="Send requests through the OpenAI Batch API (half price; results take "
+                   "minutes to hours; the run waits and polls).")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           interactive: bool, concurrency: int, query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
-          dry_run: bool, as_json: bool, **models: str) -> None:
+          batch: bool, dry_run: bool, as_json: bool, **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
@@ -87,7 +90,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,
-                       tokens_per_minute=tokens_per_minute, max_cost=max_cost, **models)
+                       tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,
+                       **models)
     if dry_run:
         _print_estimate(estimate(records, settings), as_json)
         return
