@@ -17,6 +17,7 @@ from raer.graph.api import _judgment_id, group_by_query
 from raer.nodes.common import key, normalise_query
 from raer.nodes.context import PILLOW_VISION, Context
 from raer.nodes.inputs import Pair
+from raer.nodes.models import BATCH_DISCOUNT
 from raer.nodes.prices import estimate_cost
 from raer.prompts import load_prompt
 from raer.store import Store
@@ -103,6 +104,8 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
     for row in by_node:
         cost = estimate_cost(row["model"], row["input_tokens"], row["output_tokens"], 0,
                              settings.prices)
+        if cost is not None and settings.batch:
+            cost *= BATCH_DISCOUNT
         row["cost_usd"] = None if cost is None else round(cost, 4)
         if cost is None:
             unpriced.append(row["model"])
