@@ -63,7 +63,7 @@ def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
     return list(groups.values())
 
 
-def _judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
+def pair_judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
     qid = query_id(normalise_query(group.query), group.language)
     return judgment_id(run_id, qid, pair.engine, pair.product_id)
 
@@ -132,7 +132,7 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     bound = asyncio.Semaphore(len(groups) if settings.batch else
                               max(1, settings.query_concurrency))
 
-    work = [(g, [p for p in g.pairs if _judgment_id(run_id, g, p) not in finished])
+    work = [(g, [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
             for g in groups]
     progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
     # Every pair to do exists as "pending" before any call: a kill leaves nothing unaccounted.
@@ -164,5 +164,5 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     by_pair: dict[int, dict[str, Any]] = {}
     for group in groups:
         for pair in group.pairs:
-            by_pair[id(pair)] = rows[_judgment_id(run_id, group, pair)]
+            by_pair[id(pair)] = rows[pair_judgment_id(run_id, group, pair)]
     return [by_pair[id(pair)] for pair in pairs]

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from raer.graph.api import _judgment_id, group_by_query
+from raer.graph.api import group_by_query, pair_judgment_id
 from raer.nodes.common import key, normalise_query
 from raer.nodes.context import PILLOW_VISION, Context
 from raer.nodes.inputs import Pair
@@ -68,7 +68,7 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
 
     described: set[str] = set()
     for group in groups:
-        todo = [p for p in group.pairs if _judgment_id(run_id, group, p) not in finished]
+        todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
         if not todo:
             continue
         normalised = normalise_query(group.query)
@@ -112,7 +112,7 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
         total += cost or 0.0
     return {"run_id": run_id, "pairs": len(pairs),
             "pairs_to_judge": sum(1 for g in groups for p in g.pairs
-                                  if _judgment_id(run_id, g, p) not in finished),
+                                  if pair_judgment_id(run_id, g, p) not in finished),
             "calls": sum(r["calls"] for r in by_node),
             "input_tokens": sum(r["input_tokens"] for r in by_node),
             "output_tokens": sum(r["output_tokens"] for r in by_node),
