@@ -23,9 +23,13 @@ def ci(bounds: tuple[float, float], as_pct: bool = True) -> str:
     return f"[{fmt(bounds[0])}, {fmt(bounds[1])}]"
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -79,6 +83,6 @@ def per_label_table(m: dict[str, Any]) -> str:
 
 def disagreements_table(items: list[Item], categories: dict[str, str], limit: int = 20) -> str:
     rows = [[i.query, f"{i.title[:50]} [{i.product_id}]", i.majority, i.judge or "",
-             categories.get(i.judgment_id, "") or "-", (i.reasoning or "")[:120].replace("|", "/")
-             .replace("\n", " ")] for i in items[:limit]]
+             categories.get(i.judgment_id, "") or "-", (i.reasoning or "")[:120]]
+            for i in items[:limit]]
     return _table(["query", "product", "human", "judge", "category", "judge's reasoning"], rows)
