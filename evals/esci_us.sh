@@ -25,5 +25,8 @@ offline=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_i
   "$out/judge.json")
 $raer agree "$majority" "$lexical" "$offline" --db "$db" --source esci-us --split test \
   | tee "$out/agree.md"
+# the same three, scored only on the sample of pairs the model judged
+$raer agree "$majority" "$lexical" "$offline" --db "$db" --source esci-us --split test \
+  --common > "$out/agree-common.md"
 $raer report "$majority" "$lexical" "$offline" --db "$db" --source esci-us --split test \
-  --out "$out/report"
+  --common --out "$out/report"

@@ -112,8 +112,8 @@ def html_report(data: dict[str, Any]) -> str:
 
 
 def write_report(store: Store, run_ids: list[str], out_dir: str | Path, source: str = "",
-                 split: str = "", resamples: int = 1000) -> dict[str, str]:
-    data = agreement_data(store, run_ids, source, split, resamples)
+                 split: str = "", resamples: int = 1000, common: bool = False) -> dict[str, str]:
+    data = agreement_data(store, run_ids, source, split, resamples, common)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown_report(data), encoding="utf-8")

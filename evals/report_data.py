@@ -35,7 +35,9 @@ def is_offline(store: Store, run_id: str) -> bool:
 
 
 def agreement_data(store: Store, run_ids: list[str], source: str = "", split: str = "",
-                   resamples: int = 1000) -> dict[str, Any]:
+                   resamples: int = 1000, common: bool = False) -> dict[str, Any]:
+    """`common`: score every run on only the pairs all of them judged (a fair comparison
+    when a model run covers a sample and the baselines the whole split)."""
     names = run_names(store, run_ids)
     results, hard, items_by_run = {}, {}, {}
     for run_id in run_ids:
@@ -45,9 +47,15 @@ def agreement_data(store: Store, run_ids: list[str], source: str = "", split: st
                               + (f" of source {source!r}" if source else "")
                               + (f" in split {split!r}" if split else ""))
         items_by_run[run_id] = items
+    if common:
+        shared = set.intersection(*({(i.query_id, i.product_id) for i in items}
+                                    for items in items_by_run.values()))
+        items_by_run = {r: [i for i in items if (i.query_id, i.product_id) in shared]
+                        for r, items in items_by_run.items()}
+    for run_id, items in items_by_run.items():
         results[run_id] = breakdown(items, resamples)
         hard[run_id] = hard_disagreements(items)
     return {"names": names, "results": results, "hard": hard, "items": items_by_run,
             "offline": {r: is_offline(store, r) for r in run_ids},
             "cost": {r: cost_report(store, r) for r in run_ids},
-            "source": source, "split": split, "resamples": resamples}
+            "source": source, "split": split, "resamples": resamples, "common": common}

@@ -40,16 +40,18 @@ def _clean(value):
 @click.option("--source", default="", help="Only human labels of this source.")
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--common", is_flag=True,
+              help="Score every run on only the pairs all the runs judged.")
 @click.option("--categorise", is_flag=True,
               help="Classify each hard disagreement of model runs through the model door.")
 @model_options
 @json_option
 def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
-          categorise: bool, as_json: bool, **models: str) -> None:
+          common: bool, categorise: bool, as_json: bool, **models: str) -> None:
     """Agreement of RUN_IDS with human labels: overall, per language, query type, engine."""
     store = open_store(db_path)
     try:
-        data = agreement_data(store, list(run_ids), source, split, resamples)
+        data = agreement_data(store, list(run_ids), source, split, resamples, common)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -70,8 +72,8 @@ def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resam
                                        for i in data["hard"][r]] for r in run_ids}}), indent=2))
         return
     out = [f"# Agreement with people ({source or 'all sources'}"
-           f"{', split ' + split if split else ''}; {resamples} bootstrap resamples over "
-           "queries)", "", comparison_table(data["results"], data["names"]), ""]
+           f"{', split ' + split if split else ''}{'; pairs all runs judged' if common else ''}"
+           f"; {resamples} bootstrap resamples over queries)", "", comparison_table(data["results"], data["names"]), ""]
     if any(data["offline"].values()):
         out += [f"> {OFFLINE_NOTE}", ""]
     for run_id in run_ids:

@@ -18,14 +18,15 @@ from raer.store import open_store
 @click.option("--source", default="", help="Only human labels of this source.")
 @click.option("--split", default="", help="Only this split.")
 @click.option("--resamples", default=1000, show_default=True)
+@click.option("--common", is_flag=True, help="Only the pairs all the runs judged.")
 @click.option("--out", "out_dir", default="report", show_default=True,
               type=click.Path(file_okay=False), help="Folder for report.md / report.html.")
 def report(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
-           out_dir: str) -> None:
+           common: bool, out_dir: str) -> None:
     """Write report.md and report.html (charts inline, opens offline) for RUN_IDS."""
     try:
         paths = write_report(open_store(db_path), list(run_ids), out_dir, source, split,
-                             resamples)
+                             resamples, common)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
