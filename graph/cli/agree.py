@@ -73,7 +73,8 @@ def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resam
         return
     out = [f"# Agreement with people ({source or 'all sources'}"
            f"{', split ' + split if split else ''}{'; pairs all runs judged' if common else ''}"
-           f"; {resamples} bootstrap resamples over queries)", "", comparison_table(data["results"], data["names"]), ""]
+           f"; {resamples} bootstrap resamples over queries)", "",
+           comparison_table(data["results"], data["names"]), ""]
     if any(data["offline"].values()):
         out += [f"> {OFFLINE_NOTE}", ""]
     for run_id in run_ids:
