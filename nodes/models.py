@@ -128,6 +128,7 @@ def _cost_of(answer: Any, model: str, settings: Context) -> float | None:
                   settings)
 
 
+@lru_cache(maxsize=32)
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
     return {"type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),

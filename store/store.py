@@ -58,6 +58,9 @@ class Store:
         self.db = Database(conn)
         if self.path != ":memory:":
             self.db.enable_wal()
+            # WAL + NORMAL: a commit survives a killed process (what resumption needs) without
+            # an fsync per row; only an OS crash can lose the last commits.
+            self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
         self.lock = threading.RLock()
         migrations.apply(self.db)
