@@ -172,7 +172,16 @@ def messages_for_log(messages: list[BaseMessage]) -> list[dict[str, Any]]:
 async def structured_call(*, store: Store, settings: Context, run_id: str, node: str, role: str,
                           schema: type[T], messages: list[BaseMessage], prompt_hash: str,
                           cache_key: str = "") -> CallResult[T]:
-    """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try."""
+    """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try.
+
+    An answer already recorded under the same cache key is returned without a call: a run
+    killed after a call was recorded but before its artefact row was written never pays twice.
+    """
+    if cache_key:
+        stored = await asyncio.to_thread(store.successful_call, cache_key)
+        if stored is not None:
+            return CallResult(parsed=schema.model_validate_json(stored["parsed"]),
+                              call_id=stored["id"], model=stored["model"])
     # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
     chat, model = await asyncio.to_thread(make_chat_model, role, settings)
     base_url = settings.endpoint(role)[0]

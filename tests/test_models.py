@@ -71,3 +71,13 @@ def test_the_schema_the_model_sees_offers_confidence_as_an_enum_and_caps_text():
     assert schema["properties"]["reasoning"]["maxLength"] == 400
     assert list(schema["properties"])[:3] == ["reasoning", "verdicts", "label"]
     assert "brand_or_literal" in json.dumps(response_format(Requirements))
+
+
+async def test_an_answer_already_recorded_under_the_key_is_not_asked_again(fake_model, store,
+                                                                          settings):
+    # as after a kill between recording the call and writing the artefact row
+    fake_model.queue("Judgment", judgment(confidence=0.7))
+    first = await call(store, settings)
+    again = await call(store, settings)
+    assert again.parsed == first.parsed and again.call_id == first.call_id
+    assert len(fake_model.requests) == 1
