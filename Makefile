@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium esci
+.PHONY: setup demo test lint server clean chromium esci bench
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
@@ -40,6 +40,10 @@ chromium:
 # agreement with people on ../shared/data/esci-us (see evals/esci_us.sh); ~10 minutes
 esci: $(STAMP)
 	evals/esci_us.sh 4
+
+# 20,000 pairs against a mock OpenAI server on loopback; ~25 minutes (benchmarks/run.py)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --out benchmarks/out/results.json
 
 server: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \
