@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium esci bench
+.PHONY: setup demo test lint server clean chromium esci bench bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
@@ -44,6 +44,10 @@ esci: $(STAMP)
 # 20,000 pairs against a mock OpenAI server on loopback; ~25 minutes (benchmarks/run.py)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --out benchmarks/out/results.json
+
+# `raer agree` on 100,000 synthetic pairs over 10,000 queries, 1,000 resamples; ~1 minute
+bench-stats: $(STAMP)
+	$(BIN)/python -m benchmarks.stats --repeat 3
 
 server: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \

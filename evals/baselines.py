@@ -35,7 +35,8 @@ def overlap(query: str, product: dict[str, Any]) -> float:
     return len(wanted & have) / len(wanted)
 
 
-def labelled_pairs(store: Store, source: str, split: str = "") -> list[dict[str, Any]]:
+def labelled_pairs(store: Store, source: str, split: str = "",
+                   ties: str = "median") -> list[dict[str, Any]]:
     """One row per labelled (query, product) with the human labels gathered."""
     sql = """select h.query_id, q.text as query, h.product_id, p.title, p.brand, p.colour,
                     p.category, h.annotator, h.label
@@ -50,7 +51,7 @@ def labelled_pairs(store: Store, source: str, split: str = "") -> list[dict[str,
         pair = pairs.setdefault((r["query_id"], r["product_id"]), {**r, "humans": {}})
         pair["humans"][r["annotator"]] = r["label"]
     for pair in pairs.values():
-        pair["majority"] = majority_vote(pair["humans"])
+        pair["majority"] = majority_vote(pair["humans"], ties)
     return list(pairs.values())
 
 
@@ -89,32 +90,51 @@ def _write_run(store: Store, run_id: str, settings: dict[str, Any], model: str,
 
 
 def _run_name(kind: str, settings: dict[str, Any]) -> str:
+    """Named by everything that changes the baseline's output: its fit, the source, the
+    split it fits on and the split it predicts, the tie rule (so dev and test predictions
+    never share a run)."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"baseline-{kind}-{digest}"
 
 
-def run_majority_baseline(store: Store, source: str, fit_split: str, split: str) -> str:
-    fitted = Counter(p["majority"] for p in labelled_pairs(store, source, fit_split))
-    if not fitted:
-        raise ValueError(f"no human labels for source {source!r}, split {fit_split!r}")
+def _pairs_of(store: Store, source: str, split: str, ties: str, option: str
+              ) -> list[dict[str, Any]]:
+    pairs = labelled_pairs(store, source, split, ties)
+    if pairs:
+        return pairs
+    splits = [r["split"] for r in store.rows(
+        "select distinct split from human_labels where source = ? order by split", [source])]
+    if not splits:
+        raise ValueError(f"no human labels of source {source!r} (see `raer labels import`)")
+    shown = ", ".join(repr(s) for s in splits)
+    raise ValueError(f"source {source!r} has no split {split!r} (it has: {shown}); pass "
+                     f"{option} one of those, {option} '' for all labels, or re-import "
+                     f"with --split-by-query 0.6")
+
+
+def run_majority_baseline(store: Store, source: str, fit_split: str, split: str,
+                          ties: str = "median") -> str:
+    fitted = Counter(p["majority"]
+                     for p in _pairs_of(store, source, fit_split, ties, "--fit-split"))
     label = fitted.most_common(1)[0][0]
     settings = {"baseline": "majority", "source": source, "fit_split": fit_split,
+                "split": split, "ties": ties,
                 "label": label, "explain": f"always {label!r}, the most common human label "
                                            f"of {fit_split or 'all'}"}
-    targets = labelled_pairs(store, source, split)
+    targets = _pairs_of(store, source, split, ties, "--split")
     return _write_run(store, _run_name("majority", settings), settings, "baseline-majority",
                       [(p, label) for p in targets])
 
 
-def run_lexical_baseline(store: Store, source: str, fit_split: str, split: str) -> str:
-    fit_pairs = labelled_pairs(store, source, fit_split)
-    if not fit_pairs:
-        raise ValueError(f"no human labels for source {source!r}, split {fit_split!r}")
+def run_lexical_baseline(store: Store, source: str, fit_split: str, split: str,
+                         ties: str = "median") -> str:
+    fit_pairs = _pairs_of(store, source, fit_split, ties, "--fit-split")
     low, high, fit_accuracy = fit_lexical(fit_pairs)
-    settings = {"baseline": "lexical", "source": source, "fit_split": fit_split, "low": low,
+    settings = {"baseline": "lexical", "source": source, "fit_split": fit_split,
+                "split": split, "ties": ties, "low": low,
                 "high": high, "fit_accuracy": round(fit_accuracy, 4),
                 "explain": f"query-token overlap with title/brand/colour/category; "
                            f">= {high} highly relevant, >= {low} substitute"}
-    targets = labelled_pairs(store, source, split)
+    targets = _pairs_of(store, source, split, ties, "--split")
     return _write_run(store, _run_name("lexical", settings), settings, "baseline-lexical",
                       [(p, lexical_label(overlap(p["query"], p), low, high)) for p in targets])

@@ -9,13 +9,20 @@ products with their text) and the labels; unknown labels are an error naming fil
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-from dataclasses import dataclass
+import math
+import operator
+import random
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from raer.nodes.common import normalise_query, query_id
-from raer.nodes.inputs import InputError, Pair, read_pairs
+from raer.nodes.inputs import InputError, Pair, resolve_image
 from raer.nodes.schemas import LABELS
 from raer.store import Store
 from raer.store.store import now
@@ -37,44 +44,152 @@ class HumanLabel:
     raw_label: str
     label: str
     split: str = ""
+    loo_estimate: float | None = None
 
 
-def parse_mapping(spec: str) -> dict[str, str]:
-    """A mapping by name (esci, wands, raer) or as JSON {"raw": "raer label"}."""
-    mapping = MAPPINGS.get(spec) if spec in MAPPINGS else json.loads(spec)
-    bad = {raw: label for raw, label in mapping.items() if label not in LABELS}
+class MappingError(ValueError):
+    """A --mapping that cannot be read; the message names the option."""
+
+
+_RULE = re.compile(r"^\s*(>=|<=|>|<|==|\*|else)\s*(-?[0-9]*\.?[0-9]+)?\s*:\s*(.+?)\s*$")
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+            "==": operator.eq}
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """Raw label → raer label: exact strings first, then numeric rules in order.
+
+    Rules such as `>=2.67:highly relevant, >=1.67:acceptable substitute, *:irrelevant` map a
+    numeric scale (a mean or median of raters) without listing every raw value.
+    """
+
+    exact: dict[str, str] = field(default_factory=dict)
+    rules: tuple[tuple[str, float, str], ...] = ()
+    name: str = "custom"
+
+    def __call__(self, raw: Any) -> str | None:
+        text = str(raw).strip()
+        if text in self.exact:
+            return self.exact[text]
+        if not self.rules:
+            return None
+        number = _number(text)
+        for op, threshold, label in self.rules:
+            if op == "*" or (number is not None and _COMPARE[op](number, threshold)):
+                return label
+        return None
+
+    def describe(self) -> str:
+        parts = [f"{k!r}" for k in sorted(self.exact)]
+        parts += [f"{'*' if op == '*' else f'{op}{t:g}'}" for op, t, _ in self.rules]
+        return ", ".join(parts)
+
+    def __getitem__(self, raw: str) -> str:
+        label = self(raw)
+        if label is None:
+            raise KeyError(raw)
+        return label
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_mapping(spec: str, option: str = "--mapping") -> LabelMapping:
+    """A mapping by name (esci, wands, raer), a file holding JSON or rules, inline JSON
+    {"raw": "raer label"}, or rules like `>=2.67:highly relevant,*:irrelevant`."""
+    spec = spec.strip()
+    if spec in MAPPINGS:
+        return LabelMapping(dict(MAPPINGS[spec]), name=spec)
+    origin = "inline"
+    if spec and not spec.startswith("{") and Path(spec).is_file():
+        origin = f"file {spec}"
+        try:
+            spec = Path(spec).read_text(encoding="utf-8-sig").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MappingError(f"{option}: cannot read {origin}: {exc}") from exc
+    if spec.startswith("{"):
+        try:
+            exact = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise MappingError(f"{option}: {origin} is not valid JSON ({exc})") from exc
+        if not isinstance(exact, dict):
+            raise MappingError(f"{option}: {origin}: expected a JSON object")
+        mapping = LabelMapping({str(k).strip(): v for k, v in exact.items()})
+    else:
+        rules = []
+        for part in re.split(r"[,;\n]", spec):
+            if not part.strip():
+                continue
+            match = _RULE.match(part)
+            if not match or (match[1] not in ("*", "else") and match[2] is None):
+                raise MappingError(
+                    f"{option}: {origin}: cannot read {part.strip()!r}; expected a mapping "
+                    f"name ({', '.join(MAPPINGS)}), JSON {{\"raw\": \"label\"}}, or rules "
+                    f"like '>=2.67:highly relevant, >=1.67:acceptable substitute, *:irrelevant'")
+            op = "*" if match[1] in ("*", "else") else match[1]
+            rules.append((op, float(match[2] or 0), match[3]))
+        if not rules:
+            raise MappingError(f"{option}: empty mapping")
+        mapping = LabelMapping(rules=tuple(rules))
+    targets = set(mapping.exact.values()) | {label for _, _, label in mapping.rules}
+    bad = sorted(t for t in targets if t not in LABELS)
     if bad:
-        raise ValueError(f"mapping targets must be one of {list(LABELS)}: {bad}")
+        raise MappingError(f"{option}: mapping targets must be one of {list(LABELS)}: {bad}")
     return mapping
 
 
-def _map(mapping: dict[str, str], raw: Any, file: str, line: int, field: str) -> str:
-    label = mapping.get(str(raw).strip())
-    if label is None:
-        raise InputError([(file, line, field, f"unknown label {raw!r}; known: "
-                           f"{sorted(mapping)}")])
-    return label
+class _Problems:
+    """Every problem of an import, gathered in one pass and raised together."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, int | None, str, str]] = []
+
+    def add(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.items.append((file, line, field, message))
+
+    def map(self, mapping: LabelMapping, raw: Any, file: str, line: int, field: str) -> str:
+        label = mapping(raw)
+        if label is None:
+            self.add(file, line, field, f"unknown label {raw!r}; known: {mapping.describe()}")
+        return label or ""
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise InputError(self.items)
 
 
-def read_esci_sample(path: str | Path, mapping: dict[str, str] = ESCI_MAPPING,
+def read_esci_sample(path: str | Path, mapping: LabelMapping | None = None,
                      split: str = "") -> list[HumanLabel]:
     """../shared/data/esci-us/pairs.jsonl: ESCI labels with product text, dev/test split."""
-    labels = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            row = json.loads(line)
-            if split and row["split"] != split:
-                continue
-            pair = Pair(query=row["query"], language="en", query_type=row["query_source"],
-                        product_id=row["product_id"], title=row["product_title"],
-                        brand=row.get("product_brand") or "",
-                        colour=row.get("product_color") or "",
-                        category=" > ".join(row.get("product_category_path") or []),
-                        description=_esci_text(row))
-            raw = row["esci_label"]
-            labels.append(HumanLabel(pair, "esci", raw, _map(mapping, raw, str(path), number,
-                                                             "esci_label"), row["split"]))
-    return labels
+    mapping = mapping or parse_mapping("esci")
+    labels, problems = [], _Problems()
+    for number, row in _raw_records(Path(path)):
+        if split and row.get("split") != split:
+            continue
+        missing = [k for k in ("query", "product_id", "product_title", "esci_label")
+                   if not row.get(k)]
+        for key in missing:
+            problems.add(str(path), number, key, "field required")
+        if missing:
+            continue
+        pair = Pair(query=row["query"], language="en", query_type=row.get("query_source") or "",
+                    product_id=row["product_id"], title=row["product_title"],
+                    brand=row.get("product_brand") or "",
+                    colour=row.get("product_color") or "",
+                    category=" > ".join(row.get("product_category_path") or []),
+                    description=_esci_text(row))
+        raw = row["esci_label"]
+        labels.append(HumanLabel(pair, "esci", raw, problems.map(mapping, raw, str(path), number,
+                                                                 "esci_label"),
+                                 row.get("split") or ""))
+    problems.raise_any()
+    return _non_empty(labels, path)
 
 
 def _esci_text(row: dict[str, Any]) -> str:
@@ -83,15 +198,14 @@ def _esci_text(row: dict[str, Any]) -> str:
 
 
 def read_esci_official(examples: str | Path, products: str | Path, locale: str = "us",
-                       mapping: dict[str, str] = ESCI_MAPPING, split: str = "") -> list[HumanLabel]:
+                       mapping: LabelMapping | None = None, split: str = "") -> list[HumanLabel]:
     """The official shopping_queries_dataset_examples.parquet + products parquet."""
-    import pyarrow.parquet as pq
-
+    mapping = mapping or parse_mapping("esci")
     catalogue = {(r["product_id"], r["product_locale"]): r
-                 for r in pq.read_table(products).to_pylist()}
-    labels = []
+                 for _, r in _raw_records(Path(products))}
+    labels, problems = [], _Problems()
     language = {"us": "en", "es": "es", "jp": "ja"}.get(locale, locale)
-    for number, row in enumerate(pq.read_table(examples).to_pylist(), start=1):
+    for number, row in _raw_records(Path(examples)):
         if row.get("product_locale") != locale or (split and row.get("split") != split):
             continue
         product = catalogue.get((row["product_id"], locale), {})
@@ -102,68 +216,262 @@ def read_esci_official(examples: str | Path, products: str | Path, locale: str =
                     description=((product.get("product_description") or "") + "\n" +
                                  (product.get("product_bullet_point") or "")).strip()[:1500])
         raw = row["esci_label"]
-        labels.append(HumanLabel(pair, "esci", raw, _map(mapping, raw, str(examples), number,
-                                                         "esci_label"), row.get("split", "")))
-    return labels
+        labels.append(HumanLabel(pair, "esci", raw, problems.map(
+            mapping, raw, str(examples), number, "esci_label"), row.get("split") or ""))
+    problems.raise_any()
+    return _non_empty(labels, examples)
 
 
-def read_wands(folder: str | Path, mapping: dict[str, str] = WANDS_MAPPING) -> list[HumanLabel]:
+def read_wands(folder: str | Path, mapping: LabelMapping | None = None) -> list[HumanLabel]:
     """WANDS: query.csv, product.csv, label.csv (tab-separated, as published)."""
+    mapping = mapping or parse_mapping("wands")
     folder = Path(folder)
+    expected = ("query.csv", "product.csv", "label.csv")
+    absent = [name for name in expected if not (folder / name).is_file()]
+    if absent:
+        raise InputError([(str(folder), None, "(folder)",
+                           f"not a WANDS dataset folder: {', '.join(absent)} missing "
+                           f"(expected {', '.join(expected)})")])
 
     def rows(name: str) -> list[tuple[int, dict[str, str]]]:
-        with (folder / name).open(encoding="utf-8", newline="") as handle:
+        with (folder / name).open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle, delimiter="\t")
             return [(reader.line_num, r) for r in reader]
 
-    queries = {r["query_id"]: r for _, r in rows("query.csv")}
-    products = {r["product_id"]: r for _, r in rows("product.csv")}
-    labels = []
+    queries = {r.get("query_id"): r for _, r in rows("query.csv")}
+    products = {r.get("product_id"): r for _, r in rows("product.csv")}
+    labels, problems = [], _Problems()
+    label_file = str(folder / "label.csv")
     for number, row in rows("label.csv"):
-        query, product = queries[row["query_id"]], products[row["product_id"]]
+        query, product = queries.get(row.get("query_id")), products.get(row.get("product_id"))
+        if query is None or product is None:
+            problems.add(label_file, number, "query_id" if query is None else "product_id",
+                         "not found in query.csv" if query is None else
+                         "not found in product.csv")
+            continue
         pair = Pair(query=query["query"], language="en",
-                    query_type=query.get("query_class", ""), product_id=row["product_id"],
-                    title=product["product_name"], category=product.get("product_class", ""),
+                    query_type=query.get("query_class") or "", product_id=row["product_id"],
+                    title=product["product_name"], category=product.get("product_class") or "",
                     description=(product.get("product_description") or "")[:1500])
-        labels.append(HumanLabel(pair, "wands", row["label"],
-                                 _map(mapping, row["label"], str(folder / "label.csv"),
-                                      number, "label")))
+        labels.append(HumanLabel(pair, "wands", row.get("label") or "",
+                                 problems.map(mapping, row.get("label") or "", label_file,
+                                              number, "label")))
+    problems.raise_any()
+    return _non_empty(labels, label_file)
+
+
+def _non_empty(labels: list[HumanLabel], path: str | Path) -> list[HumanLabel]:
+    if not labels:
+        raise InputError([(str(path), None, "(file)", "no labels in the file")])
     return labels
+
+
+DUPLICATES = ("error", "first", "mean")
+
+
+@dataclass
+class TableImport:
+    """What `read_label_table` read, and what it had to decide on the way (stated to users)."""
+
+    labels: list[HumanLabel]
+    ids_from_title: int = 0
+    duplicates_dropped: int = 0
+    duplicates_averaged: int = 0
+
+
+def title_product_id(title: str) -> str:
+    """A stable product id for sets that have none: the hash of the normalised title."""
+    return "title-" + hashlib.sha256(" ".join(title.casefold().split()).encode()).hexdigest()[:12]
+
+
+def parse_columns(spec: str) -> dict[str, str]:
+    """`query=search_term,product_id=pid` → {"search_term": "query", "pid": "product_id"}."""
+    renames: dict[str, str] = {}
+    for part in (p for p in spec.split(",") if p.strip()):
+        target, _, source = part.partition("=")
+        if not target.strip() or not source.strip():
+            raise MappingError(f"--columns: cannot read {part!r}; expected FIELD=COLUMN, "
+                               f"e.g. query=search_term")
+        renames[source.strip()] = target.strip()
+    return renames
 
 
 def read_label_table(path: str | Path, annotators: list[str],
-                     mapping: dict[str, str] = RAER_MAPPING) -> list[HumanLabel]:
+                     mapping: LabelMapping | None = None, columns: dict[str, str] | None = None,
+                     duplicates: str = "error") -> list[HumanLabel]:
     """Pairs with one column per annotator (e.g. A1, A2, tiebreaker); empty cells skipped."""
-    pairs = read_pairs(path)
-    records = _raw_records(Path(path))
-    if len(records) != len(pairs):
-        raise InputError([(str(path), None, "(file)", "blank lines confuse the line count")])
-    labels = []
-    for pair, (number, record) in zip(pairs, records, strict=True):
-        missing = [a for a in annotators if a not in record]
-        if missing:
-            raise InputError([(str(path), number, missing[0], "annotator column missing")])
+    return read_label_table_full(path, annotators, mapping, columns, duplicates).labels
+
+
+def read_label_table_full(path: str | Path, annotators: list[str],
+                          mapping: LabelMapping | None = None,
+                          columns: dict[str, str] | None = None,
+                          duplicates: str = "error", spread: str = "", raters: int = 0,
+                          scale: tuple[int, int] | None = None) -> TableImport:
+    """Read a label table in one pass, naming every problem (file, line, field) at once.
+
+    `columns` renames the file's columns to raer's fields; a missing product_id is made from
+    the title (`title_product_id`); rows for the same (query, product, annotator) — queries
+    compared after case-folding and collapsing spaces — are an error, or keep the first, or
+    are averaged (numeric raw labels), by `duplicates`. `spread` names a column holding
+    each aggregate's standard deviation over `raters` raters on `scale` (low, high): the
+    human ceiling is then estimated from it (evals/ceiling.py states the assumption).
+    """
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"--duplicates must be one of {DUPLICATES}")
+    mapping = mapping or parse_mapping("raer")
+    path = Path(path)
+    renames = columns or {}
+    records = _raw_records(path)
+    result, problems, file = TableImport([]), _Problems(), str(path)
+    if not records:
+        raise InputError([(file, None, "(file)", "no labels in the file")])
+    header = set().union(*(r.keys() for _, r in records))
+    for source in renames:
+        if source not in header:
+            problems.add(file, None, source, "column named in --columns is not in the file")
+    for annotator in annotators:
+        if annotator not in header and annotator not in renames.values():
+            problems.add(file, None, annotator, "annotator column missing")
+    seen: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+    raw_values: dict[int, list[float]] = {}
+    for number, record in records:
+        row = {renames.get(k, k): v for k, v in record.items()}
+        if not str(row.get("product_id") or "").strip() and str(row.get("title") or "").strip():
+            row["product_id"] = title_product_id(str(row["title"]))
+            result.ids_from_title += 1
+        try:
+            pair = Pair.model_validate(row)
+            pair = pair.model_copy(update={"image": resolve_image(pair.image, path.parent)})
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.add(file, number, ".".join(str(p) for p in err["loc"]) or "(line)",
+                             err["msg"])
+            continue
         for annotator in annotators:
-            raw = record.get(annotator)
-            if raw in (None, ""):
+            raw = row.get(annotator)
+            if raw is None or str(raw).strip() == "":
                 continue
-            labels.append(HumanLabel(pair, annotator, str(raw),
-                                     _map(mapping, raw, str(path), number, annotator),
-                                     str(record.get("split") or "")))
-    return labels
+            ident = (" ".join(pair.query.casefold().split()), pair.language, pair.product_id,
+                     annotator)
+            if ident in seen:
+                first_line, index = seen[ident]
+                if duplicates == "error":
+                    problems.add(file, number, annotator,
+                                 f"duplicate of line {first_line} (same query, product and "
+                                 f"annotator); choose --duplicates first or mean")
+                elif duplicates == "first":
+                    result.duplicates_dropped += 1
+                else:
+                    value = _number(str(raw).strip())
+                    if value is None:
+                        problems.add(file, number, annotator,
+                                     f"--duplicates mean needs numeric labels, got {raw!r}")
+                    else:
+                        raw_values.setdefault(index, []).append(value)
+                        result.duplicates_averaged += 1
+                continue
+            label = problems.map(mapping, raw, file, number, annotator)
+            estimate = _ceiling(row, spread, raw, raters, scale, mapping, problems, file,
+                                number) if spread else None
+            seen[ident] = (number, len(result.labels))
+            if duplicates == "mean":
+                value = _number(str(raw).strip())
+                if value is not None:
+                    raw_values[len(result.labels)] = [value]
+            result.labels.append(HumanLabel(pair, annotator, str(raw).strip(), label,
+                                            str(row.get("split") or ""), estimate))
+    for index, values in raw_values.items():
+        if len(values) > 1:
+            mean = sum(values) / len(values)
+            item = result.labels[index]
+            raw = f"{mean:.4g}"
+            label = mapping(raw)
+            if label is None:
+                problems.add(file, None, item.annotator,
+                             f"mean {raw} of duplicate rows for {item.pair.query!r} / "
+                             f"{item.pair.product_id} has no label in the mapping; use rules "
+                             f"such as '>=2.5:highly relevant'")
+            else:
+                result.labels[index] = replace(item, raw_label=raw, label=label)
+    problems.raise_any()
+    _non_empty(result.labels, path)
+    return result
+
+
+def _ceiling(row: dict[str, Any], spread: str, raw: Any, raters: int,
+             scale: tuple[int, int] | None, mapping: LabelMapping, problems: _Problems,
+             file: str, number: int) -> float | None:
+    from raer.evals.ceiling import estimate_leave_one_out
+
+    if not raters or not scale:
+        problems.add(file, None, spread, "--spread needs --raters N and --scale LOW,HIGH")
+        return None
+    aggregate, deviation = _number(str(raw).strip()), _number(str(row.get(spread) or "").strip())
+    if aggregate is None or deviation is None:
+        problems.add(file, number, spread, f"--spread needs numbers: aggregate {raw!r}, "
+                                           f"spread {row.get(spread)!r}")
+        return None
+    try:
+        return estimate_leave_one_out(aggregate, deviation, raters, scale, mapping, seed=number)
+    except ValueError as exc:
+        problems.add(file, number, spread, str(exc))
+        return None
+
+
+def split_by_query(labels: list[HumanLabel], dev_share: float, seed: int = 0,
+                   names: tuple[str, str] = ("dev", "test")) -> list[HumanLabel]:
+    """Assign whole queries to dev (`dev_share` of them) and test, reproducibly by seed.
+
+    Queries are identified after normalisation (case, spaces), sorted, then shuffled with
+    `random.Random(seed)`, so the same file and seed always give the same split.
+    """
+    if not 0 < dev_share < 1:
+        raise ValueError("--split-by-query takes the dev share, between 0 and 1 (e.g. 0.6)")
+    queries = sorted({(normalise_query(x.pair.query), x.pair.language) for x in labels})
+    random.Random(seed).shuffle(queries)
+    dev = set(queries[:round(dev_share * len(queries))])
+    return [replace(x, split=names[0] if (normalise_query(x.pair.query), x.pair.language)
+                    in dev else names[1]) for x in labels]
 
 
 def _raw_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+    """Records of a JSONL, CSV or Parquet file; a byte-order mark is accepted, other
+    encodings and corrupt files are an InputError naming the file."""
+    if not path.is_file():
+        raise InputError([(str(path), None, "(file)", "no such file")])
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        return list(enumerate(pq.read_table(path).to_pylist(), start=1))
-    if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            return [(reader.line_num, r) for r in reader]
-    with path.open(encoding="utf-8") as handle:
-        return [(n, json.loads(line)) for n, line in enumerate(handle, start=1) if line.strip()]
+            return list(enumerate(pq.read_table(path).to_pylist(), start=1))
+        if suffix in (".csv", ".tsv"):
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                return [(reader.line_num, r) for r in reader]
+        out = []
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError([(str(path), number, "(line)",
+                                       f"invalid JSON: {exc.msg}")]) from exc
+                if not isinstance(record, dict):
+                    raise InputError([(str(path), number, "(line)", "expected an object")])
+                out.append((number, record))
+        return out
+    except UnicodeDecodeError as exc:
+        raise InputError([(str(path), None, "(file)",
+                           f"not UTF-8 text (byte {exc.start}): save it as UTF-8")]) from exc
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise InputError([(str(path), None, "(file)",
+                           f"cannot read {suffix.lstrip('.')} file: {exc}")]) from exc
 
 
 def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
@@ -183,11 +491,11 @@ def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
                 "attributes": json.dumps(product["attributes"])}, pk="id")
             store.db.execute(
                 """insert into human_labels (query_id, product_id, annotator, label, raw_label,
-                                             source, split, created_at)
-                   values (?, ?, ?, ?, ?, ?, ?, ?)
+                                             source, split, created_at, loo_estimate)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    on conflict (query_id, product_id, annotator, source) do update set
                    label = excluded.label, raw_label = excluded.raw_label,
-                   split = excluded.split""",
+                   split = excluded.split, loo_estimate = excluded.loo_estimate""",
                 [qid, pair.product_id, item.annotator, item.label, item.raw_label, source,
-                 item.split, now()])
+                 item.split, now(), item.loo_estimate])
     return len(labels)

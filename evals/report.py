@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from raer.evals import charts
-from raer.evals.report_data import OFFLINE_NOTE, agreement_data
+from raer.evals.report_data import OFFLINE_NOTE, agreement_data, scope_line
 from raer.evals.tables import (
     breakdown_table,
     comparison_table,
@@ -18,6 +18,7 @@ from raer.evals.tables import (
     pct,
     per_label_table,
     raw_confusion_table,
+    raw_confusion_title,
 )
 from raer.store import Store
 
@@ -49,14 +50,15 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
 def markdown_report(data: dict[str, Any]) -> str:
     out = [f"# raer agreement report ({data['source'] or 'all label sources'}"
            f"{', split ' + data['split'] if data['split'] else ''})", "",
-           f"Confidence intervals: {data['resamples']} bootstrap resamples over queries.", "",
+           f"Scope: {scope_line(data)}.", "",
            comparison_table(data["results"], data["names"]), ""]
     if any(data["offline"].values()):
         out += [f"> {OFFLINE_NOTE}", ""]
     for run_id, groups in data["results"].items():
         overall = groups["overall"]
         out += [f"## {data['names'][run_id]}", "", breakdown_table(groups), "",
-                confusion_table(overall), "", raw_confusion_table(overall), "",
+                confusion_table(overall), "", raw_confusion_title(overall), "",
+                raw_confusion_table(overall), "",
                 per_label_table(overall), ""]
         if data["cost"][run_id]["calls"]:
             out += ["Cost and time:", "", *cost_lines(data["cost"][run_id]), ""]
@@ -80,8 +82,8 @@ def html_report(data: dict[str, Any]) -> str:
              + (f", split {html.escape(data['split'])}" if data["split"] else ""))
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}"
              f"</title><style>{CSS}</style></head><body><h1>{title}</h1>",
-             f"<p>Confidence intervals: {data['resamples']} bootstrap resamples over queries."
-             "</p>", _md_table_to_html(comparison_table(data["results"], data["names"]))]
+             f"<p>Scope: {html.escape(scope_line(data))}.</p>",
+             _md_table_to_html(comparison_table(data["results"], data["names"]))]
     if any(data["offline"].values()):
         parts.append(f"<p class='note'>{html.escape(OFFLINE_NOTE)}</p>")
     for run_id, groups in data["results"].items():
@@ -97,7 +99,7 @@ def html_report(data: dict[str, Any]) -> str:
                                             "label distributions")]
         if cost["by_node"]:
             parts.append(charts.usage_by_node(cost["by_node"], "cost and time by node"))
-        parts += ["</div>", "<h3>Four-way confusion (original labels × judge)</h3>",
+        parts += ["</div>", f"<h3>{html.escape(raw_confusion_title(overall))}</h3>",
                   _md_table_to_html(raw_confusion_table(overall)),
                   "<h3>Precision and recall per label</h3>",
                   _md_table_to_html(per_label_table(overall))]
@@ -112,12 +114,14 @@ def html_report(data: dict[str, Any]) -> str:
 
 
 def write_report(store: Store, run_ids: list[str], out_dir: str | Path, source: str = "",
-                 split: str = "", resamples: int = 1000, common: bool = False) -> dict[str, str]:
-    data = agreement_data(store, run_ids, source, split, resamples, common)
+                 split: str = "", resamples: int = 1000, common: bool = False,
+                 ties: str = "median") -> dict[str, str]:
+    data = agreement_data(store, run_ids, source, split, resamples, common, ties)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown_report(data), encoding="utf-8")
     (out / "report.html").write_text(html_report(data), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(
-        {"runs": data["names"], "cost": data["cost"]}, indent=2, default=str), encoding="utf-8")
+        {"runs": data["names"], "scope": scope_line(data), "common_pairs": data["common_pairs"],
+         "cost": data["cost"]}, indent=2, default=str), encoding="utf-8")
     return {"markdown": str(out / "report.md"), "html": str(out / "report.html")}

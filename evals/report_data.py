@@ -35,20 +35,22 @@ def is_offline(store: Store, run_id: str) -> bool:
 
 
 def agreement_data(store: Store, run_ids: list[str], source: str = "", split: str = "",
-                   resamples: int = 1000, common: bool = False) -> dict[str, Any]:
-    """`common`: score every run on only the pairs all of them judged (a fair comparison
+                   resamples: int = 1000, common: bool = False,
+                   ties: str = "median") -> dict[str, Any]:
+    """`common`: score every run on exactly the pairs all of them judged — a pair any run
+    failed on, left pending or could not judge is dropped for every run (a fair comparison
     when a model run covers a sample and the baselines the whole split)."""
     names = run_names(store, run_ids)
     results, hard, items_by_run = {}, {}, {}
     for run_id in run_ids:
-        items = load_items(store, run_id, source, split)
+        items = load_items(store, run_id, source, split, ties)
         if not items:
             raise LookupError(f"run {run_id} has no judgments with human labels"
                               + (f" of source {source!r}" if source else "")
                               + (f" in split {split!r}" if split else ""))
         items_by_run[run_id] = items
     if common:
-        shared = set.intersection(*({(i.query_id, i.product_id) for i in items}
+        shared = set.intersection(*({(i.query_id, i.product_id) for i in items if i.judged}
                                     for items in items_by_run.values()))
         items_by_run = {r: [i for i in items if (i.query_id, i.product_id) in shared]
                         for r, items in items_by_run.items()}
@@ -58,4 +60,18 @@ def agreement_data(store: Store, run_ids: list[str], source: str = "", split: st
     return {"names": names, "results": results, "hard": hard, "items": items_by_run,
             "offline": {r: is_offline(store, r) for r in run_ids},
             "cost": {r: cost_report(store, r) for r in run_ids},
-            "source": source, "split": split, "resamples": resamples, "common": common}
+            "source": source, "split": split, "resamples": resamples, "common": common,
+            "common_pairs": len(shared) if common else None, "ties": ties}
+
+
+def scope_line(data: dict[str, Any]) -> str:
+    """What the figures were computed on, said the same way in every table and report."""
+    parts = [data["source"] or "all label sources"]
+    if data["split"]:
+        parts.append(f"split {data['split']}")
+    if data["common"]:
+        parts.append(f"--common: every run scored on the same {data['common_pairs']} pairs, "
+                     f"those all the runs judged")
+    parts.append(f"{data['resamples']} bootstrap resamples over queries")
+    parts.append(f"human majority ties broken by {data['ties']}")
+    return "; ".join(parts)

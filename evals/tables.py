@@ -50,22 +50,38 @@ def comparison_table(results: dict[str, dict[str, Any]], names: dict[str, str]) 
 
 
 def breakdown_table(groups: dict[str, dict[str, Any]]) -> str:
+    """Per group; "rater vs others %" is each rater against the majority of the other raters
+    (the ceiling comparable to the judge's agreement), "rater vs rater %" pairwise."""
     rows = []
     for name, m in groups.items():
-        rows.append([name, str(m["queries"]), str(m["pairs"]), str(m["judged"]),
+        same = m.get("same_as_overall") or []
+        label = f"{name} (= {', '.join(same)})" if same else name
+        rows.append([label, str(m["queries"]), str(m["pairs"]), str(m["judged"]),
                      f"{pct(m['agreement'])} {ci(m['agreement_ci'])}", pct(m["matches_any"]),
                      num(m["kappa_quadratic"]), num(m["alpha_ordinal"]),
-                     pct(m["human_pairwise"]), str(m["escalated"]), str(m["failed"]),
+                     pct(m.get("human_loo", math.nan))
+                     + (" (estimated)" if m.get("human_loo_estimated") else ""),
+                     pct(m["human_pairwise"]),
+                     str(m["escalated"]), str(m["failed"]),
                      f"{pct(m['agreement_kept'])} (n={m['kept']})"])
     return _table(["group", "queries", "pairs", "judged", "agreement % [95% CI]",
-                   "matches any %", "κ quad", "α ord", "human–human %", "escalated", "failed",
-                   "agreement without escalated %"], rows)
+                   "matches any %", "κ quad", "α ord", "rater vs others %", "rater vs rater %",
+                   "escalated", "failed", "agreement without escalated %"], rows)
 
 
 def confusion_table(m: dict[str, Any]) -> str:
     rows = [[f"human {SHORT[label]}"] + [str(v) for v in row]
             for label, row in zip(ORDERED, m["confusion"], strict=True)]
     return _table(["", *[f"judge {SHORT[c]}" for c in ORDERED]], rows)
+
+
+def raw_confusion_title(m: dict[str, Any]) -> str:
+    raw = m["confusion_raw"]
+    who = raw.get("annotators") or []
+    counted = ("every annotator's label counted" if len(who) > 1
+               else f"annotator {who[0]}" if who else "no labels")
+    return (f"Original labels × judge ({len(raw['rows'])} original values; {counted}; "
+            f"rows in label order)")
 
 
 def raw_confusion_table(m: dict[str, Any]) -> str:
@@ -81,8 +97,16 @@ def per_label_table(m: dict[str, Any]) -> str:
     return _table(["label", "precision %", "recall %", "human support"], rows)
 
 
-def disagreements_table(items: list[Item], categories: dict[str, str], limit: int = 20) -> str:
+def disagreements_table(items: list[Item], categories: dict[str, str],
+                        limit: int | None = 20) -> str:
+    """The first `limit` (None: all); a cut list says so."""
+    shown = items if limit is None else items[:limit]
     rows = [[i.query, f"{i.title[:50]} [{i.product_id}]", i.majority, i.judge or "",
              categories.get(i.judgment_id, "") or "-", (i.reasoning or "")[:120]]
-            for i in items[:limit]]
-    return _table(["query", "product", "human", "judge", "category", "judge's reasoning"], rows)
+            for i in shown]
+    table = _table(["query", "product", "human", "judge", "category", "judge's reasoning"],
+                   rows)
+    if len(shown) < len(items):
+        table += (f"\n\nFirst {len(shown)} of {len(items)} hard disagreements "
+                  f"(all of them: --all-disagreements, or --json).")
+    return table

@@ -118,7 +118,7 @@ def _records(path: Path) -> list[tuple[int, Any]]:
                        "unsupported format: use .jsonl, .csv or .parquet")])
 
 
-def _resolve_image(image: str, folder: Path) -> str:
+def resolve_image(image: str, folder: Path) -> str:
     if not image or image.startswith(("http://", "https://", "data:")):
         return image
     path = Path(image)
@@ -151,7 +151,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
                              f"duplicate of line {seen[ident]} (same query, engine, product)"))
             continue
         seen[ident] = number
-        pairs.append(pair.model_copy(update={"image": _resolve_image(pair.image, path.parent)}))
+        pairs.append(pair.model_copy(update={"image": resolve_image(pair.image, path.parent)}))
     if problems:
         raise InputError(problems)
     if not pairs:

@@ -94,3 +94,10 @@ def m002_human_labels(db: Database) -> None:
 @migrations()
 def m003_graded_scale(db: Database) -> None:
     db["judgments"].add_column("grade", int)
+
+
+@migrations()
+def m004_ceiling_estimate(db: Database) -> None:
+    """Where a label set gives only an aggregate and a spread per pair, the import estimates
+    how often one rater would agree with the others' majority (see evals/ceiling.py)."""
+    db["human_labels"].add_column("loo_estimate", float)

@@ -9,8 +9,10 @@ import sys
 
 import click
 
+from raer.evals.agreement import TIE_RULES
 from raer.evals.categorise import categorise as categorise_disagreements
-from raer.evals.report_data import OFFLINE_NOTE, agreement_data
+from raer.evals.ceiling import ASSUMPTION as CEILING_ASSUMPTION
+from raer.evals.report_data import OFFLINE_NOTE, agreement_data, scope_line
 from raer.evals.tables import (
     breakdown_table,
     comparison_table,
@@ -18,6 +20,7 @@ from raer.evals.tables import (
     disagreements_table,
     per_label_table,
     raw_confusion_table,
+    raw_confusion_title,
 )
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, model_options
 from raer.nodes.context import Context
@@ -41,17 +44,24 @@ def _clean(value):
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--common", is_flag=True,
-              help="Score every run on only the pairs all the runs judged.")
+              help="Score every run on exactly the pairs all the runs judged (a pair any "
+                   "run failed on or could not judge is dropped for all).")
+@click.option("--ties", type=click.Choice(TIE_RULES), default="median", show_default=True,
+              help="How a tie between annotators' labels is broken when no 'tiebreaker' "
+                   "annotator settles it.")
+@click.option("--all-disagreements", is_flag=True,
+              help="List every hard disagreement (default: the first 20).")
 @click.option("--categorise", is_flag=True,
               help="Classify each hard disagreement of model runs through the model door.")
 @model_options
 @json_option
 def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
-          common: bool, categorise: bool, as_json: bool, **models: str) -> None:
+          common: bool, ties: str, all_disagreements: bool, categorise: bool, as_json: bool,
+          **models: str) -> None:
     """Agreement of RUN_IDS with human labels: overall, per language, query type, engine."""
     store = open_store(db_path)
     try:
-        data = agreement_data(store, list(run_ids), source, split, resamples, common)
+        data = agreement_data(store, list(run_ids), source, split, resamples, common, ties)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -64,26 +74,28 @@ def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resam
                     store, settings, f"{run_id}-analysis", data["hard"][run_id]))
     if as_json:
         click.echo(json.dumps(_clean({
-            "runs": data["names"], "results": data["results"], "cost": data["cost"],
+            "runs": data["names"], "scope": scope_line(data), "common_pairs":
+            data["common_pairs"], "results": data["results"], "cost": data["cost"],
             "hard_disagreements": {r: [{"judgment_id": i.judgment_id, "query": i.query,
                                         "product_id": i.product_id, "human": i.majority,
                                         "judge": i.judge,
                                         "category": categories.get(r, {}).get(i.judgment_id)}
                                        for i in data["hard"][r]] for r in run_ids}}), indent=2))
         return
-    out = [f"# Agreement with people ({source or 'all sources'}"
-           f"{', split ' + split if split else ''}{'; pairs all runs judged' if common else ''}"
-           f"; {resamples} bootstrap resamples over queries)", "",
+    out = [f"# Agreement with people ({scope_line(data)})", "",
            comparison_table(data["results"], data["names"]), ""]
     if any(data["offline"].values()):
         out += [f"> {OFFLINE_NOTE}", ""]
     for run_id in run_ids:
         overall = data["results"][run_id]["overall"]
-        out += [f"## {data['names'][run_id]}", "", breakdown_table(data["results"][run_id]), "",
-                "Confusion (rows: human majority, columns: judge)", "",
-                confusion_table(overall), "", "Four-way (original labels)", "",
+        out += [f"## {data['names'][run_id]}", "", breakdown_table(data["results"][run_id]), ""]
+        if overall.get("human_loo_estimated"):
+            out += [f"> rater vs others: {CEILING_ASSUMPTION}", ""]
+        out += ["Confusion (rows: human majority, columns: judge)", "",
+                confusion_table(overall), "", raw_confusion_title(overall), "",
                 raw_confusion_table(overall), "", per_label_table(overall), ""]
         if data["hard"][run_id]:
             out += [f"Hard disagreements (two steps apart): {len(data['hard'][run_id])}", "",
-                    disagreements_table(data["hard"][run_id], categories.get(run_id, {})), ""]
+                    disagreements_table(data["hard"][run_id], categories.get(run_id, {}),
+                                        None if all_disagreements else 20), ""]
     click.echo("\n".join(out))

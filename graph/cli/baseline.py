@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
 from raer.evals.baselines import run_lexical_baseline, run_majority_baseline
-from raer.graph.cli.options import db_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
 from raer.store import open_store
 
 
@@ -18,8 +19,18 @@ from raer.store import open_store
 @click.option("--fit-split", default="dev", show_default=True,
               help="Split the baseline is fitted on.")
 @click.option("--split", default="test", show_default=True, help="Split it predicts.")
-def baseline(kind: str, db_path: str, source: str, fit_split: str, split: str) -> None:
-    """Write a baseline run's labels for the labelled pairs; prints the run id."""
+@click.option("--ties", type=click.Choice(["median", "lower", "higher"]), default="median",
+              show_default=True, help="How ties between annotators are broken.")
+def baseline(kind: str, db_path: str, source: str, fit_split: str, split: str,
+             ties: str) -> None:
+    """Write a baseline run's labels for the labelled pairs; prints the run id.
+
+    The run is named by everything that changes its labels (source, fit split, predicted
+    split, tie rule), so predicting another split writes another run."""
     run = {"majority": run_majority_baseline, "lexical": run_lexical_baseline}[kind]
-    run_id = run(open_store(db_path), source, fit_split, split)
+    try:
+        run_id = run(open_store(db_path), source, fit_split, split, ties)
+    except ValueError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(json.dumps({"run_id": run_id}))

@@ -10,11 +10,15 @@ import click
 
 from raer.evals.baselines import labelled_pairs
 from raer.evals.labels import (
+    DUPLICATES,
+    TableImport,
+    parse_columns,
     parse_mapping,
     read_esci_official,
     read_esci_sample,
-    read_label_table,
+    read_label_table_full,
     read_wands,
+    split_by_query,
     store_labels,
 )
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
@@ -35,22 +39,45 @@ def labels() -> None:
 @db_option
 @click.option("--source", default="", help="Name to store the labels under (default: KIND).")
 @click.option("--mapping", default="",
-              help='Label mapping: esci, wands, raer, or JSON {"raw": "raer label"}.')
+              help="Label mapping: esci, wands, raer; JSON {\"raw\": \"raer label\"}; rules "
+                   "such as '>=2.67:highly relevant,>=1.67:acceptable substitute,*:irrelevant'; "
+                   "or a file holding either.")
 @click.option("--annotators", default="label",
               help="table: comma-separated annotator columns, e.g. A1,A2,tiebreaker.")
+@click.option("--columns", default="",
+              help="table: rename columns to raer's fields, e.g. "
+                   "query=search_term,product_id=pid,title=name.")
+@click.option("--duplicates", type=click.Choice(DUPLICATES), default="error", show_default=True,
+              help="table: rows for the same query (case and spaces ignored), product and "
+                   "annotator: an error, keep the first, or average numeric labels.")
+@click.option("--split-by-query", "dev_share", type=float, default=None,
+              help="Ignore the file's split column; put this share of the queries in 'dev' "
+                   "and the rest in 'test' (whole queries, reproducible with --seed).")
+@click.option("--seed", default=0, show_default=True, help="Seed for --split-by-query.")
+@click.option("--spread", default="",
+              help="table: column with the standard deviation of the raters behind an "
+                   "aggregate label; estimates the human ceiling (needs --raters, --scale).")
+@click.option("--raters", type=int, default=0, help="table: raters behind each aggregate.")
+@click.option("--scale", default="", help="table: the raters' scale as LOW,HIGH, e.g. 1,4.")
 @click.option("--products", type=click.Path(exists=True),
               help="esci: the products parquet beside the examples parquet.")
 @click.option("--locale", default="us", help="esci: product locale.")
 def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
-                  annotators: str, products: str | None, locale: str) -> None:
+                  annotators: str, columns: str, duplicates: str, dev_share: float | None,
+                  seed: int, spread: str, raters: int, scale: str, products: str | None,
+                  locale: str) -> None:
     """Import human labels of KIND from PATH.
 
     \b
     esci-sample  ../shared/data/esci-us/pairs.jsonl (read in place, never copied)
     esci         shopping_queries_dataset_examples.parquet (+ --products)
     wands        the WANDS folder with query.csv, product.csv, label.csv
-    table        CSV/JSONL/Parquet pairs with one column per annotator (--annotators)
+    table        CSV/TSV/JSONL/Parquet pairs with one column per annotator (--annotators)
+
+    A `split` column (e.g. dev/test) is stored with each label; --split-by-query makes one.
+    Every problem is reported at once, with file, line and field; nothing is written then.
     """
+    table = TableImport([])
     try:
         chosen = parse_mapping(mapping or DEFAULT_MAPPING[kind])
         if kind == "esci-sample":
@@ -62,13 +89,36 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
         elif kind == "wands":
             items = read_wands(path, chosen)
         else:
-            items = read_label_table(path, [a.strip() for a in annotators.split(",")], chosen)
+            table = read_label_table_full(path, [a.strip() for a in annotators.split(",")],
+                                          chosen, parse_columns(columns), duplicates, spread,
+                                          raters, _scale(scale))
+            items = table.labels
+        if dev_share is not None:
+            items = split_by_query(items, dev_share, seed)
     except (InputError, ValueError) as exc:
         click.echo(f"bad input:\n{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     count = store_labels(open_store(db_path), items, source or kind)
-    click.echo(json.dumps({"source": source or kind, "labels": count,
-                           "pairs": len({(i.pair.query, i.pair.product_id) for i in items})}))
+    splits: dict[str, int] = {}
+    for item in items:
+        splits[item.split] = splits.get(item.split, 0) + 1
+    click.echo(json.dumps({
+        "source": source or kind, "labels": count,
+        "pairs": len({(i.pair.query, i.pair.product_id) for i in items}),
+        "splits": splits, "product_ids_from_title": table.ids_from_title,
+        "duplicates_dropped": table.duplicates_dropped,
+        "duplicates_averaged": table.duplicates_averaged,
+        "ceiling_estimated_pairs": sum(i.loo_estimate is not None for i in items)}))
+
+
+def _scale(text: str) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        low, high = (int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--scale: expected LOW,HIGH such as 1,4, not {text!r}") from exc
+    return low, high
 
 
 @labels.command("pairs")
@@ -77,13 +127,21 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--max-queries", type=int, default=0,
               help="At most this many queries, spread over query types (0: all).")
+@click.option("--max-pairs", type=int, default=0,
+              help="At most this many pairs, whole queries only, in the same spread (0: all).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-def export_pairs(db_path: str, source: str, split: str, max_queries: int, output: str) -> None:
+def export_pairs(db_path: str, source: str, split: str, max_queries: int, max_pairs: int,
+                 output: str) -> None:
     """Write the labelled pairs as a pairs file for `raer judge`."""
     store = open_store(db_path)
     pairs = labelled_pairs(store, source, split)
+    if not pairs:
+        click.echo(f"no human labels of source {source!r}"
+                   + (f" in split {split!r}" if split else ""), err=True)
+        sys.exit(EXIT_BAD_INPUT)
     queries = {r["id"]: r for r in store.rows("select * from queries")}
-    chosen = _spread(sorted({p["query_id"] for p in pairs}), queries, max_queries)
+    order = _spread(sorted({p["query_id"] for p in pairs}), queries, max_queries)
+    chosen = _within_pairs(order, pairs, max_pairs)
     products = {r["id"]: r for r in store.rows("select * from products")}
     with Path(output).open("w", encoding="utf-8") as out:
         for pair in pairs:
@@ -97,19 +155,36 @@ def export_pairs(db_path: str, source: str, split: str, max_queries: int, output
                                                   "description", "image")},
                 "attributes": json.loads(product["attributes"] or "{}")},
                 ensure_ascii=False) + "\n")
-    click.echo(json.dumps({"queries": len(chosen), "output": output}))
+    click.echo(json.dumps({"queries": len(chosen),
+                           "pairs": sum(p["query_id"] in chosen for p in pairs),
+                           "output": output}))
 
 
-def _spread(query_ids: list[str], queries: dict, limit: int) -> set[str]:
-    """Round-robin over query types so a small sample still covers each type."""
+def _within_pairs(order: list[str], pairs: list[dict], limit: int) -> set[str]:
+    """Queries in spread order while their pairs fit in `limit` (whole queries: per-query
+    measures need every labelled product of a query)."""
     if not limit:
-        return set(query_ids)
+        return set(order)
+    sizes: dict[str, int] = {}
+    for pair in pairs:
+        sizes[pair["query_id"]] = sizes.get(pair["query_id"], 0) + 1
+    chosen, total = set(), 0
+    for qid in order:
+        if total + sizes[qid] <= limit:
+            chosen.add(qid)
+            total += sizes[qid]
+    return chosen
+
+
+def _spread(query_ids: list[str], queries: dict, limit: int) -> list[str]:
+    """Round-robin over query types so a small sample still covers each type."""
     by_type: dict[str, list[str]] = {}
     for qid in query_ids:
         by_type.setdefault(queries[qid]["query_type"] or "", []).append(qid)
     chosen: list[str] = []
+    limit = limit or len(query_ids)
     while len(chosen) < limit and any(by_type.values()):
         for kind in sorted(by_type):
             if by_type[kind] and len(chosen) < limit:
                 chosen.append(by_type[kind].pop(0))
-    return set(chosen)
+    return chosen

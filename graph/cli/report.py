@@ -19,14 +19,16 @@ from raer.store import open_store
 @click.option("--split", default="", help="Only this split.")
 @click.option("--resamples", default=1000, show_default=True)
 @click.option("--common", is_flag=True, help="Only the pairs all the runs judged.")
+@click.option("--ties", type=click.Choice(["median", "lower", "higher"]), default="median",
+              show_default=True, help="How ties between annotators are broken.")
 @click.option("--out", "out_dir", default="report", show_default=True,
               type=click.Path(file_okay=False), help="Folder for report.md / report.html.")
 def report(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
-           common: bool, out_dir: str) -> None:
+           common: bool, ties: str, out_dir: str) -> None:
     """Write report.md and report.html (charts inline, opens offline) for RUN_IDS."""
     try:
         paths = write_report(open_store(db_path), list(run_ids), out_dir, source, split,
-                             resamples, common)
+                             resamples, common, ties)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
