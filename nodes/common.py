@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from raer.nodes.context import ROLES, Context
+from raer.nodes.server_settings import ServerSettings, server_context
 from raer.prompts import prompt_hashes
 from raer.store import Store, open_store
 
@@ -17,8 +18,13 @@ LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "it": "Italia
 
 
 def settings_of(runtime: Any) -> Context:
-    """The run settings; a graph invoked without `context=` runs on the defaults."""
-    return Context.coerce(getattr(runtime, "context", None))
+    """The run settings; a graph invoked without `context=` runs on the defaults. On the
+    LangGraph server the context is a client's `ServerSettings`, completed by the operator's
+    configuration (nodes/server_settings.py)."""
+    context = getattr(runtime, "context", None)
+    if isinstance(context, ServerSettings):
+        return server_context(context)
+    return Context.coerce(context)
 
 
 def store_for(settings: Context) -> Store:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from raer.prompts import prompt_hashes
+from raer.store.redact import strip_credentials
 
 ROLES = ("requirements", "guidelines", "vision", "judge")
 OFFLINE = ""  # an empty base URL means: the embedded offline model
@@ -24,7 +25,8 @@ PILLOW_VISION = "pillow"  # the offline vision default: local image analysis, no
 _OPERATIONAL = {"db_path", "run_name", "max_concurrency", "query_concurrency", "review_mode",
                 "request_timeout", "max_retries", "offline_threads", "max_cost",
                 "requests_per_minute", "tokens_per_minute", "batch", "batch_idle_seconds",
-                "batch_poll_seconds", "batch_resubmits"}
+                "batch_poll_seconds", "batch_resubmits", "images_root", "local_images",
+                "image_allow_hosts"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,17 @@ class Context:
     batch_resubmits: int = 2
     query_concurrency: int = 4
     image_max_side: int = 512
+    images_root: str = ""
+    """Local packshots must lie inside this folder. The CLI passes the pairs file's folder
+    (or --images-root); empty means no confinement, for scripts that build their own pairs:
+    a script judging a file it did not write should set it."""
+    local_images: bool = True
+    """False: no local file is read as a packshot (the LangGraph server without an images
+    root)."""
+    image_allow_hosts: str = ""
+    """Comma-separated host names or networks (CIDR) on a private network that packshot URLs
+    may reach, e.g. a shop's own CDN; every other private, loopback, link-local or metadata
+    address is refused."""
     offline_threads: int = 2
     prompt_set: str = "default"
     prices: str = field(default="")
@@ -112,9 +125,12 @@ class Context:
         return base_url, model
 
     def identity(self) -> dict[str, Any]:
-        """The settings that change outputs, plus the resolved models per role."""
-        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in _OPERATIONAL}
-        data["models"] = {role: list(self.endpoint(role)) for role in ROLES}
+        """The settings that change outputs, plus the resolved models per role. Credentials
+        in endpoint URLs never reach it (it is stored and shown)."""
+        data = {k: strip_credentials(v) if k.endswith("base_url") else v
+                for k, v in dataclasses.asdict(self).items() if k not in _OPERATIONAL}
+        data["models"] = {role: [strip_credentials(self.endpoint(role)[0]),
+                                 self.endpoint(role)[1]] for role in ROLES}
         data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded")
         return data
 

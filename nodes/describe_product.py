@@ -17,7 +17,13 @@ from langgraph.runtime import Runtime
 
 from raer.nodes.common import key, settings_of, store_of
 from raer.nodes.context import PILLOW_VISION, Context
-from raer.nodes.images import ImageUnavailable, Packshot, analyse_locally, load_packshot
+from raer.nodes.images import (
+    ImagePolicy,
+    ImageUnavailable,
+    Packshot,
+    analyse_locally,
+    load_packshot,
+)
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import PackshotDescription
 from raer.nodes.singleflight import once
@@ -59,7 +65,8 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
     if not settings.describe_images:
         return {"description": None, "image_note": "packshot descriptions switched off"}
     try:
-        packshot = await asyncio.to_thread(load_packshot, product["image"])
+        packshot = await asyncio.to_thread(load_packshot, product["image"], ImagePolicy(
+            settings.images_root, settings.local_images, settings.image_allow_hosts))
     except ImageUnavailable as exc:
         return {"description": None, "image_note": str(exc)}
 

@@ -19,13 +19,14 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import webcolors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from raer.nodes.image_fetch import MAX_IMAGE_BYTES, FetchRefused, fetch
 from raer.nodes.schemas import PackshotDescription
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_DATA_URL_CHARS = 8 * 1024 * 1024  # ~6 MB of image once base64 is decoded
+MAX_PIXELS = 25_000_000  # well below Pillow's 89 M default: ~100 MB decoded as RGBA
 
 
 class ImageUnavailable(Exception):
@@ -45,8 +46,40 @@ class Packshot:
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _read_bytes(source: str, base_dir: Path | None) -> bytes:
+@dataclass(frozen=True)
+class ImagePolicy:
+    """Where packshots may come from: local files only inside `root` (anywhere when it is
+    empty: a script that builds its own pairs; not at all when `local` is False), URLs only
+    to public addresses or the operator's `allow_hosts`."""
+
+    root: str = ""
+    local: bool = True
+    allow_hosts: str = ""
+
+
+def _read_local(source: str, policy: ImagePolicy) -> bytes:
+    if not policy.local:
+        raise ImageUnavailable("local image files are not read here (no images root)")
+    root = Path(policy.root or Path.cwd()).resolve()
+    path = Path(source)
+    path = (path if path.is_absolute() else root / path).resolve()
+    if policy.root and not path.is_relative_to(root):
+        # said without touching the file: no oracle for what exists outside the root
+        raise ImageUnavailable("image path is outside the images folder "
+                               "(the pairs file's folder, or --images-root)")
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageUnavailable(f"image larger than {MAX_IMAGE_BYTES // 2**20} MB")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageUnavailable(f"image file unreadable: {path.name} ({exc.strerror})") from exc
+
+
+def _read_bytes(source: str, policy: ImagePolicy) -> bytes:
     if source.startswith("data:"):
+        if len(source) > MAX_DATA_URL_CHARS:
+            raise ImageUnavailable(f"data URL longer than {MAX_DATA_URL_CHARS // 2**20} MB")
         header, _, payload = source.partition(",")
         if ";base64" not in header:
             raise ImageUnavailable("data URL is not base64-encoded")
@@ -54,28 +87,23 @@ def _read_bytes(source: str, base_dir: Path | None) -> bytes:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ImageUnavailable(f"data URL does not decode: {exc}") from exc
-    if source.startswith(("http://", "https://")):
+    if "://" in source[:12]:
         try:
-            response = httpx.get(source, timeout=20, follow_redirects=True)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise ImageUnavailable(f"image URL failed: {exc}") from exc
-        if len(response.content) > MAX_IMAGE_BYTES:
-            raise ImageUnavailable("image larger than 20 MB")
-        return response.content
-    path = Path(source)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ImageUnavailable(f"image file unreadable: {path} ({exc.strerror})") from exc
+            return fetch(source, policy.allow_hosts)
+        except FetchRefused as exc:
+            raise ImageUnavailable(str(exc)) from exc
+    return _read_local(source, policy)
 
 
-def load_packshot(source: str, base_dir: Path | None = None) -> Packshot:
-    data = _read_bytes(source, base_dir)
+def load_packshot(source: str, policy: ImagePolicy | None = None) -> Packshot:
+    data = _read_bytes(source, policy or ImagePolicy())
     try:
         image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageUnavailable(f"image of {width}×{height} pixels is over the "
+                                   f"{MAX_PIXELS // 1_000_000} megapixel limit")
+        image.draft("RGB", (2048, 2048))  # JPEG decodes at a reduced size where it can
         image.load()
         image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError as exc:

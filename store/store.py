@@ -19,6 +19,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from raer.store.migrations import migrations
+from raer.store.redact import redact
 
 _OPEN: dict[str, Store] = {}
 _OPEN_LOCK = threading.Lock()
@@ -89,7 +90,8 @@ class Store:
     # ------------------------------------------------------------ model calls
     def record_call(self, row: dict[str, Any]) -> int:
         with self.lock:
-            return self.db["llm_calls"].insert({**row, "created_at": now()}).last_pk
+            return self.db["llm_calls"].insert({**row, "error": redact(row.get("error")),
+                                                "created_at": now()}).last_pk
 
     def successful_call(self, cache_key: str) -> dict[str, Any] | None:
         """The first validated answer recorded for a cache key (errors are never reused)."""
@@ -112,7 +114,8 @@ class Store:
     def record_judgment(self, row: dict[str, Any], review: dict[str, Any] | None) -> None:
         """Write a judgment (and its review entry) atomically; a rerun replaces nothing done."""
         with self.lock, self.db.atomic():
-            self.db["judgments"].upsert({**row, "created_at": now()}, pk="id")
+            self.db["judgments"].upsert({**row, "error": redact(row.get("error")),
+                                         "created_at": now()}, pk="id")
             if review is not None:
                 existing = self.db["reviews"].count_where("judgment_id = ?", [row["id"]])
                 if not existing:
@@ -131,7 +134,8 @@ class Store:
                 "select id from judgments where run_id = ? and status in ('done', 'escalated')",
                 [judgments[0]["run_id"]])} if judgments else set()
             self.db["judgments"].upsert_all(
-                [{**j, "created_at": now()} for j in judgments if j["id"] not in finished],
+                [{**j, "error": redact(j.get("error")), "created_at": now()}
+                 for j in judgments if j["id"] not in finished],
                 pk="id")
 
     def pair_statuses(self, run_id: str) -> dict[str, int]:

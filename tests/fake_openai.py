@@ -51,8 +51,9 @@ class FakeOpenAI:
     """
 
     def __init__(self, latency: float = 0.0, fail_first: int = 0, fail_status: int = 500,
-                 batch_mode: str = "complete"):
+                 batch_mode: str = "complete", fail_message: str = "injected fault"):
         self.latency, self.fail_first, self.fail_status = latency, fail_first, fail_status
+        self.fail_message = fail_message
         self.batch_mode = batch_mode
         self.requests: list[dict] = []
         self.files: dict[str, bytes] = {}
@@ -100,7 +101,8 @@ class FakeOpenAI:
                     self.send_header("Retry-After", "0")
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "injected fault"}}')
+                    self.wfile.write(json.dumps({"error": {"message": fake.fail_message}})
+                                     .encode())
                     return
                 time.sleep(fake.latency)
                 self.reply(completion(body))

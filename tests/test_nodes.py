@@ -151,6 +151,7 @@ async def test_judge_prompt_puts_the_query_part_before_the_product(standard_answ
 
 
 async def test_images_are_fetched_from_an_http_url(settings, store, tmp_path):
+    import dataclasses
     import functools
     import http.server
     import threading
@@ -159,6 +160,7 @@ async def test_images_are_fetched_from_an_http_url(settings, store, tmp_path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = dataclasses.replace(settings, image_allow_hosts="127.0.0.1")  # our own server
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/served.png"
         out = await describe_product({"run_id": "r", "product": product("p", image=url)},

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -71,13 +72,25 @@ async def _ask_person(item: dict) -> str:
 @click.option("--batch", is_flag=True,
               help="Send requests through the OpenAI Batch API (half price; results take "
                    "minutes to hours; the run waits and polls).")
+@click.option("--images-root", type=click.Path(file_okay=False), default=None,
+              help="Folder local packshots must lie in (default: the pairs file's folder); "
+                   "paths outside it are refused.")
+@click.option("--image-allow-hosts", default="",
+              help="Comma-separated hosts or networks (CIDR) on a private network that "
+                   "packshot URLs may reach, e.g. your own CDN; others are refused.")
+@click.option("--request-timeout", default=120.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a model request may take before it is retried.")
+@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0),
+              help="Transport retries per model request (429, 5xx, timeouts).")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           interactive: bool, concurrency: int, query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
-          batch: bool, dry_run: bool, as_json: bool, **models: str) -> None:
+          batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
+          max_retries: int, dry_run: bool, as_json: bool, **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
@@ -91,7 +104,9 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,
-                       **models)
+                       images_root=str(Path(images_root or Path(pairs).parent).resolve()),
+                       image_allow_hosts=image_allow_hosts, request_timeout=request_timeout,
+                       max_retries=max_retries, **models)
     if dry_run:
         _print_estimate(estimate(records, settings), as_json)
         return

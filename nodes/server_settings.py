@@ -1,0 +1,145 @@
+"""Run settings on the LangGraph server: the operator's, not the client's.
+
+A client of the server may choose only what cannot reach outside the server's intent: a
+named model profile the operator configured, and judging options (guidelines, packshots,
+scale, review threshold and mode). Endpoints, API key variable names, the store path and
+the folder local packshots may come from are the operator's, read once from the server's
+configuration:
+
+- `RAER_SERVER_CONFIG`: a JSON file
+  `{"db_path": "...", "images_root": "...", "default_profile": "NAME",
+    "profiles": {"NAME": {"base_url": "...", "model": "...", "api_key_env": "..."}},
+    "settings": {"max_concurrency": 16}}`
+  where a profile and `settings` may set any run setting (`Context` field);
+- without it, `RAER_DB` (default `raer.db`), `RAER_BASE_URL`, `RAER_MODEL`,
+  `RAER_API_KEY_ENV` and `RAER_IMAGES_ROOT` give one profile, "default".
+
+Relative paths in the configuration resolve against the configuration file's folder (or,
+from environment variables, the server's working directory at start). Without an images
+root, the server reads no local files as packshots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from raer.nodes.context import Context
+
+CLIENT_FIELDS = ("profile", "guideline_mode", "describe_images", "scale", "review_below",
+                 "review_mode")
+
+
+class ForbiddenSetting(ValueError):
+    """A client asked for a setting only the operator may choose."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What a client of the LangGraph server may set for a run."""
+
+    profile: str = field(default="", metadata={
+        "description": "A model profile the server's operator configured; empty: the default."})
+    guideline_mode: Literal["specific", "generic"] = field(default="specific", metadata={
+        "description": "Query-specific guidelines, or the generic rubric (no model call)."})
+    describe_images: bool = field(default=True, metadata={
+        "description": "False judges on product text alone."})
+    scale: Literal["three", "graded"] = field(default="three", metadata={
+        "description": "Three labels, or a 0–4 grade mapped onto them."})
+    review_below: float = field(default=0.5, metadata={
+        "description": "Judgments with confidence below this go to a person."})
+    review_mode: Literal["queue", "interactive"] = field(default="queue", metadata={
+        "description": "Queue doubtful pairs for review, or pause the thread for a person."})
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    db_path: str
+    images_root: str
+    default_profile: str
+    profiles: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+
+
+def _resolve(path: str, root: Path) -> str:
+    return str((root / path).resolve()) if path and not Path(path).is_absolute() else path
+
+
+def load_operator_config(environ: dict[str, str] | None = None) -> OperatorConfig:
+    """The server's configuration (see the module docstring); errors name the file."""
+    env = os.environ if environ is None else environ
+    known = {f.name for f in dataclasses.fields(Context)}
+    path = env.get("RAER_SERVER_CONFIG", "")
+    if path:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"RAER_SERVER_CONFIG {path}: {exc}") from exc
+        root = Path(path).resolve().parent
+        profiles = data.get("profiles") or {"default": {}}
+        for name, profile in [*profiles.items(), ("settings", data.get("settings") or {})]:
+            unknown = set(profile) - known
+            if unknown:
+                raise ValueError(f"RAER_SERVER_CONFIG {path}: {name}: unknown run settings "
+                                 f"{sorted(unknown)}")
+        return OperatorConfig(
+            db_path=_resolve(data.get("db_path") or "raer.db", root),
+            images_root=_resolve(data.get("images_root") or "", root),
+            default_profile=data.get("default_profile") or next(iter(profiles)),
+            profiles=profiles, settings=data.get("settings") or {})
+    root = Path.cwd()
+    profile = {k: v for k, v in (("base_url", env.get("RAER_BASE_URL", "")),
+                                 ("model", env.get("RAER_MODEL", "")),
+                                 ("api_key_env", env.get("RAER_API_KEY_ENV", ""))) if v}
+    return OperatorConfig(db_path=_resolve(env.get("RAER_DB", "raer.db"), root),
+                          images_root=_resolve(env.get("RAER_IMAGES_ROOT", ""), root),
+                          default_profile="default", profiles={"default": profile},
+                          settings={})
+
+
+@lru_cache(maxsize=1)
+def operator_config() -> OperatorConfig:
+    """Read once per server process, at the first run (never at import)."""
+    return load_operator_config()
+
+
+def check_client_settings(value: Any) -> None:
+    """Reject, before any call, settings a client may not choose or that do not exist."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ForbiddenSetting("context must be a JSON object")
+    operator_only = {f.name for f in dataclasses.fields(Context)} - set(CLIENT_FIELDS)
+    forbidden = sorted(set(value) & operator_only)
+    unknown = sorted(set(value) - set(CLIENT_FIELDS) - operator_only)
+    problems = []
+    if forbidden:
+        problems.append(f"set by the server's operator, not by a client: {forbidden}")
+    if unknown:
+        problems.append(f"unknown settings: {unknown}")
+    profile = value.get("profile")
+    if profile and profile not in operator_config().profiles:
+        problems.append(f"unknown profile {profile!r}; the operator allows: "
+                        f"{sorted(operator_config().profiles)}")
+    if problems:
+        raise ForbiddenSetting("; ".join(problems) + f". A client may set: {list(CLIENT_FIELDS)}")
+
+
+@lru_cache(maxsize=256)
+def server_context(client: ServerSettings) -> Context:
+    """The full run settings for a client's choice: the operator's endpoints, store and
+    images root, the chosen profile, the client's judging options."""
+    config = operator_config()
+    name = client.profile or config.default_profile
+    if name not in config.profiles:
+        raise ForbiddenSetting(f"unknown profile {name!r}; the operator allows: "
+                               f"{sorted(config.profiles)}")
+    chosen = {k: getattr(client, k) for k in CLIENT_FIELDS if k != "profile"}
+    return Context(**{**config.settings, **config.profiles[name], **chosen,
+                      "db_path": config.db_path, "images_root": config.images_root,
+                      "local_images": bool(config.images_root)})
