@@ -24,8 +24,8 @@ from raer.nodes.request_review import request_review
 from raer.nodes.state import ProductOutput, ProductState, QueryInput, QueryOutput, QueryState
 
 
-def build_product_graph() -> StateGraph:
-    builder = StateGraph(ProductState, context_schema=Context, output_schema=ProductOutput)
+def build_product_graph(context_schema: type = Context) -> StateGraph:
+    builder = StateGraph(ProductState, context_schema=context_schema, output_schema=ProductOutput)
     builder.add_node("describe_product", describe_product)
     builder.add_node("judge_pair", judge_pair)
     builder.add_node("request_review", request_review)
@@ -38,12 +38,14 @@ def build_product_graph() -> StateGraph:
     return builder
 
 
-def build_graph() -> StateGraph:
-    builder = StateGraph(QueryState, context_schema=Context, input_schema=QueryInput,
+def build_graph(context_schema: type = Context) -> StateGraph:
+    """`context_schema`: `Context` for scripts and the CLI (every setting), `ServerSettings`
+    for the LangGraph server (what a client may choose; the operator sets the rest)."""
+    builder = StateGraph(QueryState, context_schema=context_schema, input_schema=QueryInput,
                          output_schema=QueryOutput)
     builder.add_node("extract_requirements", extract_requirements)
     builder.add_node("draft_guidelines", draft_guidelines)
-    builder.add_node("judge_product", build_product_graph().compile())
+    builder.add_node("judge_product", build_product_graph(context_schema).compile())
     builder.add_edge(START, "extract_requirements")
     builder.add_edge("extract_requirements", "draft_guidelines")
     builder.add_conditional_edges("draft_guidelines", fan_out_products, ["judge_product", END])

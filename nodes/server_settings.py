@@ -35,6 +35,9 @@ CLIENT_FIELDS = ("profile", "guideline_mode", "describe_images", "scale", "revie
                  "review_mode")
 
 
+OPERATOR_FIELDS = frozenset(f.name for f in dataclasses.fields(Context)) - set(CLIENT_FIELDS)
+
+
 class ForbiddenSetting(ValueError):
     """A client asked for a setting only the operator may choose."""
 
@@ -114,9 +117,8 @@ def check_client_settings(value: Any) -> None:
         return
     if not isinstance(value, dict):
         raise ForbiddenSetting("context must be a JSON object")
-    operator_only = {f.name for f in dataclasses.fields(Context)} - set(CLIENT_FIELDS)
-    forbidden = sorted(set(value) & operator_only)
-    unknown = sorted(set(value) - set(CLIENT_FIELDS) - operator_only)
+    forbidden = sorted(set(value) & OPERATOR_FIELDS)
+    unknown = sorted(set(value) - set(CLIENT_FIELDS) - OPERATOR_FIELDS)
     problems = []
     if forbidden:
         problems.append(f"set by the server's operator, not by a client: {forbidden}")

@@ -24,9 +24,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
+    """The server as an operator starts it: the store path comes from its environment."""
     port = free_port()
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true",
-           "LANGSMITH_TRACING": "false"}
+           "LANGSMITH_TRACING": "false", "RAER_DB": str(tmp_path / "served.db"),
+           "SERVER_SECRET_KEY": "sk-server-secret-0123456789"}
+    env.pop("RAER_SERVER_CONFIG", None)
     log = (tmp_path / "server.log").open("w")
     langgraph = Path(sys.executable).parent / "langgraph"
     proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload",
@@ -55,14 +58,14 @@ def server(tmp_path):
 
 
 def test_server_answers_a_run_of_one_query(server, tmp_path):
-    db = tmp_path / "served.db"
+    db = tmp_path / "served.db"  # the operator's store (RAER_DB), not the client's choice
     body = {
         "assistant_id": "raer",
         "input": {"query": "adidas sneaker", "language": "en", "products": [
             {"product_id": "adidas-samba", "title": "adidas Samba OG Sneaker",
              "brand": "adidas", "engine": "api"},
             {"product_id": "nike-af1", "title": "Nike Air Force 1", "brand": "Nike"}]},
-        "context": {"db_path": str(db)},
+        "context": {"guideline_mode": "specific", "review_below": 0.5},
     }
     response = httpx.post(f"{server}/runs/wait", json=body, timeout=300)
     assert response.status_code == 200, response.text
@@ -78,3 +81,41 @@ def test_server_answers_a_run_of_one_query(server, tmp_path):
         nodes = {r[0] for r in conn.execute("select node from llm_calls")}
     assert {"extract_requirements", "draft_guidelines", "judge_pair"} <= nodes
     assert json.dumps(out)  # the answer is plain JSON
+
+
+def test_a_client_cannot_choose_endpoints_keys_store_or_files(server, tmp_path):
+    """The attack from issue 8: point the model at your own endpoint, name the variable
+    holding a secret, pick the store path. Each is refused with 422 before any call."""
+    from tests.fake_openai import FakeOpenAI
+
+    catcher = FakeOpenAI()
+    run = {"assistant_id": "raer", "input": {"query": "jeans", "products": [
+        {"product_id": "p", "title": "Jeans"}]}}
+    try:
+        for context in ({"base_url": catcher.base_url, "api_key_env": "SERVER_SECRET_KEY"},
+                        {"db_path": str(tmp_path / "evil.db")},
+                        {"images_root": "/"},
+                        {"judge_base_url": catcher.base_url},
+                        {"no_such_setting": 1},
+                        {"profile": "not-configured"}):
+            response = httpx.post(f"{server}/runs/wait", json={**run, "context": context},
+                                  timeout=60)
+            assert response.status_code == 422, (context, response.text)
+            assert "run settings refused" in response.text
+        assistant = httpx.post(f"{server}/assistants", json={
+            "graph_id": "raer", "context": {"base_url": catcher.base_url}}, timeout=60)
+        assert assistant.status_code == 422
+        configurable = httpx.post(f"{server}/runs/wait", json={
+            **run, "config": {"configurable": {"api_key_env": "SERVER_SECRET_KEY"}}},
+            timeout=60)
+        assert configurable.status_code == 422
+    finally:
+        catcher.close()
+    assert catcher.requests == []
+    assert not (tmp_path / "evil.db").exists()
+    [assistant] = httpx.post(f"{server}/assistants/search", json={"graph_id": "raer"},
+                             timeout=30).json()
+    schemas = httpx.get(f"{server}/assistants/{assistant['assistant_id']}/schemas",
+                        timeout=30).json()
+    assert set(schemas["context_schema"]["properties"]) == {
+        "profile", "guideline_mode", "describe_images", "scale", "review_below", "review_mode"}
