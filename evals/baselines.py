@@ -78,7 +78,7 @@ def fit_lexical(pairs: list[dict[str, Any]]) -> tuple[float, float, float]:
 def _write_run(store: Store, run_id: str, settings: dict[str, Any], model: str,
                predictions: list[tuple[dict[str, Any], str]]) -> str:
     store.ensure_run(run_id, settings, {"judge": model}, {})
-    with store.lock, store.db.atomic():
+    with store.atomic():
         for pair, label in predictions:
             jid = judgment_id(run_id, pair["query_id"], "", pair["product_id"])
             store.db["judgments"].upsert({

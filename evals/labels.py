@@ -476,7 +476,7 @@ def _raw_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
     """Write queries, products and labels in one transaction; re-importing replaces labels."""
-    with store.lock, store.db.atomic():
+    with store.atomic():
         for item in labels:
             pair = item.pair
             normalised = normalise_query(pair.query)

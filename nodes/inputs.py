@@ -94,10 +94,25 @@ class Pair(BaseModel):
 
 
 def _records(path: Path) -> list[tuple[int, Any]]:
+    """A byte-order mark (what Excel writes) is accepted; another encoding or a corrupt
+    file is an InputError naming the file, not a traceback."""
+    try:
+        return _read_records(path)
+    except UnicodeDecodeError as exc:
+        raise InputError([(str(path), None, "(file)", f"not UTF-8 text (byte {exc.start}); "
+                                                      f"save it as UTF-8")]) from exc
+    except (InputError, OSError):
+        raise
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise InputError([(str(path), None, "(file)",
+                           f"cannot read {path.suffix.lstrip('.')} file: {exc}")]) from exc
+
+
+def _read_records(path: Path) -> list[tuple[int, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         out = []
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     try:
@@ -107,7 +122,7 @@ def _records(path: Path) -> list[tuple[int, Any]]:
                                            f"invalid JSON: {exc.msg}")]) from exc
         return out
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             return [(reader.line_num, row) for row in reader]
     if suffix == ".parquet":

@@ -33,6 +33,9 @@ from raer.nodes.offline_model import offline_base_url
 from raer.nodes.prices import estimate_cost
 from raer.nodes.rate_limits import rate_limit
 from raer.store import Store
+from raer.store.store import claim_owner
+
+CLAIM_POLL_SECONDS = 0.25
 
 T = TypeVar("T", bound=BaseModel)
 MAX_OUTPUT_TOKENS = 1024
@@ -177,11 +180,36 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     An answer already recorded under the same cache key is returned without a call: a run
     killed after a call was recorded but before its artefact row was written never pays twice.
     """
-    if cache_key:
+    if not cache_key:
+        return await _call_and_record(store, settings, run_id, node, role, schema, messages,
+                                      prompt_hash, cache_key)
+    # Another process on the same store may be asking the same thing right now: wait for
+    # its answer instead of paying again (a claim left by a killed process expires).
+    lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
+    while True:
         stored = await asyncio.to_thread(store.successful_call, cache_key)
         if stored is not None:
             return CallResult(parsed=schema.model_validate_json(stored["parsed"]),
                               call_id=stored["id"], model=stored["model"])
+        if await asyncio.to_thread(store.claim, cache_key, _owner(), lifetime + 60):
+            break
+        await asyncio.sleep(CLAIM_POLL_SECONDS)
+    try:
+        return await _call_and_record(store, settings, run_id, node, role, schema, messages,
+                                      prompt_hash, cache_key)
+    finally:
+        await asyncio.to_thread(store.release, cache_key, _owner())
+
+
+@lru_cache(maxsize=1)
+def _owner() -> str:
+    """This process, as the store's claims name it (made at first use, not at import)."""
+    return claim_owner()
+
+
+async def _call_and_record(store: Store, settings: Context, run_id: str, node: str, role: str,
+                           schema: type[T], messages: list[BaseMessage], prompt_hash: str,
+                           cache_key: str) -> CallResult[T]:
     # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
     chat, model = await asyncio.to_thread(make_chat_model, role, settings)
     base_url = settings.endpoint(role)[0]

@@ -101,3 +101,10 @@ def m004_ceiling_estimate(db: Database) -> None:
     """Where a label set gives only an aggregate and a spread per pair, the import estimates
     how often one rater would agree with the others' majority (see evals/ceiling.py)."""
     db["human_labels"].add_column("loo_estimate", float)
+
+
+@migrations()
+def m005_claims(db: Database) -> None:
+    """Cross-process claims on model calls in flight, keyed like the cache: a second
+    process on the same store waits for the answer instead of paying for it again."""
+    db["claims"].create({"cache_key": str, "owner": str, "expires_at": float}, pk="cache_key")

@@ -8,9 +8,14 @@ changes their content. Failed model output is never cached: it lives only in llm
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -48,6 +53,25 @@ def product_row(product: dict[str, Any]) -> dict[str, Any]:
             "attributes": dumps(product.get("attributes") or {})}
 
 
+def claim_owner() -> str:
+    """host:pid:nonce, so a claim whose process died on this host is taken over at once."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's process: trust the expiry
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Store:
     """A sqlite-utils Database with raer's tables; migrations applied on open."""
 
@@ -65,6 +89,56 @@ class Store:
         self.db.execute("PRAGMA foreign_keys = ON")
         self.lock = threading.RLock()
         migrations.apply(self.db)
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """A write transaction that takes the write lock at BEGIN (IMMEDIATE), so two
+        processes on one store wait for each other (busy timeout) instead of failing with
+        "database is locked" when a read inside a deferred transaction went stale."""
+        with self.lock:
+            if self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.conn.rollback()
+                raise
+            self.db.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------ in-flight claims
+    def claim(self, cache_key: str, owner: str, seconds: float) -> bool:
+        """Take the cross-process claim on a model call about to be made, or say another
+        live process holds it (an expired claim, left by a killed process, is taken over)."""
+        moment = time.time()
+        with self.atomic():
+            self.db.execute("delete from claims where cache_key = ? and expires_at < ?",
+                            [cache_key, moment])
+            cursor = self.db.execute(
+                "insert or ignore into claims (cache_key, owner, expires_at) values (?, ?, ?)",
+                [cache_key, owner, moment + seconds])
+            if cursor.rowcount:
+                return True
+            holder = self.db.execute("select owner from claims where cache_key = ?",
+                                     [cache_key]).fetchone()
+            if holder and holder[0] != owner and not _alive(holder[0]):
+                self.db.execute("update claims set owner = ?, expires_at = ? "
+                                "where cache_key = ?", [owner, moment + seconds, cache_key])
+                return True
+            return bool(holder and holder[0] == owner)
+
+    def claimed(self, cache_key: str) -> bool:
+        with self.lock:
+            return bool(self.db.execute(
+                "select 1 from claims where cache_key = ? and expires_at >= ?",
+                [cache_key, time.time()]).fetchone())
+
+    def release(self, cache_key: str, owner: str) -> None:
+        with self.atomic():
+            self.db.execute("delete from claims where cache_key = ? and owner = ?",
+                            [cache_key, owner])
 
     # ------------------------------------------------------------ runs, queries, products
     def ensure_run(self, run_id: str, settings: dict[str, Any], models: dict[str, Any],
@@ -113,7 +187,7 @@ class Store:
     # ------------------------------------------------------------ judgments and reviews
     def record_judgment(self, row: dict[str, Any], review: dict[str, Any] | None) -> None:
         """Write a judgment (and its review entry) atomically; a rerun replaces nothing done."""
-        with self.lock, self.db.atomic():
+        with self.atomic():
             self.db["judgments"].upsert({**row, "error": redact(row.get("error")),
                                          "created_at": now()}, pk="id")
             if review is not None:
@@ -125,7 +199,7 @@ class Store:
                    judgments: list[dict[str, Any]]) -> None:
         """Write pair rows (pending, or failed with a reason) in one transaction, leaving
         pairs that are already done or escalated untouched."""
-        with self.lock, self.db.atomic():
+        with self.atomic():
             for row in queries:
                 self.db["queries"].upsert(row, pk="id")
             for product in products:
@@ -168,7 +242,7 @@ class Store:
             return list(self.db.query(sql + " order by r.created_at", params))
 
     def resolve_review(self, judgment_id: str, label: str, reviewer: str, note: str = "") -> None:
-        with self.lock, self.db.atomic():
+        with self.atomic():
             if not self.db["judgments"].count_where("id = ?", [judgment_id]):
                 raise KeyError(judgment_id)
             self.db["reviews"].upsert(
@@ -196,11 +270,20 @@ class Store:
         self.db.conn.close()
 
 
+class StoreUnusable(Exception):
+    """The --db path cannot be used as raer's store; the message says why, naming it."""
+
+
 def open_store(path: str | Path) -> Store:
     """The process's one Store for a path (nodes of concurrent queries share it)."""
     key = str(path)
     with _OPEN_LOCK:
         store = _OPEN.get(key)
         if store is None:
-            store = _OPEN[key] = Store(key)
+            try:
+                store = _OPEN[key] = Store(key)
+            except sqlite3.DatabaseError as exc:
+                raise StoreUnusable(f"{key}: not a usable SQLite store ({exc})") from exc
+            except OSError as exc:
+                raise StoreUnusable(f"{key}: cannot open the store ({exc.strerror})") from exc
         return store

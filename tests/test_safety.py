@@ -224,3 +224,27 @@ def test_no_secret_reaches_the_store_show_or_report(tmp_path, monkeypatch):
         assert secret not in dump
     assert json.loads(open_store(db).rows("select settings from runs")[0]["settings"])[
         "base_url"].startswith("http://127.0.0.1")
+
+
+def test_bad_files_and_stores_end_with_a_message_and_exit_2(tmp_path):
+    runner = CliRunner()
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufeffquery,product_id,title\njeans,p1,Jeans\n".encode())
+    from raer.nodes.inputs import read_pairs
+    assert read_pairs(bom)[0].query == "jeans"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("query,product_id,title\nJeans für Herren,p1,Jeans\n".encode("latin-1"))
+    parquet = tmp_path / "corrupt.parquet"
+    parquet.write_bytes(b"PAR1 this is not parquet")
+    for path, message in ((latin, "not UTF-8 text"), (parquet, "cannot read parquet file")):
+        result = runner.invoke(main, ["judge", str(path), "--db", str(tmp_path / "x.db")])
+        assert result.exit_code == 2 and message in result.output
+        assert "Traceback" not in result.output
+    foreign = tmp_path / "notes.db"
+    foreign.write_text("these are my notes, not a database " * 50)
+    result = runner.invoke(main, ["status", "run-x", "--db", str(foreign)])
+    assert result.exit_code == 2 and "not a usable SQLite store" in result.output
+    assert foreign.read_text().startswith("these are my notes")
+    result = runner.invoke(main, ["labels", "import", "wands", str(tmp_path), "--db",
+                                  str(tmp_path / "w.db")])
+    assert result.exit_code == 2 and "not a WANDS dataset folder" in result.output

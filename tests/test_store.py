@@ -26,6 +26,7 @@ EXPECTED = {
                 "note", "created_at", "resolved_at"],
     "human_labels": ["id", "query_id", "product_id", "annotator", "label", "raw_label",
                      "source", "split", "created_at", "loo_estimate"],
+    "claims": ["cache_key", "owner", "expires_at"],
     "disagreements": ["judgment_id", "category", "explanation", "model", "prompt_hash",
                       "call_id", "created_at"],
 }
@@ -43,4 +44,5 @@ def test_reopening_applies_nothing_twice(tmp_path):
     store = Store(tmp_path / "x.db")
     applied = store.rows("select name from _sqlite_migrations")
     assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
-                                            "m003_graded_scale", "m004_ceiling_estimate"]
+                                            "m003_graded_scale", "m004_ceiling_estimate",
+                                            "m005_claims"]

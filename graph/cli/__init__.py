@@ -18,9 +18,21 @@ from raer.graph.cli.report import report
 from raer.graph.cli.review import review
 from raer.graph.cli.runs import retry_failed, status
 from raer.graph.cli.show import show
+from raer.store import StoreUnusable
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Bad input found deep inside (an unusable --db) ends with a message and exit 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StoreUnusable as exc:
+            click.echo(f"bad input: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="raer")
 def main() -> None:
     """raer: judge search relevance with multimodal LLMs, with people in the loop.
