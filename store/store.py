@@ -81,14 +81,27 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self.db = Database(conn)
+        self.lock = threading.RLock()
+        # Two processes opening one new store race for the journal-mode switch and the
+        # migrations, where SQLite's busy timeout does not always apply: retry, bounded.
+        for attempt in range(60):
+            try:
+                self._prepare()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 59:
+                    raise
+                time.sleep(0.1 + 0.05 * attempt)
+
+    def _prepare(self) -> None:
         if self.path != ":memory:":
             self.db.enable_wal()
             # WAL + NORMAL: a commit survives a killed process (what resumption needs) without
             # an fsync per row; only an OS crash can lose the last commits.
             self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.lock = threading.RLock()
-        migrations.apply(self.db)
+        with self.atomic():
+            migrations.apply(self.db)
 
     @contextmanager
     def atomic(self) -> Iterator[Database]:
