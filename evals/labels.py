@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from raer.nodes.common import normalise_query, query_id
-from raer.nodes.inputs import InputError, Pair, resolve_image
+from raer.nodes.inputs import InputError, Pair, read_records, resolve_image
 from raer.nodes.schemas import LABELS
 from raer.store import Store
 from raer.store.store import now
@@ -169,7 +169,7 @@ def read_esci_sample(path: str | Path, mapping: LabelMapping | None = None,
     """../shared/data/esci-us/pairs.jsonl: ESCI labels with product text, dev/test split."""
     mapping = mapping or parse_mapping("esci")
     labels, problems = [], _Problems()
-    for number, row in _raw_records(Path(path)):
+    for number, row in _objects(Path(path)):
         if split and row.get("split") != split:
             continue
         missing = [k for k in ("query", "product_id", "product_title", "esci_label")
@@ -202,10 +202,10 @@ def read_esci_official(examples: str | Path, products: str | Path, locale: str =
     """The official shopping_queries_dataset_examples.parquet + products parquet."""
     mapping = mapping or parse_mapping("esci")
     catalogue = {(r["product_id"], r["product_locale"]): r
-                 for _, r in _raw_records(Path(products))}
+                 for _, r in _objects(Path(products))}
     labels, problems = [], _Problems()
     language = {"us": "en", "es": "es", "jp": "ja"}.get(locale, locale)
-    for number, row in _raw_records(Path(examples)):
+    for number, row in _objects(Path(examples)):
         if row.get("product_locale") != locale or (split and row.get("split") != split):
             continue
         product = catalogue.get((row["product_id"], locale), {})
@@ -322,7 +322,7 @@ def read_label_table_full(path: str | Path, annotators: list[str],
     mapping = mapping or parse_mapping("raer")
     path = Path(path)
     renames = columns or {}
-    records = _raw_records(path)
+    records = _objects(path)
     result, problems, file = TableImport([]), _Problems(), str(path)
     if not records:
         raise InputError([(file, None, "(file)", "no labels in the file")])
@@ -435,43 +435,13 @@ def split_by_query(labels: list[HumanLabel], dev_share: float, seed: int = 0,
                     in dev else names[1]) for x in labels]
 
 
-def _raw_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Records of a JSONL, CSV or Parquet file; a byte-order mark is accepted, other
-    encodings and corrupt files are an InputError naming the file."""
-    if not path.is_file():
-        raise InputError([(str(path), None, "(file)", "no such file")])
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return list(enumerate(pq.read_table(path).to_pylist(), start=1))
-        if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-                return [(reader.line_num, r) for r in reader]
-        out = []
-        with path.open(encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError([(str(path), number, "(line)",
-                                       f"invalid JSON: {exc.msg}")]) from exc
-                if not isinstance(record, dict):
-                    raise InputError([(str(path), number, "(line)", "expected an object")])
-                out.append((number, record))
-        return out
-    except UnicodeDecodeError as exc:
-        raise InputError([(str(path), None, "(file)",
-                           f"not UTF-8 text (byte {exc.start}): save it as UTF-8")]) from exc
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise InputError([(str(path), None, "(file)",
-                           f"cannot read {suffix.lstrip('.')} file: {exc}")]) from exc
+def _objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = read_records(path)
+    bad = [(str(path), n, "(line)", "expected an object") for n, r in records
+           if not isinstance(r, dict)]
+    if bad:
+        raise InputError(bad)
+    return records
 
 
 def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:

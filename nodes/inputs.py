@@ -93,9 +93,12 @@ class Pair(BaseModel):
                        image=self.image, engine=self.engine, rank=self.rank)
 
 
-def _records(path: Path) -> list[tuple[int, Any]]:
-    """A byte-order mark (what Excel writes) is accepted; another encoding or a corrupt
-    file is an InputError naming the file, not a traceback."""
+def read_records(path: Path) -> list[tuple[int, Any]]:
+    """(line, record) of a JSONL, CSV, TSV or Parquet file. A byte-order mark (what Excel
+    writes) is accepted; a missing file, another encoding or a corrupt file is an InputError
+    naming the file, not a traceback. Pairs files and human-label files both read here."""
+    if not path.is_file():
+        raise InputError([(str(path), None, "(file)", "no such file")])
     try:
         return _read_records(path)
     except UnicodeDecodeError as exc:
@@ -121,16 +124,16 @@ def _read_records(path: Path) -> list[tuple[int, Any]]:
                         raise InputError([(str(path), number, "(line)",
                                            f"invalid JSON: {exc.msg}")]) from exc
         return out
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
             return [(reader.line_num, row) for row in reader]
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return list(enumerate(pq.read_table(path).to_pylist(), start=1))
     raise InputError([(str(path), None, "(file)",
-                       "unsupported format: use .jsonl, .csv or .parquet")])
+                       "unsupported format: use .jsonl, .csv, .tsv or .parquet")])
 
 
 def resolve_image(image: str, folder: Path) -> str:
@@ -143,12 +146,10 @@ def resolve_image(image: str, folder: Path) -> str:
 def read_pairs(path: str | Path) -> list[Pair]:
     """All pairs of a file, validated; raises InputError listing every bad line."""
     path = Path(path)
-    if not path.exists():
-        raise InputError([(str(path), None, "(file)", "no such file")])
     problems: list[tuple[str, int | None, str, str]] = []
     pairs: list[Pair] = []
     seen: dict[tuple[str, str, str, str], int] = {}
-    for number, record in _records(path):
+    for number, record in read_records(path):
         if not isinstance(record, dict):
             problems.append((str(path), number, "(line)", "expected an object"))
             continue

@@ -21,6 +21,7 @@ import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
+from uuid import uuid4
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -186,19 +187,20 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     # Another process on the same store may be asking the same thing right now: wait for
     # its answer instead of paying again (a claim left by a killed process expires).
     lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
+    owner = f"{_owner()}:{uuid4().hex[:8]}"  # per call: two branches of one process wait too
     while True:
         stored = await asyncio.to_thread(store.successful_call, cache_key)
         if stored is not None:
             return CallResult(parsed=schema.model_validate_json(stored["parsed"]),
                               call_id=stored["id"], model=stored["model"])
-        if await asyncio.to_thread(store.claim, cache_key, _owner(), lifetime + 60):
+        if await asyncio.to_thread(store.claim, cache_key, owner, lifetime + 60):
             break
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     try:
         return await _call_and_record(store, settings, run_id, node, role, schema, messages,
                                       prompt_hash, cache_key)
     finally:
-        await asyncio.to_thread(store.release, cache_key, _owner())
+        await asyncio.to_thread(store.release, cache_key, owner)
 
 
 @lru_cache(maxsize=1)

@@ -124,34 +124,33 @@ class Store:
     # ------------------------------------------------------------ in-flight claims
     def claim(self, cache_key: str, owner: str, seconds: float) -> bool:
         """Take the cross-process claim on a model call about to be made, or say another
-        live process holds it (an expired claim, left by a killed process, is taken over)."""
+        live process holds it. One statement on the hot path: insert, or take over a claim
+        that expired; a claim whose process died on this host is taken over at once."""
         moment = time.time()
-        with self.atomic():
-            self.db.execute("delete from claims where cache_key = ? and expires_at < ?",
-                            [cache_key, moment])
+        with self.lock:
             cursor = self.db.execute(
-                "insert or ignore into claims (cache_key, owner, expires_at) values (?, ?, ?)",
-                [cache_key, owner, moment + seconds])
+                """insert into claims (cache_key, owner, expires_at) values (?, ?, ?)
+                   on conflict (cache_key) do update set owner = excluded.owner,
+                   expires_at = excluded.expires_at
+                   where claims.expires_at < ? or claims.owner = excluded.owner""",
+                [cache_key, owner, moment + seconds, moment])
+            self.db.conn.commit()
             if cursor.rowcount:
                 return True
             holder = self.db.execute("select owner from claims where cache_key = ?",
                                      [cache_key]).fetchone()
-            if holder and holder[0] != owner and not _alive(holder[0]):
-                self.db.execute("update claims set owner = ?, expires_at = ? "
-                                "where cache_key = ?", [owner, moment + seconds, cache_key])
-                return True
-            return bool(holder and holder[0] == owner)
-
-    def claimed(self, cache_key: str) -> bool:
-        with self.lock:
-            return bool(self.db.execute(
-                "select 1 from claims where cache_key = ? and expires_at >= ?",
-                [cache_key, time.time()]).fetchone())
+        if holder and not _alive(holder[0]):
+            with self.atomic():
+                self.db.execute("delete from claims where cache_key = ? and owner = ?",
+                                [cache_key, holder[0]])
+            return self.claim(cache_key, owner, seconds)
+        return False
 
     def release(self, cache_key: str, owner: str) -> None:
-        with self.atomic():
+        with self.lock:
             self.db.execute("delete from claims where cache_key = ? and owner = ?",
                             [cache_key, owner])
+            self.db.conn.commit()
 
     # ------------------------------------------------------------ runs, queries, products
     def ensure_run(self, run_id: str, settings: dict[str, Any], models: dict[str, Any],

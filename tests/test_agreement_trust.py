@@ -92,7 +92,8 @@ def test_duplicates_differing_by_spaces_are_an_error_unless_a_policy_is_chosen(t
 
 def test_every_problem_is_reported_in_one_pass_with_file_line_and_field(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("q,title,r1\njeans,Jeans,5\n,Belt,1\nsocks,,9\n", encoding="utf-8")
+    path.write_text("q,title,r1\njeans,Jeans,5\n,Belt,1\nsocks,,9\nhat,Hat,7\n",
+                    encoding="utf-8")
     result = invoke("labels", "import", "table", path, "--columns", "query=q",
                     "--annotators", "r1,r2", "--mapping", "{\"1\": \"irrelevant\"}",
                     "--db", tmp_path / "c.db")
@@ -100,7 +101,8 @@ def test_every_problem_is_reported_in_one_pass_with_file_line_and_field(tmp_path
     for expected in ("bad.csv: r2: annotator column missing",
                      "bad.csv:2: r1: unknown label '5'",
                      "bad.csv:3: query: String should have at least 1 character",
-                     "bad.csv:4: title: String should have at least 1 character"):
+                     "bad.csv:4: title: String should have at least 1 character",
+                     "bad.csv:5: r1: unknown label '7'"):  # every unknown label, not the first
         assert expected in result.output, result.output
 
 

@@ -248,3 +248,43 @@ def test_bad_files_and_stores_end_with_a_message_and_exit_2(tmp_path):
     result = runner.invoke(main, ["labels", "import", "wands", str(tmp_path), "--db",
                                   str(tmp_path / "w.db")])
     assert result.exit_code == 2 and "not a WANDS dataset folder" in result.output
+
+
+def test_the_operators_config_file_sets_profiles_store_and_images_root(tmp_path, monkeypatch):
+    from raer.nodes import server_settings
+    from raer.nodes.server_settings import (
+        ForbiddenSetting,
+        ServerSettings,
+        check_client_settings,
+        load_operator_config,
+        server_context,
+    )
+
+    config = tmp_path / "etc" / "raer.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({
+        "db_path": "runs.db", "images_root": "packshots", "default_profile": "offline",
+        "profiles": {"offline": {}, "gpt-4o": {"base_url": "https://api.openai.com/v1",
+                                               "model": "gpt-4o",
+                                               "api_key_env": "OPENAI_API_KEY"}},
+        "settings": {"max_concurrency": 16}}))
+    loaded = load_operator_config({"RAER_SERVER_CONFIG": str(config)})
+    assert loaded.db_path == str(config.parent / "runs.db")  # relative to the file
+    monkeypatch.setattr(server_settings, "operator_config", lambda: loaded)
+    server_context.cache_clear()
+    chosen = server_context(ServerSettings(profile="gpt-4o", review_below=0.7))
+    assert (chosen.base_url, chosen.model, chosen.db_path, chosen.max_concurrency) == (
+        "https://api.openai.com/v1", "gpt-4o", str(config.parent / "runs.db"), 16)
+    assert chosen.images_root == str(config.parent / "packshots") and chosen.local_images
+    assert chosen.review_below == 0.7
+    assert server_context(ServerSettings()).endpoint("judge")[0] == ""  # offline default
+    server_context.cache_clear()
+    check_client_settings({"profile": "gpt-4o", "scale": "graded"})
+    with pytest.raises(ForbiddenSetting, match="unknown profile 'gpt-5'"):
+        check_client_settings({"profile": "gpt-5"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"profiles": {"x": {"base_ur": "typo"}}}))
+    with pytest.raises(ValueError, match="x: unknown run settings \\['base_ur'\\]"):
+        load_operator_config({"RAER_SERVER_CONFIG": str(bad)})
+    no_root = load_operator_config({"RAER_DB": "s.db"})
+    assert no_root.images_root == "" and no_root.profiles == {"default": {}}

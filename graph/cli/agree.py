@@ -9,7 +9,6 @@ import sys
 
 import click
 
-from raer.evals.agreement import TIE_RULES
 from raer.evals.categorise import categorise as categorise_disagreements
 from raer.evals.ceiling import ASSUMPTION as CEILING_ASSUMPTION
 from raer.evals.report_data import OFFLINE_NOTE, agreement_data, scope_line
@@ -22,7 +21,13 @@ from raer.evals.tables import (
     raw_confusion_table,
     raw_confusion_title,
 )
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, model_options
+from raer.graph.cli.options import (
+    EXIT_BAD_INPUT,
+    db_option,
+    json_option,
+    model_options,
+    ties_option,
+)
 from raer.nodes.context import Context
 from raer.store import open_store
 
@@ -46,9 +51,7 @@ def _clean(value):
 @click.option("--common", is_flag=True,
               help="Score every run on exactly the pairs all the runs judged (a pair any "
                    "run failed on or could not judge is dropped for all).")
-@click.option("--ties", type=click.Choice(TIE_RULES), default="median", show_default=True,
-              help="How a tie between annotators' labels is broken when no 'tiebreaker' "
-                   "annotator settles it.")
+@ties_option
 @click.option("--all-disagreements", is_flag=True,
               help="List every hard disagreement (default: the first 20).")
 @click.option("--categorise", is_flag=True,

@@ -8,7 +8,7 @@ import sys
 import click
 
 from raer.evals.baselines import run_lexical_baseline, run_majority_baseline
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, ties_option
 from raer.store import open_store
 
 
@@ -19,8 +19,7 @@ from raer.store import open_store
 @click.option("--fit-split", default="dev", show_default=True,
               help="Split the baseline is fitted on.")
 @click.option("--split", default="test", show_default=True, help="Split it predicts.")
-@click.option("--ties", type=click.Choice(["median", "lower", "higher"]), default="median",
-              show_default=True, help="How ties between annotators are broken.")
+@ties_option
 def baseline(kind: str, db_path: str, source: str, fit_split: str, split: str,
              ties: str) -> None:
     """Write a baseline run's labels for the labelled pairs; prints the run id.

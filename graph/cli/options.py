@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from raer.evals.agreement import TIE_RULES
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # stopped by --max-cost; pending pairs remain
@@ -16,6 +18,13 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--db", "db_path", envvar="RAER_DB", default="raer.db",
                         show_default=True, type=click.Path(dir_okay=False),
                         help="SQLite file of the store (env RAER_DB).")(func)
+
+
+def ties_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--ties", type=click.Choice(TIE_RULES), default="median",
+                        show_default=True,
+                        help="How a tie between annotators' labels is broken when no "
+                             "'tiebreaker' annotator settles it.")(func)
 
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from raer.evals.report import write_report
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, ties_option
 from raer.store import open_store
 
 
@@ -19,8 +19,7 @@ from raer.store import open_store
 @click.option("--split", default="", help="Only this split.")
 @click.option("--resamples", default=1000, show_default=True)
 @click.option("--common", is_flag=True, help="Only the pairs all the runs judged.")
-@click.option("--ties", type=click.Choice(["median", "lower", "higher"]), default="median",
-              show_default=True, help="How ties between annotators are broken.")
+@ties_option
 @click.option("--out", "out_dir", default="report", show_default=True,
               type=click.Path(file_okay=False), help="Folder for report.md / report.html.")
 def report(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
