@@ -34,7 +34,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def comparison_table(results: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
-    """One row per run (overall figures): the baselines next to the judge."""
+    """One row per run (overall figures): the baselines next to the judge. Escalated pairs
+    are counted apart, with the agreement on the pairs the judge kept beside the whole."""
     rows = []
     for run_id, result in results.items():
         m = result["overall"]
@@ -43,10 +44,11 @@ def comparison_table(results: dict[str, dict[str, Any]], names: dict[str, str]) 
                      f"{pct(m['matches_any'])}",
                      num(m["kappa"]), num(m["kappa_linear"]),
                      f"{num(m['kappa_quadratic'])} {ci(m['kappa_quadratic_ci'], False)}",
-                     num(m["alpha_ordinal"]), str(m["hard_disagreements"])])
+                     num(m["alpha_ordinal"]), str(m["hard_disagreements"]), str(m["escalated"]),
+                     f"{pct(m['agreement_kept'])} (n={m['kept']})"])
     return _table(["run", "pairs", "judged", "agreement % [95% CI]", "matches any %", "κ",
-                   "κ linear", "κ quadratic [95% CI]", "α ordinal", "hard disagreements"],
-                  rows)
+                   "κ linear", "κ quadratic [95% CI]", "α ordinal", "hard disagreements",
+                   "escalated to people", "agreement on pairs kept %"], rows)
 
 
 def breakdown_table(groups: dict[str, dict[str, Any]]) -> str:

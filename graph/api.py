@@ -22,9 +22,16 @@ from langgraph.types import Command
 
 from raer.graph.build import build_graph
 from raer.nodes.budget import BudgetExhausted
-from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id, start_run
+from raer.nodes.common import (
+    detect_language,
+    judgment_id,
+    normalise_query,
+    query_id,
+    start_run,
+    store_for,
+)
 from raer.nodes.context import Context
-from raer.nodes.inputs import Pair
+from raer.nodes.inputs import InputError, Pair
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]
@@ -123,6 +130,13 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     interactive = settings.review_mode == "interactive"
     if interactive and reviewer is None:
         raise ValueError("interactive review needs a reviewer callback")
+    conflicts = await asyncio.to_thread(store_for(settings).product_conflicts, [
+        p.product().model_dump() for p in {p.product_id: p for p in pairs}.values()])
+    if conflicts:
+        raise InputError([(settings.db_path, None, "product_id",
+                           f"{pid!r} is stored with other {', '.join(fields)}; a product id "
+                           f"names one product: give the changed product a new id")
+                          for pid, fields in conflicts])
     store, run_id = start_run(settings)
     groups = group_by_query(pairs)
     finished = store.finished_pairs(run_id)

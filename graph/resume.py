@@ -16,13 +16,15 @@ from raer.store import Store
 
 
 def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
-    rows = store.rows("select settings from runs where id = ?", [run_id])
+    rows = store.rows("select settings, images_root from runs where id = ?", [run_id])
     if not rows:
         raise LookupError(f"no run {run_id!r}")
     stored = json.loads(rows[0]["settings"])
     if "baseline" in stored:
         raise LookupError(f"{run_id} is a baseline, not a judging run")
     fields = {f.name for f in dataclasses.fields(Context)}
+    # the run keeps the folder its local packshots were confined to
+    operational.setdefault("images_root", rows[0]["images_root"] or "")
     return Context(**{k: v for k, v in stored.items() if k in fields}, run_name=run_id,
                    **operational)
 

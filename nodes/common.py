@@ -47,7 +47,8 @@ def start_run(settings: Context) -> tuple[Store, str]:
     run_id = settings.run_id
     store.ensure_run(run_id, settings.identity(),
                      {role: settings.endpoint(role)[1] for role in ROLES},
-                     prompt_hashes(settings.prompt_set, settings.scale == "graded"))
+                     prompt_hashes(settings.prompt_set, settings.scale == "graded"),
+                     settings.images_root)
     return store, run_id
 
 

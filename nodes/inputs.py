@@ -149,6 +149,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     problems: list[tuple[str, int | None, str, str]] = []
     pairs: list[Pair] = []
     seen: dict[tuple[str, str, str, str], int] = {}
+    products: dict[str, tuple[int, dict[str, Any]]] = {}
     for number, record in read_records(path):
         if not isinstance(record, dict):
             problems.append((str(path), number, "(line)", "expected an object"))
@@ -167,6 +168,13 @@ def read_pairs(path: str | Path) -> list[Pair]:
                              f"duplicate of line {seen[ident]} (same query, engine, product)"))
             continue
         seen[ident] = number
+        content = pair.product().model_dump(exclude={"engine", "rank"})
+        first = products.setdefault(pair.product_id, (number, content))
+        if first[1] != content:
+            problems.append((str(path), number, "product_id",
+                             f"{pair.product_id!r} has other content than on line {first[0]}; "
+                             f"a product id names one product"))
+            continue
         pairs.append(pair.model_copy(update={"image": resolve_image(pair.image, path.parent)}))
     if problems:
         raise InputError(problems)

@@ -9,7 +9,6 @@ Identical judge inputs (same model, prompt and content) reuse the earlier answer
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -20,36 +19,50 @@ from raer.nodes.draft_guidelines import format_requirements
 from raer.nodes.models import StructuredCallFailed, structured_call, system_user
 from raer.nodes.review_policy import escalation_reasons
 from raer.nodes.schemas import GradedJudgment, Judgment
+from raer.nodes.seller_text import defuse
 from raer.nodes.singleflight import once
 from raer.nodes.state import ProductState
 from raer.prompts import load_prompt
 
 NODE = "judge_pair"
-_TAG = re.compile(r"</?\s*(product_data|query)\s*>", re.IGNORECASE)
+# Caps on seller text in the prompt (characters); a cut says so in the prompt, which is
+# recorded with the call, so `raer show` shows what the judge saw.
+CAPS = {"title": 300, "brand": 200, "colour": 200, "category": 200, "attribute": 300,
+        "description": 1500, "packshot": 300}
+MAX_ATTRIBUTES = 40
 
 
-def untrusted(text: str) -> str:
-    """Seller text with anything that could close or open our delimiters defused."""
-    return _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text or "")
+def untrusted(text: str, cap: int = 300) -> str:
+    """Seller text with anything that could close or open our delimiters defused, cut to
+    `cap` characters with a note of the cut."""
+    text = defuse(text)
+    if len(text) <= cap:
+        return text
+    return f"{text[:cap]} … [cut at {cap} of {len(text)} characters]"
 
 
 def format_product(product: dict[str, Any], description: dict[str, Any] | None,
                    description_model: str, image_note: str) -> str:
-    lines = [f"title: {untrusted(product['title'])}"]
+    lines = [f"title: {untrusted(product['title'], CAPS['title'])}"]
     for field in ("brand", "colour", "category"):
         if product.get(field):
-            lines.append(f"{field}: {untrusted(product[field])}")
-    for name, value in (product.get("attributes") or {}).items():
-        lines.append(f"{untrusted(name)}: {untrusted(value)}")
+            lines.append(f"{field}: {untrusted(product[field], CAPS[field])}")
+    attributes = list((product.get("attributes") or {}).items())
+    for name, value in attributes[:MAX_ATTRIBUTES]:
+        lines.append(f"{untrusted(name, 60)}: {untrusted(value, CAPS['attribute'])}")
+    if len(attributes) > MAX_ATTRIBUTES:
+        lines.append(f"[{len(attributes) - MAX_ATTRIBUTES} more attributes cut]")
     if product.get("description"):
-        lines.append(f"description: {untrusted(product['description'][:1500])}")
+        lines.append(f"description: {untrusted(product['description'], CAPS['description'])}")
     if description:
         colours = ", ".join(description.get("colours", []))
         lines.append(f"packshot (described by {description_model}): type "
-                     f"{untrusted(description.get('product_type', ''))}; colours {colours}; "
-                     f"pattern {untrusted(description.get('pattern', ''))}; visible text "
-                     f"{untrusted(description.get('visible_text', '')) or 'none'}; "
-                     f"{untrusted(description.get('details', ''))}")
+                     f"{untrusted(description.get('product_type', ''), CAPS['packshot'])}; "
+                     f"colours {untrusted(colours, CAPS['packshot'])}; "
+                     f"pattern {untrusted(description.get('pattern', ''), CAPS['packshot'])}; "
+                     f"visible text "
+                     f"{untrusted(description.get('visible_text', ''), CAPS['packshot']) or 'none'}"
+                     f"; {untrusted(description.get('details', ''), CAPS['packshot'])}")
     else:
         lines.append(f"packshot: not available ({image_note or 'no image'})")
     return "\n".join(lines)

@@ -191,16 +191,25 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     while True:
         stored = await asyncio.to_thread(store.successful_call, cache_key)
         if stored is not None:
-            return CallResult(parsed=schema.model_validate_json(stored["parsed"]),
-                              call_id=stored["id"], model=stored["model"])
+            return _reused(stored, schema)
         if await asyncio.to_thread(store.claim, cache_key, owner, lifetime + 60):
             break
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     try:
+        # checked again under the claim: the holder before us records its answer, then
+        # releases, and may have done both between our first look and our claim
+        stored = await asyncio.to_thread(store.successful_call, cache_key)
+        if stored is not None:
+            return _reused(stored, schema)
         return await _call_and_record(store, settings, run_id, node, role, schema, messages,
                                       prompt_hash, cache_key)
     finally:
         await asyncio.to_thread(store.release, cache_key, owner)
+
+
+def _reused(stored: dict[str, Any], schema: type[T]) -> CallResult[T]:
+    return CallResult(parsed=schema.model_validate_json(stored["parsed"]),
+                      call_id=stored["id"], model=stored["model"])
 
 
 @lru_cache(maxsize=1)

@@ -8,28 +8,20 @@ it tries to instruct the judge.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_INJECTION = re.compile(
-    r"(ignore|disregard|forget)\W+(all\W+|any\W+|the\W+)?(previous|prior|above|earlier|your)"
-    r"|\b(label|rate|classify|mark|judge)\s+(this|it|the product|this product)\s+as\b"
-    r"|\byou are (now )?(a|an|the)\b.{0,40}\b(assistant|model|judge)\b"
-    r"|\bsystem prompt\b|</?product_data>",
-    re.IGNORECASE,
-)
+from raer.nodes.seller_text import instruction_in
 
 
-def suspicious_seller_text(product: dict[str, Any]) -> str:
-    """The first instruction-like phrase in the product's text fields, or ''."""
+def suspicious_seller_text(product: dict[str, Any],
+                           description: dict[str, Any] | None = None) -> str:
+    """The first instruction-like phrase in the product's text fields or in the text read
+    off its packshot, or '' (nodes/seller_text.py says how it looks)."""
     fields = [product.get(k, "") for k in ("title", "brand", "colour", "category",
                                             "description")]
     fields += [f"{k} {v}" for k, v in (product.get("attributes") or {}).items()]
-    for text in fields:
-        match = _INJECTION.search(text or "")
-        if match:
-            return match.group(0)
-    return ""
+    fields.append((description or {}).get("visible_text", ""))
+    return instruction_in(*fields)
 
 
 def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, Any] | None,
@@ -56,7 +48,7 @@ def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, 
         if unconfirmed:
             reasons.append("brand not confirmed by product data or image: "
                            + ", ".join(unconfirmed))
-    injected = suspicious_seller_text(product)
+    injected = suspicious_seller_text(product, description)
     if injected:
         reasons.append(f"seller text looks like an instruction: {injected!r}")
     return reasons

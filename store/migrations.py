@@ -108,3 +108,9 @@ def m005_claims(db: Database) -> None:
     """Cross-process claims on model calls in flight, keyed like the cache: a second
     process on the same store waits for the answer instead of paying for it again."""
     db["claims"].create({"cache_key": str, "owner": str, "expires_at": float}, pk="cache_key")
+
+
+@migrations()
+def m006_run_images_root(db: Database) -> None:
+    """The folder a run's local packshots were confined to, so retry-failed keeps it."""
+    db["runs"].add_column("images_root", str)

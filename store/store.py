@@ -154,16 +154,40 @@ class Store:
 
     # ------------------------------------------------------------ runs, queries, products
     def ensure_run(self, run_id: str, settings: dict[str, Any], models: dict[str, Any],
-                   prompt_hashes: dict[str, str]) -> None:
+                   prompt_hashes: dict[str, str], images_root: str | None = None) -> None:
         with self.lock:
-            if self.db["runs"].count_where("id = ?", [run_id]):
-                return
-            self.db["runs"].insert(
-                {"id": run_id, "created_at": now(), "settings": dumps(settings),
-                 "models": dumps(models), "prompt_hashes": dumps(prompt_hashes),
-                 "package_version": package_version()},
-                ignore=True,
-            )
+            if not self.db["runs"].count_where("id = ?", [run_id]):
+                self.db["runs"].insert(
+                    {"id": run_id, "created_at": now(), "settings": dumps(settings),
+                     "models": dumps(models), "prompt_hashes": dumps(prompt_hashes),
+                     "package_version": package_version()},
+                    ignore=True,
+                )
+            if images_root is not None:
+                self.db.execute("update runs set images_root = ? where id = ?",
+                                [images_root, run_id])
+                self.db.conn.commit()
+
+    def product_conflicts(self, products: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+        """(product id, fields) for products stored with other content than given here: a
+        product id names one product, so its content is never silently overwritten (a run
+        already judged, `raer show` and retry-failed read the stored one)."""
+        rows = [product_row(p) for p in products]
+        conflicts = []
+        with self.lock:
+            for start in range(0, len(rows), 500):
+                chunk = rows[start:start + 500]
+                stored = {r["id"]: r for r in self.db.query(
+                    f"select * from products where id in ({','.join('?' * len(chunk))})",
+                    [r["id"] for r in chunk])}
+                for row in chunk:
+                    old = stored.get(row["id"])
+                    if old is not None:
+                        fields = [k for k, v in row.items() if k != "id" and (old.get(k) or "")
+                                  != (v or "")]
+                        if fields:
+                            conflicts.append((row["id"], fields))
+        return conflicts
 
     def upsert_query(self, row: dict[str, Any]) -> None:
         with self.lock:

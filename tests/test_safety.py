@@ -288,3 +288,45 @@ def test_the_operators_config_file_sets_profiles_store_and_images_root(tmp_path,
         load_operator_config({"RAER_SERVER_CONFIG": str(bad)})
     no_root = load_operator_config({"RAER_DB": "s.db"})
     assert no_root.images_root == "" and no_root.profiles == {"default": {}}
+
+
+def test_a_product_id_with_other_content_is_rejected_never_overwritten(tmp_path, fake_model):
+    from tests.conftest import description, guidelines, judgment, requirements
+
+    fake_model.respond("Requirements", lambda m: requirements(("product type", "jeans",
+                                                               "must", False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+    fake_model.respond("PackshotDescription", lambda m: description())
+    fake_model.respond("Judgment", lambda m: judgment())
+    runner, db = CliRunner(), str(tmp_path / "p.db")
+    args = ["--db", db, "--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini"]
+    same_file = write_jsonl(tmp_path / "same.jsonl", [
+        {"query": "jeans", **product("p1", title="Levi's 501")},
+        {"query": "belt", **product("p1", title="Leather belt")}])
+    result = runner.invoke(main, ["judge", str(same_file), *args])
+    assert result.exit_code == 2
+    assert "same.jsonl:2: product_id: 'p1' has other content than on line 1" in result.output
+    first = write_jsonl(tmp_path / "a.jsonl", [{"query": "jeans", **product("p1")}])
+    assert runner.invoke(main, ["judge", str(first), *args]).exit_code == 0
+    changed = write_jsonl(tmp_path / "b.jsonl", [{"query": "jeans", **product(
+        "p1", title="A different product")}])
+    result = runner.invoke(main, ["judge", str(changed), *args, "--guidelines", "generic"])
+    assert result.exit_code == 2 and "'p1' is stored with other title" in result.output
+    store = open_store(db)
+    assert store.rows("select title from products")[0]["title"] == "Levi's 501 black jeans"
+    assert len(store.rows("select id from runs")) == 1  # the refused run wrote nothing
+
+
+def test_retry_failed_keeps_the_runs_images_root(tmp_path, fake_model):
+    from raer.graph.resume import run_settings
+
+    folder = tmp_path / "input"
+    folder.mkdir()
+    pairs = write_jsonl(folder / "p.jsonl", [{"query": "jeans", **product("p1")}])
+    fake_model.respond("Requirements", lambda m: (_ for _ in ()).throw(RuntimeError("down")))
+    db = str(tmp_path / "r.db")
+    result = CliRunner().invoke(main, ["judge", str(pairs), "--db", db, "--base-url",
+                                       "http://fake.invalid/v1", "--model", "gpt-4o-mini",
+                                       "--json"])
+    run_id = json.loads(result.stdout)["run_id"]
+    assert run_settings(open_store(db), run_id).images_root == str(folder.resolve())

@@ -3,7 +3,8 @@
 from raer.store import Store
 
 EXPECTED = {
-    "runs": ["id", "created_at", "settings", "models", "prompt_hashes", "package_version"],
+    "runs": ["id", "created_at", "settings", "models", "prompt_hashes", "package_version",
+             "images_root"],
     "queries": ["id", "text", "normalised", "language", "query_type"],
     "products": ["id", "title", "brand", "colour", "category", "description", "attributes",
                  "image"],
@@ -45,4 +46,4 @@ def test_reopening_applies_nothing_twice(tmp_path):
     applied = store.rows("select name from _sqlite_migrations")
     assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
                                             "m003_graded_scale", "m004_ceiling_estimate",
-                                            "m005_claims"]
+                                            "m005_claims", "m006_run_images_root"]

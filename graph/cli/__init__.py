@@ -16,6 +16,7 @@ from raer.graph.cli.judge import judge
 from raer.graph.cli.labels import labels
 from raer.graph.cli.report import report
 from raer.graph.cli.review import review
+from raer.graph.cli.robustness import robustness
 from raer.graph.cli.runs import retry_failed, status
 from raer.graph.cli.show import show
 from raer.store import StoreUnusable
@@ -55,3 +56,4 @@ main.add_command(report)
 main.add_command(cost)
 main.add_command(status)
 main.add_command(retry_failed)
+main.add_command(robustness)

@@ -135,6 +135,10 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         except OfflineModelMissing as exc:
             err.print(f"[red]{exc}[/]")
             sys.exit(EXIT_FAILED)
+        except InputError as exc:
+            bar.stop()
+            click.echo(f"bad input:\n{exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         bar.update(task, completed=len(records))
 
     stats = run_usage(store, run_id)

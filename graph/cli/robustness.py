@@ -1,0 +1,43 @@
+"""`raer robustness`: how often planted seller text moves a judge, and how often raer's
+detector catches it (evals/robustness.py builds the set)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import click
+
+from raer.evals.report_data import OFFLINE_NOTE
+from raer.evals.robustness import build_set, markdown, robustness_table
+from raer.graph.api import judge_pairs
+from raer.graph.cli.options import db_option, json_option, model_options
+from raer.nodes.context import OFFLINE, Context
+from raer.nodes.inputs import read_pairs
+from raer.store import open_store
+
+
+@click.command()
+@db_option
+@click.option("--out", "out_dir", default="robustness", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the set and robustness.md.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1))
+@model_options
+@json_option
+def robustness(db_path: str, out_dir: str, concurrency: int, as_json: bool,
+               **models: str) -> None:
+    """Judge the robustness set with the given model and print the gullibility table."""
+    folder = Path(out_dir)
+    pairs = build_set(folder)
+    settings = Context(db_path=db_path, max_concurrency=concurrency,
+                       images_root=str(folder.resolve()), **models)
+    asyncio.run(judge_pairs(read_pairs(pairs), settings))
+    table = robustness_table(open_store(db_path), settings.run_id)
+    model = settings.endpoint("judge")[1]
+    text = markdown(table, model)
+    if settings.endpoint("judge")[0] == OFFLINE:
+        text += f"\n\n> {OFFLINE_NOTE} Its flips are noise, not gullibility."
+    (folder / "robustness.md").write_text(text + "\n", encoding="utf-8")
+    click.echo(json.dumps({"run_id": settings.run_id, "model": model, "table": table},
+                          indent=2) if as_json else text)
