@@ -216,9 +216,19 @@ def test_no_secret_reaches_the_store_show_or_report(tmp_path, monkeypatch):
         assert judged.exit_code == 1, judged.output
         shown = runner.invoke(main, ["show", "--db", str(db), "--query", "jeans",
                                      "--product", "p1"])
+        labels = write_jsonl(tmp_path / "l.jsonl", [{"query": "jeans", **product("p1"),
+                                                     "label": "highly relevant"}])
+        assert runner.invoke(main, ["labels", "import", "table", str(labels), "--db",
+                                    str(db)]).exit_code == 0
+        run_id = json.loads(judged.stdout)["run_id"]
+        reported = runner.invoke(main, ["report", run_id, "--db", str(db), "--resamples",
+                                        "10", "--out", str(tmp_path / "report")])
+        assert reported.exit_code == 0, reported.output
     finally:
         server.close()
-    dump = "\n".join(open_store(db).db.iterdump()) + shown.output + judged.output
+    report = "".join(p.read_text() for p in (tmp_path / "report").iterdir())
+    dump = ("\n".join(open_store(db).db.iterdump()) + shown.output + judged.output
+            + reported.output + report)
     assert "Incorrect API key provided" in dump  # the error itself is kept
     for secret in ("sk-leak-0123456789abcdef", "hunter2pass"):
         assert secret not in dump
@@ -330,3 +340,24 @@ def test_retry_failed_keeps_the_runs_images_root(tmp_path, fake_model):
                                        "--json"])
     run_id = json.loads(result.stdout)["run_id"]
     assert run_settings(open_store(db), run_id).images_root == str(folder.resolve())
+
+
+def test_a_hung_endpoint_is_bounded_by_the_cli_timeout_and_retries(tmp_path):
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI(latency=30)
+    pairs = write_jsonl(tmp_path / "p.jsonl", [{"query": "jeans", **product("p1")},
+                                               {"query": "jeans", **product("p2")}])
+    started = time.monotonic()
+    try:
+        result = CliRunner().invoke(main, [
+            "judge", str(pairs), "--db", str(tmp_path / "h.db"), "--base-url",
+            server.base_url, "--model", "gpt-4o-mini", "--request-timeout", "0.5",
+            "--max-retries", "0", "--json"], env={"OPENAI_API_KEY": "test"})
+    finally:
+        server.close()
+    assert time.monotonic() - started < 20  # was 490 s for 2 pairs with no way to bound it
+    assert result.exit_code == 1
+    errors = open_store(tmp_path / "h.db").rows("select status, error from judgments")
+    assert {e["status"] for e in errors} == {"failed"}
+    assert all("Timeout" in e["error"] for e in errors)

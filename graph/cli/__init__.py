@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 some pairs failed or a runtime error, 2 bad input or us
 
 from __future__ import annotations
 
+import sqlite3
+
 import click
 
 from raer.graph.cli.ablate import ablate
@@ -30,6 +32,12 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except StoreUnusable as exc:
             click.echo(f"bad input: {exc}", err=True)
+            ctx.exit(2)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+            click.echo(f"bad input: the store is read-only ({exc}); choose a writable --db",
+                       err=True)
             ctx.exit(2)
 
 
