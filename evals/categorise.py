@@ -13,7 +13,7 @@ import json
 from raer.evals.agreement import Item
 from raer.nodes.context import Context
 from raer.nodes.judge_pair import format_guidelines, format_product
-from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import DisagreementCause
 from raer.prompts import load_prompt
 from raer.store import Store

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raer.nodes.prices import estimate_cost
+from raer.nodes.models.prices import estimate_cost
 from raer.store import Store
 
 _TOTALS = """count(*) as calls, coalesce(sum(input_tokens + output_tokens), 0) as tokens,

@@ -21,7 +21,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from raer.graph.build import build_graph
-from raer.nodes.budget import BudgetExhausted
 from raer.nodes.common import (
     detect_language,
     judgment_id,
@@ -32,6 +31,7 @@ from raer.nodes.common import (
 )
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
+from raer.nodes.models.budget import BudgetExhausted
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]

@@ -17,8 +17,8 @@ from raer.graph.api import group_by_query, pair_judgment_id
 from raer.nodes.common import key, normalise_query
 from raer.nodes.context import PILLOW_VISION, Context
 from raer.nodes.inputs import Pair
-from raer.nodes.models import BATCH_DISCOUNT
-from raer.nodes.prices import estimate_cost
+from raer.nodes.models.door import BATCH_DISCOUNT
+from raer.nodes.models.prices import estimate_cost
 from raer.prompts import load_prompt
 from raer.store import Store
 

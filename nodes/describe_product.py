@@ -24,7 +24,7 @@ from raer.nodes.images import (
     analyse_locally,
     load_packshot,
 )
-from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import PackshotDescription
 from raer.nodes.singleflight import once
 from raer.nodes.state import ProductState

@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 
 from raer.nodes.common import key, language_name, normalise_query, settings_of, store_of
 from raer.nodes.context import Context
-from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Guidelines, Requirements
 from raer.nodes.singleflight import once
 from raer.nodes.state import QueryState

@@ -22,7 +22,7 @@ from raer.nodes.common import (
     settings_of,
 )
 from raer.nodes.context import Context
-from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Requirements
 from raer.nodes.singleflight import once
 from raer.nodes.state import QueryState

@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from raer.nodes.common import key, language_name, settings_of, store_of
 from raer.nodes.context import Context
 from raer.nodes.draft_guidelines import format_requirements
-from raer.nodes.models import StructuredCallFailed, structured_call, system_user
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.review_policy import escalation_reasons
 from raer.nodes.schemas import GradedJudgment, Judgment
 from raer.nodes.seller_text import defuse

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from raer.nodes import models
 from raer.nodes.context import Context
+from raer.nodes.models import door as models
 from raer.nodes.schemas import Guidelines, Judgment, PackshotDescription, Requirement, Requirements
 from raer.store import open_store
 from tests.fakes import FakeChatModel

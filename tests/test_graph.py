@@ -148,7 +148,7 @@ async def test_concurrent_queries_make_each_shared_call_once(standard_answers, s
 
 
 def test_graph_compiles_for_the_server_without_a_checkpointer():
-    from raer.graph.app import graph
+    from raer.graph.server_graph import graph
 
     assert set(graph.get_graph().nodes) >= {"extract_requirements", "draft_guidelines",
                                             "judge_product"}

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from raer.graph.cli import main
 from raer.nodes.context import Context
-from raer.nodes.rate_limits import rate_limit
+from raer.nodes.models.rate_limits import rate_limit
 from raer.store import open_store
 from tests.conftest import judgment, write_jsonl
 from tests.fake_openai import FakeOpenAI

@@ -4,7 +4,12 @@ import json
 
 import pytest
 
-from raer.nodes.models import StructuredCallFailed, response_format, structured_call, system_user
+from raer.nodes.models.door import (
+    StructuredCallFailed,
+    response_format,
+    structured_call,
+    system_user,
+)
 from raer.nodes.schemas import Judgment, Requirements
 from tests.conftest import judgment
 

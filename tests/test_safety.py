@@ -328,7 +328,7 @@ def test_a_product_id_with_other_content_is_rejected_never_overwritten(tmp_path,
 
 
 def test_retry_failed_keeps_the_runs_images_root(tmp_path, fake_model):
-    from raer.graph.resume import run_settings
+    from raer.graph.stored_runs import run_settings
 
     folder = tmp_path / "input"
     folder.mkdir()

@@ -25,7 +25,7 @@ from raer.graph.cli.options import (
 from raer.graph.estimate import estimate
 from raer.nodes.context import OFFLINE, Context
 from raer.nodes.inputs import InputError, read_pairs
-from raer.nodes.offline_model import OfflineModelMissing
+from raer.nodes.models.offline import OfflineModelMissing
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
 

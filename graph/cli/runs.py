@@ -10,7 +10,7 @@ import click
 
 from raer.graph.api import judge_pairs
 from raer.graph.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option
-from raer.graph.resume import pairs_with_status, run_settings
+from raer.graph.stored_runs import pairs_with_status, run_settings
 from raer.store import open_store
 
 

@@ -27,12 +27,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
-from raer.nodes.batch import ask_in_batch
-from raer.nodes.budget import BudgetExhausted, within_budget
 from raer.nodes.context import OFFLINE, Context
-from raer.nodes.offline_model import offline_base_url
-from raer.nodes.prices import estimate_cost
-from raer.nodes.rate_limits import rate_limit
+from raer.nodes.models.batch import ask_in_batch
+from raer.nodes.models.budget import BudgetExhausted, within_budget
+from raer.nodes.models.offline import offline_base_url
+from raer.nodes.models.prices import estimate_cost
+from raer.nodes.models.rate_limits import rate_limit
 from raer.store import Store
 from raer.store.store import claim_owner
 
