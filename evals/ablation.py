@@ -34,7 +34,7 @@ def variant_settings(base: Context, vary: str, judge_model_b: str = "") -> list[
     if vary == "judge-model":
         if not judge_model_b:
             raise ValueError("--vary judge-model needs --judge-model-b")
-        a_model = base.endpoint("judge")[1]
+        a_model = base.endpoints["judge"].model
         return [(f"judge {a_model}", base),
                 (f"judge {judge_model_b}", dataclasses.replace(base, judge_model=judge_model_b))]
     (name_a, a), (name_b, b) = VARIANTS[vary]

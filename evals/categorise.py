@@ -26,7 +26,7 @@ async def categorise(store: Store, settings: Context, run_id: str,
                      items: list[Item]) -> dict[str, str]:
     """Category per judgment id; items already categorised with this prompt are reused."""
     prompt = load_prompt(NODE, settings.prompt_set)
-    _, model = settings.endpoint("judge")
+    model = settings.endpoints["judge"].model
     done = {r["judgment_id"]: r["category"] for r in store.rows(
         "select judgment_id, category from disagreements where model = ? and prompt_hash = ?",
         [model, prompt.hash])}

@@ -61,7 +61,9 @@ def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
     languages: dict[str, str] = {}
     for pair in pairs:
         normalised = normalise_query(pair.query)
-        language = pair.language or languages.setdefault(normalised, detect_language(pair.query))
+        if not pair.language and normalised not in languages:  # once per query, not per pair
+            languages[normalised] = detect_language(pair.query)
+        language = pair.language or languages[normalised]
         group = groups.get((normalised, language))
         if group is None:
             group = groups[(normalised, language)] = QueryGroup(
@@ -172,9 +174,7 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                     on_progress(progress)
 
     await asyncio.gather(*(run(group, todo) for group, todo in work))
-    rows = {r["id"]: r for r in store.rows(
-        "select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
-        "where j.run_id = ?", [run_id])}
+    rows = store.run_judgments(run_id)
     by_pair: dict[int, dict[str, Any]] = {}
     for group in groups:
         for pair in group.pairs:

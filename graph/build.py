@@ -1,9 +1,11 @@
 """Builds the judging graph: one run per query, one subgraph branch per product (Send).
 
 ```
-START → extract_requirements → draft_guidelines ─ Send per product ─→ judge_product
+START → extract_requirements ─→ draft_guidelines ─ Send per product ─→ judge_product
+                             └─ (failed) ──────── Send per product ─→ judge_product
 judge_product: START ─┬→ describe_product → judge_pair ─┬→ request_review → record → END
-                      └────────────────────→ judge_pair ─┴→ record → END
+                      ├────────────────────→ judge_pair ─┴→ record → END
+                      └─ (query failed) ───────────────────→ record → END
 ```
 `build_graph()` returns the uncompiled graph: the LangGraph server compiles it with its own
 persistence, scripts and tests compile it with a checkpointer of their choice.
@@ -13,7 +15,12 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from raer.graph.routing import fan_out_products, route_after_judge, route_product_start
+from raer.graph.routing import (
+    fan_out_products,
+    route_after_judge,
+    route_after_requirements,
+    route_product_start,
+)
 from raer.nodes.context import Context
 from raer.nodes.describe_product import describe_product
 from raer.nodes.draft_guidelines import draft_guidelines
@@ -47,7 +54,8 @@ def build_graph(context_schema: type = Context) -> StateGraph:
     builder.add_node("draft_guidelines", draft_guidelines)
     builder.add_node("judge_product", build_product_graph(context_schema).compile())
     builder.add_edge(START, "extract_requirements")
-    builder.add_edge("extract_requirements", "draft_guidelines")
+    builder.add_conditional_edges("extract_requirements", route_after_requirements,
+                                  ["draft_guidelines", "judge_product", END])
     builder.add_conditional_edges("draft_guidelines", fan_out_products, ["judge_product", END])
     builder.add_edge("judge_product", END)
     return builder

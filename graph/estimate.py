@@ -2,8 +2,11 @@
 
 Counts only the work the store does not already hold: requirements and guidelines per query
 not yet cached, one description per packshot not yet described (by content hash), one judge
-call per pair not yet finished. Tokens: prompt sizes from the real prompt files (4 characters
-a token), output sizes from this store's history per node and model, else typical sizes.
+call per pair not yet finished. "Cached" is decided by the nodes' own cache keys
+(`requirements_key`, `guidelines_key`, `description_key`), so a prompt edit that makes the
+real run pay makes the estimate count it too. Tokens: prompt sizes from the real prompt
+files (4 characters a token), output sizes from this store's history per node and model,
+else typical sizes.
 Nothing is written: a store that does not exist yet is not created.
 """
 
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from raer.graph.api import group_by_query, pair_judgment_id
-from raer.nodes.common import key, normalise_query
-from raer.nodes.context import PILLOW_VISION, Context
+from raer.nodes import describe_product, draft_guidelines, extract_requirements
+from raer.nodes.common import normalise_query
+from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
 from raer.nodes.models.prices import estimate_cost
@@ -33,19 +37,14 @@ def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
     return (len(prompt.system) + len(prompt.user) + extra_chars) // 4
 
 
-def _history(store: Store | None) -> dict[tuple[str, str], float]:
-    if store is None:
-        return {}
-    return {(r["node"], r["model"]): r["avg"] for r in store.rows(
-        "select node, model, avg(output_tokens) as avg from llm_calls "
-        "where parsed is not null and output_tokens > 0 group by node, model")}
-
-
-def _image_hash(source: str) -> str | None:
+def _image_hash(source: str, images_root: str) -> str | None:
     if source.startswith(("http://", "https://", "data:")):
         return None
+    path = Path(source)
+    if images_root and not path.is_absolute():
+        path = Path(images_root) / path
     try:
-        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
 
@@ -54,12 +53,12 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
     store = Store(settings.db_path) if Path(settings.db_path).exists() else None
     run_id = settings.run_id
     finished = store.finished_pairs(run_id) if store else set()
-    history = _history(store)
+    history = store.output_token_history() if store else {}
     groups = group_by_query(pairs)
     rows: dict[str, dict[str, Any]] = {}
 
     def add(node: str, role: str, prompt_tokens: int) -> None:
-        model = settings.endpoint(role)[1]
+        model = settings.endpoints[role].model
         row = rows.setdefault(node, {"node": node, "model": model, "calls": 0,
                                      "input_tokens": 0, "output_tokens": 0})
         row["calls"] += 1
@@ -71,26 +70,24 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
         todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
         if not todo:
             continue
-        normalised = normalise_query(group.query)
-        requirements_key = key("extract_requirements", normalised, group.language,
-                               settings.endpoint("requirements")[1],
-                               load_prompt("extract_requirements", settings.prompt_set).hash)
+        requirements_key = extract_requirements.requirements_key(
+            normalise_query(group.query), group.language, settings)
         if store is None or store.cached("requirements", requirements_key) is None:
             add("extract_requirements", "requirements",
                 _prompt_tokens("extract_requirements", settings, len(group.query)))
-        guidelines_cached = store is not None and bool(store.rows(
-            "select 1 from guidelines where requirements_key = ? and model = ?",
-            [requirements_key, settings.endpoint("guidelines")[1]]))
-        if settings.guideline_mode == "specific" and not guidelines_cached:
+        guidelines_key = draft_guidelines.guidelines_key(group.query, group.language,
+                                                         requirements_key, settings)
+        if settings.guideline_mode == "specific" and (
+                store is None or store.cached("guidelines", guidelines_key) is None):
             add("draft_guidelines", "guidelines", _prompt_tokens(
                 "draft_guidelines", settings, TYPICAL_CONTEXT["draft_guidelines"] * 4))
+        vision = settings.endpoints["vision"]
         for pair in todo:
-            vision_model = settings.endpoint("vision")[1]
-            if pair.image and settings.describe_images and vision_model != PILLOW_VISION:
-                image = _image_hash(pair.image) or pair.image
-                known = store is not None and bool(store.rows(
-                    "select 1 from descriptions where image_hash = ? and model = ?",
-                    [image, vision_model]))
+            if pair.image and settings.describe_images and not vision.local_analysis:
+                content_hash = _image_hash(pair.image, settings.images_root)
+                known = content_hash is not None and store is not None and store.cached(
+                    "descriptions", describe_product.description_key(content_hash, settings))
+                image = content_hash or pair.image
                 if image not in described and not known:
                     described.add(image)
                     add("describe_product", "vision",

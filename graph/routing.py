@@ -1,4 +1,9 @@
-"""Routing functions: pure, typed, and the only place the graph branches."""
+"""Routing functions: pure, typed, and the only place the graph branches.
+
+A failed upstream step is a route, not a flag checked inside nodes: a query whose
+requirements or guidelines could not be made sends its products straight to `record`
+(as failed, with the reason), so no packshot is described and no pair is judged for it.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,32 @@ from typing import Literal
 from langgraph.graph import END
 from langgraph.types import Send
 
-from raer.nodes.state import ProductState, QueryState
+from raer.nodes.review_policy import outcome
+from raer.nodes.state import SHARED_KEYS, ProductState, QueryState
 
-_SHARED = ("run_id", "query_id", "query", "language", "requirements", "requirements_key",
-           "guidelines", "guidelines_key", "upstream_error")
+
+def route_after_requirements(state: QueryState) -> Literal["draft_guidelines"] | list[Send]:
+    """Guidelines next; a failed requirements step skips straight to recording."""
+    return fan_out_products(state) if state.get("upstream_error") else "draft_guidelines"
 
 
 def fan_out_products(state: QueryState) -> list[Send] | Literal["__end__"]:
     """One branch per product; the query-level artefacts travel with each branch."""
     if not state.get("products"):
         return END
-    shared = {k: state[k] for k in _SHARED if k in state}
+    shared = {k: state[k] for k in SHARED_KEYS if k in state}
     return [Send("judge_product", {**shared, "product": product})
             for product in state["products"]]
 
 
-def route_product_start(state: ProductState) -> Literal["describe_product", "judge_pair"]:
-    """Products without a packshot skip the description step."""
+def route_product_start(state: ProductState) -> Literal["describe_product", "judge_pair",
+                                                        "record"]:
+    """A failed query records at once; products without a packshot skip the description."""
+    if state.get("upstream_error"):
+        return "record"
     return "describe_product" if state["product"].get("image") else "judge_pair"
 
 
 def route_after_judge(state: ProductState) -> Literal["request_review", "record"]:
-    """Escalate when the policy gave reasons (see raer.nodes.review_policy); else record."""
-    return "request_review" if state.get("review_reasons") else "record"
+    """Escalated pairs go to a person first (see raer.nodes.review_policy.outcome)."""
+    return "request_review" if outcome(state) == "escalated" else "record"

@@ -16,27 +16,21 @@ from raer.store import Store
 
 
 def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
-    rows = store.rows("select settings, images_root from runs where id = ?", [run_id])
-    if not rows:
+    row = store.run_row(run_id)
+    if row is None:
         raise LookupError(f"no run {run_id!r}")
-    stored = json.loads(rows[0]["settings"])
+    stored = json.loads(row["settings"])
     if "baseline" in stored:
         raise LookupError(f"{run_id} is a baseline, not a judging run")
     fields = {f.name for f in dataclasses.fields(Context)}
     # the run keeps the folder its local packshots were confined to
-    operational.setdefault("images_root", rows[0]["images_root"] or "")
+    operational.setdefault("images_root", row["images_root"] or "")
     return Context(**{k: v for k, v in stored.items() if k in fields}, run_name=run_id,
                    **operational)
 
 
 def pairs_with_status(store: Store, run_id: str, statuses: tuple[str, ...]) -> list[Pair]:
-    marks = ",".join("?" * len(statuses))
-    rows = store.rows(
-        f"""select q.text, q.language, q.query_type, j.engine, j.rank, p.*
-            from judgments j join queries q on q.id = j.query_id
-            join products p on p.id = j.product_id
-            where j.run_id = ? and j.status in ({marks}) order by j.query_id, j.rank""",
-        [run_id, *statuses])
+    rows = store.pair_rows(run_id, statuses)
     return [Pair(query=r["text"], language=r["language"], query_type=r["query_type"] or "",
                  engine=r["engine"] or "", rank=r["rank"], product_id=r["id"],
                  title=r["title"], brand=r["brand"] or "", colour=r["colour"] or "",

@@ -46,7 +46,7 @@ def start_run(settings: Context) -> tuple[Store, str]:
     store = store_for(settings)
     run_id = settings.run_id
     store.ensure_run(run_id, settings.identity(),
-                     {role: settings.endpoint(role)[1] for role in ROLES},
+                     {role: settings.endpoints[role].model for role in ROLES},
                      prompt_hashes(settings.prompt_set, settings.scale == "graded"),
                      settings.images_root)
     return store, run_id

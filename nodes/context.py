@@ -1,9 +1,17 @@
-"""Run settings (`Context`): plain strings and numbers, passed as LangGraph's context_schema.
+"""Run settings (`Context`), passed as LangGraph's context_schema, and their resolved endpoints.
 
-Everything that changes a model's output is here, so that a run's identity (`run_id`) can be
-derived from it: the same settings give the same run, which is what makes a rerun a no-op and
-an interrupted run resumable. Environment variables are read only at the edges (CLI, server
-entry), never here; API keys are named (`api_key_env`), never stored.
+Every field says what it does (`metadata["description"]`, shown in LangGraph Studio) and
+whether it is operational (`metadata["operational"]`): how fast, where, how much, with which
+key — never what the models are asked. A run's identity (`run_id`) is a hash of the
+non-operational fields and the resolved endpoints, so the same settings give the same run
+(a rerun is a no-op, an interrupted run resumes), and changing a price table, a key variable
+or a concurrency limit never starts a new run.
+
+Endpoints are resolved once per `Context` into frozen `Endpoint` values (`context.endpoints`)
+that the nodes and the model door read; a model named without an endpoint is refused here,
+before any pair is touched (the embedded offline model would answer under the wrong name).
+Environment variables are read only at the edges (CLI, server entry), never here; API keys
+are named (`api_key_env`), never stored.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 from raer.prompts import prompt_hashes
@@ -19,82 +29,125 @@ from raer.store.redact import strip_credentials
 
 ROLES = ("requirements", "guidelines", "vision", "judge")
 OFFLINE = ""  # an empty base URL means: the embedded offline model
+OFFLINE_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 PILLOW_VISION = "pillow"  # the offline vision default: local image analysis, not a model
+OUTPUT_MODES = ("auto", "json_schema", "tools", "json", "md_json")
 
-# Fields that do not change what the models are asked, so they stay out of the run identity.
-_OPERATIONAL = {"db_path", "run_name", "max_concurrency", "query_concurrency", "review_mode",
-                "request_timeout", "max_retries", "offline_threads", "max_cost",
-                "requests_per_minute", "tokens_per_minute", "batch", "batch_idle_seconds",
-                "batch_poll_seconds", "batch_resubmits", "images_root", "local_images",
-                "image_allow_hosts"}
+
+class SettingsError(ValueError):
+    """Run settings that cannot work together; raised before any pair is touched."""
+
+
+def setting(default: Any, description: str, *, operational: bool = False) -> Any:
+    return field(default=default, metadata={"description": description,
+                                            "operational": operational})
+
+
+def operational(default: Any, description: str) -> Any:
+    """A setting that changes how a run goes, not what its models are asked."""
+    return setting(default, description, operational=True)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one role's calls go, resolved once per run."""
+
+    role: str
+    base_url: str
+    """"" is the embedded offline model."""
+    model: str
+    """"pillow" for the vision role means local image analysis, no model."""
+    api_key_env: str
+    output_mode: str
+    """How structured output is asked for (nodes/models/door.py); "auto" detects it."""
+
+    @property
+    def offline(self) -> bool:
+        return self.base_url == OFFLINE
+
+    @property
+    def local_analysis(self) -> bool:
+        return self.model == PILLOW_VISION
 
 
 @dataclass(frozen=True)
 class Context:
     """How a run judges. Models per role fall back to `model` / `base_url` when left empty."""
 
-    db_path: str = "raer.db"
-    run_name: str = ""
-    """Names the run explicitly; empty means the run is named by its settings' hash."""
+    db_path: str = operational("raer.db", "The SQLite store.")
+    run_name: str = operational(
+        "", "Names the run explicitly; empty: the run is named by its settings' hash.")
 
-    base_url: str = OFFLINE
-    """OpenAI-compatible endpoint for every role; empty: the embedded SmolLM2 model."""
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    requirements_model: str = ""
-    requirements_base_url: str = ""
-    guidelines_model: str = ""
-    guidelines_base_url: str = ""
-    judge_model: str = ""
-    judge_base_url: str = ""
-    vision_model: str = ""
-    """Empty: the role's model when an endpoint is set, else local Pillow analysis ("pillow")."""
-    vision_base_url: str = ""
+    base_url: str = setting(OFFLINE, "OpenAI-compatible endpoint for every role; empty: "
+                            "the embedded SmolLM2 model.")
+    model: str = setting("", "Model for every role (needs an endpoint).")
+    api_key_env: str = operational("OPENAI_API_KEY",
+                                   "Name of the environment variable holding the API key.")
+    requirements_model: str = setting("", "Model extracting requirements; empty: `model`.")
+    requirements_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    guidelines_model: str = setting("", "Model drafting guidelines; empty: `model`.")
+    guidelines_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    judge_model: str = setting("", "Model judging pairs; empty: `model`.")
+    judge_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    vision_model: str = setting("", "Model describing packshots; empty: the role's model "
+                                "when an endpoint is set, else local Pillow analysis "
+                                "(\"pillow\").")
+    vision_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    output_mode: Literal["auto", "json_schema", "tools", "json", "md_json"] = operational(
+        "auto", "How structured output is asked for: a JSON schema response format, a tool "
+        "call, JSON mode or JSON in a markdown block; auto: the first the endpoint accepts.")
 
-    guideline_mode: Literal["specific", "generic"] = "specific"
-    describe_images: bool = True
-    """False judges on product text alone (the packshot ablation)."""
-    scale: Literal["three", "graded"] = "three"
-    """"graded": a 0–4 grade mapped onto the three labels (4–3, 2, 1–0)."""
-    review_below: float = 0.5
-    """Judgments with confidence below this go to a person."""
-    review_mode: Literal["queue", "interactive"] = "queue"
-    temperature: float = 0.0
-    max_reasks: int = 2
-    """Re-asks after output that fails validation, per structured call."""
-    max_retries: int = 3
-    """Transport retries (429, 5xx, timeouts) inside the OpenAI client, per attempt."""
-    request_timeout: float = 120.0
-    max_concurrency: int = 8
-    """Model calls in flight at once, across all queries of this process."""
-    requests_per_minute: float = 0
-    """Per endpoint; 0: no limit."""
-    tokens_per_minute: float = 0
-    """Per endpoint, prompt plus output-limit tokens; 0: no limit."""
-    max_cost: float = 0
-    """USD for the whole run; no call starts that could pass it. 0: no limit."""
-    batch: bool = False
-    """Send requests through the OpenAI Batch API (half price, hours not seconds)."""
-    batch_idle_seconds: float = 2.0
-    batch_poll_seconds: float = 30.0
-    batch_resubmits: int = 2
-    query_concurrency: int = 4
-    image_max_side: int = 512
-    images_root: str = ""
-    """Local packshots must lie inside this folder. The CLI passes the pairs file's folder
-    (or --images-root); empty means no confinement, for scripts that build their own pairs:
-    a script judging a file it did not write should set it."""
-    local_images: bool = True
-    """False: no local file is read as a packshot (the LangGraph server without an images
-    root)."""
-    image_allow_hosts: str = ""
-    """Comma-separated host names or networks (CIDR) on a private network that packshot URLs
-    may reach, e.g. a shop's own CDN; every other private, loopback, link-local or metadata
-    address is refused."""
-    offline_threads: int = 2
-    prompt_set: str = "default"
-    prices: str = field(default="")
-    """JSON object {model: [usd per 1M input, usd per 1M output, usd per 1M cached input]}."""
+    guideline_mode: Literal["specific", "generic"] = setting(
+        "specific", "Query-specific guidelines, or the generic rubric (no model call).")
+    describe_images: bool = setting(
+        True, "False judges on product text alone (the packshot ablation).")
+    scale: Literal["three", "graded"] = setting(
+        "three", "Three labels, or a 0–4 grade mapped onto them (4–3, 2, 1–0).")
+    review_below: float = setting(0.5, "Judgments with confidence below this go to a person.")
+    review_mode: Literal["queue", "interactive"] = operational(
+        "queue", "Queue doubtful pairs for review, or pause the thread for a person.")
+    temperature: float = setting(0.0, "Sampling temperature of the first attempt.")
+    max_reasks: int = setting(2, "Re-asks after output that fails validation, per call.")
+    max_retries: int = operational(
+        3, "Transport retries (429, 5xx, timeouts) inside the OpenAI client, per attempt.")
+    request_timeout: float = operational(120.0, "Seconds per request.")
+    max_concurrency: int = operational(
+        8, "Model calls in flight at once, across all queries of this process.")
+    requests_per_minute: float = operational(0, "Per endpoint; 0: no limit.")
+    tokens_per_minute: float = operational(
+        0, "Per endpoint, prompt plus output-limit tokens; 0: no limit.")
+    max_cost: float = operational(
+        0, "USD for the whole run; no call starts that could pass it. 0: no limit.")
+    batch: bool = operational(
+        False, "Send requests through the OpenAI Batch API (half price, hours not seconds).")
+    batch_idle_seconds: float = operational(2.0, "Batch mode: wait this long for more "
+                                            "requests before submitting a batch.")
+    batch_poll_seconds: float = operational(30.0, "Batch mode: seconds between polls.")
+    batch_resubmits: int = operational(2, "Batch mode: resubmissions of a missing request.")
+    query_concurrency: int = operational(4, "Queries judged at once.")
+    image_max_side: int = setting(512, "Packshots are downscaled to this many pixels a side.")
+    images_root: str = operational(
+        "", "Local packshots must lie inside this folder, and relative image paths resolve "
+        "against it. The CLI passes the pairs file's folder (or --images-root); empty means "
+        "no confinement, for scripts that build their own pairs.")
+    local_images: bool = operational(
+        True, "False: no local file is read as a packshot (the LangGraph server without an "
+        "images root).")
+    image_allow_hosts: str = operational(
+        "", "Comma-separated host names or networks (CIDR) on a private network that packshot "
+        "URLs may reach, e.g. a shop's own CDN; every other private, loopback, link-local or "
+        "metadata address is refused.")
+    offline_threads: int = operational(2, "CPU threads of the embedded offline model.")
+    prompt_set: str = setting("default", "\"default\" or a folder of prompt files; a file "
+                              "it lacks falls back to the shipped one.")
+    prices: str = operational("", "JSON object {model: [usd per 1M input, usd per 1M output, "
+                              "usd per 1M cached input]}.")
+
+    def __post_init__(self) -> None:
+        if self.output_mode not in OUTPUT_MODES:
+            raise SettingsError(f"output_mode must be one of {list(OUTPUT_MODES)}, "
+                                f"not {self.output_mode!r}")
+        self.endpoints  # noqa: B018 — resolve now: a wrong combination fails at once
 
     @classmethod
     def coerce(cls, value: Any) -> Context:
@@ -107,30 +160,43 @@ class Context:
             known = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - known
             if unknown:
-                raise ValueError(f"unknown run settings: {sorted(unknown)}")
+                raise SettingsError(f"unknown run settings: {sorted(unknown)}")
             return cls(**value)
         raise TypeError(f"run settings must be a Context or a dict, not {type(value).__name__}")
 
-    def endpoint(self, role: str) -> tuple[str, str]:
-        """(base_url, model) for a role; base_url "" is the embedded model, model "pillow"
-        for the vision role means local image analysis."""
-        if role not in ROLES:
-            raise ValueError(f"unknown model role {role!r}")
+    @cached_property
+    def endpoints(self) -> MappingProxyType[str, Endpoint]:
+        """Each role's endpoint, resolved once (a frozen Context never changes)."""
+        return MappingProxyType({role: self._resolve(role) for role in ROLES})
+
+    def _resolve(self, role: str) -> Endpoint:
         base_url = getattr(self, f"{role}_base_url") or self.base_url
-        model = getattr(self, f"{role}_model") or self.model
-        if role == "vision" and not self.vision_model:
-            model = self.model if base_url != OFFLINE else PILLOW_VISION
-        if base_url == OFFLINE and role != "vision":
-            model = model or "SmolLM2-135M-Instruct-Q4_1"
-        return base_url, model
+        named = getattr(self, f"{role}_model") or self.model
+        if role == "vision" and self.vision_model == PILLOW_VISION:
+            model = PILLOW_VISION
+        elif base_url == OFFLINE:
+            allowed = {"", OFFLINE_MODEL} | ({PILLOW_VISION} if role == "vision" else set())
+            if named not in allowed:
+                which = f"{role}_model" if getattr(self, f"{role}_model") else "model"
+                raise SettingsError(
+                    f"{which} {named!r} has no endpoint: set {role}_base_url or base_url "
+                    f"(e.g. https://api.openai.com/v1). With no endpoint the embedded offline "
+                    f"model ({OFFLINE_MODEL}) would answer, recorded under the wrong name.")
+            model = PILLOW_VISION if role == "vision" else OFFLINE_MODEL
+        else:
+            model = named
+        return Endpoint(role=role, base_url=base_url, model=model,
+                        api_key_env=self.api_key_env, output_mode=self.output_mode)
 
     def identity(self) -> dict[str, Any]:
         """The settings that change outputs, plus the resolved models per role. Credentials
         in endpoint URLs never reach it (it is stored and shown)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not f.metadata.get("operational")}
         data = {k: strip_credentials(v) if k.endswith("base_url") else v
-                for k, v in dataclasses.asdict(self).items() if k not in _OPERATIONAL}
-        data["models"] = {role: [strip_credentials(self.endpoint(role)[0]),
-                                 self.endpoint(role)[1]] for role in ROLES}
+                for k, v in data.items()}
+        data["models"] = {role: [strip_credentials(e.base_url), e.model]
+                          for role, e in self.endpoints.items()}
         data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded")
         return data
 
@@ -140,3 +206,8 @@ class Context:
             return self.run_name
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
         return f"run-{digest[:12]}"
+
+
+def operational_fields() -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(Context)
+                     if f.metadata.get("operational"))

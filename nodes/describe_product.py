@@ -56,6 +56,15 @@ async def _describe_with_pillow(store: Store, run_id: str, packshot: Packshot,
     return description, call_id
 
 
+def description_key(image_sha256: str, settings: Context) -> str:
+    """A description depends on the image's content, the model, the prompt (or the local
+    analyser's version) and the downscale size."""
+    model = settings.endpoints["vision"].model
+    prompt_hash = (PILLOW_ANALYSER_VERSION if model == PILLOW_VISION
+                   else load_prompt(NODE, settings.prompt_set).hash)
+    return key(NODE, image_sha256, model, prompt_hash, settings.image_max_side)
+
+
 async def describe_product(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = settings_of(runtime)
     store = await store_of(settings)
@@ -70,13 +79,13 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
     except ImageUnavailable as exc:
         return {"description": None, "image_note": str(exc)}
 
-    _, model = settings.endpoint("vision")
+    model = settings.endpoints["vision"].model
     if model == PILLOW_VISION:
         prompt_hash = PILLOW_ANALYSER_VERSION
     else:
         prompt = load_prompt(NODE, settings.prompt_set)
         prompt_hash = prompt.hash
-    cache_key = key(NODE, packshot.sha256, model, prompt_hash, settings.image_max_side)
+    cache_key = description_key(packshot.sha256, settings)
 
     async def compute() -> dict[str, Any]:
         if model == PILLOW_VISION:

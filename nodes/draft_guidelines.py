@@ -43,13 +43,23 @@ def format_requirements(requirements: dict[str, Any]) -> str:
     return "\n".join(lines) or "- (no explicit requirements found)"
 
 
+def guidelines_key(query: str, language: str, requirements_key: str,
+                   settings: Context) -> str:
+    """Specific guidelines depend on the query, its language, the model, the prompt and the
+    requirements they were drafted from; the generic rubric on its own text only."""
+    if settings.guideline_mode == "generic":
+        return key(NODE, "generic", GENERIC_HASH)
+    prompt = load_prompt(NODE, settings.prompt_set)
+    return key(NODE, normalise_query(query), language, settings.endpoints["guidelines"].model,
+               prompt.hash, requirements_key)
+
+
 async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
-    if state.get("upstream_error"):
-        return {}
     settings = settings_of(runtime)
     store = await store_of(settings)
+    cache_key = guidelines_key(state["query"], state["language"], state["requirements_key"],
+                               settings)
     if settings.guideline_mode == "generic":
-        cache_key = key(NODE, "generic", GENERIC_HASH)
         await asyncio.to_thread(store.put_cached, "guidelines", {
             "cache_key": cache_key, "query_id": None, "mode": "generic",
             "model": GENERIC_MODEL, "prompt_hash": GENERIC_HASH, "requirements_key": None,
@@ -57,10 +67,7 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
         return {"guidelines": GENERIC_RUBRIC.model_dump(), "guidelines_key": cache_key}
 
     prompt = load_prompt(NODE, settings.prompt_set)
-    _, model = settings.endpoint("guidelines")
-    normalised = normalise_query(state["query"])
-    cache_key = key(NODE, normalised, state["language"], model, prompt.hash,
-                    state["requirements_key"])
+    model = settings.endpoints["guidelines"].model
 
     async def compute() -> dict[str, Any]:
         system, user = prompt.render(query=state["query"].strip(),

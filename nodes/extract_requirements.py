@@ -22,6 +22,7 @@ from raer.nodes.common import (
     settings_of,
 )
 from raer.nodes.context import Context
+from raer.nodes.inputs import check_query_input
 from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Requirements
 from raer.nodes.singleflight import once
@@ -31,12 +32,18 @@ from raer.prompts import load_prompt
 NODE = "extract_requirements"
 
 
+def requirements_key(normalised_query: str, language: str, settings: Context) -> str:
+    """Requirements depend on the query, its language, the model and the prompt only."""
+    prompt = load_prompt(NODE, settings.prompt_set)
+    return key(NODE, normalised_query, language, settings.endpoints["requirements"].model,
+               prompt.hash)
+
+
 async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
+    check_query_input(state)  # before any call: a wrong shape must not cost anything
     settings = settings_of(runtime)
     store, run_id = await open_run(settings)
     query = state["query"].strip()
-    if not query:
-        raise ValueError("the query is empty")
     language = state.get("language") or await asyncio.to_thread(detect_language, query)
     normalised = normalise_query(query)
     qid = query_id(normalised, language)
@@ -44,8 +51,8 @@ async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> 
         "id": qid, "text": query, "normalised": normalised, "language": language,
         "query_type": state.get("query_type", "")})
     prompt = load_prompt(NODE, settings.prompt_set)
-    _, model = settings.endpoint("requirements")
-    cache_key = key(NODE, normalised, language, model, prompt.hash)
+    model = settings.endpoints["requirements"].model
+    cache_key = requirements_key(normalised, language, settings)
 
     async def compute() -> dict[str, Any]:
         system, user = prompt.render(query=query, language=language_name(language))

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, ValidationError, field_validator
 
 from raer.nodes.schemas import Product
 
@@ -30,67 +30,56 @@ class InputError(ValueError):
         super().__init__("\n".join(lines) + (f"\n… and {more} more" if more > 0 else ""))
 
 
-class Pair(BaseModel):
-    """One line of input: a query and one product an engine returned for it."""
+class Pair(Product):
+    """One line of input: a query and one product an engine returned for it (a `Product`
+    plus the query's fields; unknown columns are ignored, `color` is read as `colour`)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     query: str = Field(min_length=1)
     language: str = ""
     query_type: str = ""
-    engine: str = ""
-    rank: int | None = None
-    product_id: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    brand: str = ""
     colour: str = Field(default="", validation_alias=AliasChoices("colour", "color"))
-    category: str = ""
-    description: str = ""
-    attributes: dict[str, str] = Field(default_factory=dict)
-    image: str = ""
 
-    @field_validator("query", "title", "product_id", mode="before")
+    @field_validator("query", mode="before")
     @classmethod
-    def _strip(cls, value: Any) -> Any:
+    def _strip_query(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
-
-    @field_validator("product_id", "engine", mode="before")
-    @classmethod
-    def _ids_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
-
-    @field_validator("rank", mode="before")
-    @classmethod
-    def _empty_rank(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
 
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: Any) -> Any:
         return (value or "").strip().lower() if isinstance(value, str | None) else value
 
-    @field_validator("attributes", mode="before")
+    @field_validator("query_type", mode="before")
     @classmethod
-    def _attributes(cls, value: Any) -> Any:
-        if value in ("", None):
-            return {}
-        if isinstance(value, str):
-            value = json.loads(value)  # a ValueError here becomes a field error
-        if isinstance(value, dict):
-            return {str(k): str(v) for k, v in value.items()}
-        return value
-
-    @field_validator("brand", "colour", "category", "description", "image", "query_type",
-                     mode="before")
-    @classmethod
-    def _none_as_empty(cls, value: Any) -> Any:
+    def _no_type(cls, value: Any) -> Any:
         return "" if value is None else value
 
     def product(self) -> Product:
-        return Product(product_id=self.product_id, title=self.title, brand=self.brand,
-                       colour=self.colour, category=self.category,
-                       description=self.description, attributes=self.attributes,
-                       image=self.image, engine=self.engine, rank=self.rank)
+        return Product.model_validate(self.model_dump(include=set(Product.model_fields)))
+
+
+def check_query_input(state: dict[str, Any]) -> None:
+    """The graph's input, checked before any call: a non-empty query and a non-empty list
+    of valid products. Errors name the product's position and field (`InputError`)."""
+    problems: list[tuple[str, int | None, str, str]] = []
+    query = state.get("query")
+    if not isinstance(query, str) or not query.strip():
+        problems.append(("input", None, "query", "a non-empty query is required"))
+    products = state.get("products")
+    if not isinstance(products, list) or not products:
+        problems.append(("input", None, "products", "a non-empty list of products is required"))
+        products = []
+    for i, item in enumerate(products):
+        try:
+            Product.model_validate(item)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"]) or "product"
+                problems.append(("input", None, f"products[{i}].{where}", error["msg"]))
+    if problems:
+        raise InputError(problems)
 
 
 def read_records(path: Path) -> list[tuple[int, Any]]:

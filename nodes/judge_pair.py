@@ -21,8 +21,8 @@ from raer.nodes.review_policy import escalation_reasons
 from raer.nodes.schemas import GradedJudgment, Judgment
 from raer.nodes.seller_text import defuse
 from raer.nodes.singleflight import once
-from raer.nodes.state import ProductState
-from raer.prompts import load_prompt
+from raer.nodes.state import JudgeRecord, ProductState
+from raer.prompts import Prompt, load_prompt
 
 NODE = "judge_pair"
 # Caps on seller text in the prompt (characters); a cut says so in the prompt, which is
@@ -78,29 +78,41 @@ def format_guidelines(guidelines: dict[str, Any]) -> str:
             f"- irrelevant: {guidelines['irrelevant']}")
 
 
-async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
-    if state.get("upstream_error"):
-        return {"judgment": None, "judge_error": state["upstream_error"], "review_reasons": []}
-    settings = settings_of(runtime)
-    store = await store_of(settings)
+def judge_prompt(state: ProductState, settings: Context) -> tuple[Prompt, str, str]:
+    """(prompt, system, user) for a pair: the judge's exact input."""
     graded = settings.scale == "graded"
     prompt = load_prompt("judge_pair_graded" if graded else NODE, settings.prompt_set)
-    schema = GradedJudgment if graded else Judgment
-    _, model = settings.endpoint("judge")
-    _, vision_model = settings.endpoint("vision")
     system, user = prompt.render(
         query=state["query"].strip(), language=language_name(state["language"]),
         requirements=format_requirements(state["requirements"]),
         guidelines=format_guidelines(state["guidelines"]),
-        product=format_product(state["product"], state.get("description"), vision_model,
+        product=format_product(state["product"], state.get("description"),
+                               settings.endpoints["vision"].model,
                                state.get("image_note", "")))
-    input_hash = key(NODE, model, prompt.hash, settings.temperature, system, user)
+    return prompt, system, user
+
+
+def judge_key(settings: Context, prompt: Prompt, system: str, user: str) -> str:
+    """Identical judge inputs (model, prompt, temperature, exact text) share one answer."""
+    return key(NODE, settings.endpoints["judge"].model, prompt.hash, settings.temperature,
+               system, user)
+
+
+async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
+    settings = settings_of(runtime)
+    store = await store_of(settings)
+    schema = GradedJudgment if settings.scale == "graded" else Judgment
+    prompt, system, user = judge_prompt(state, settings)
+    input_hash = judge_key(settings, prompt, system, user)
+    model = settings.endpoints["judge"].model
+    record = JudgeRecord(model=model, prompt_hash=prompt.hash, input_hash=input_hash)
 
     async def compute() -> tuple[dict[str, Any], int]:
         result = await structured_call(
             store=store, settings=settings, run_id=state["run_id"], node=NODE, role="judge",
             schema=schema, messages=system_user(system, user), prompt_hash=prompt.hash,
-            cache_key=input_hash)
+            cache_key=input_hash,
+            context={"requirements": state["requirements"].get("requirements", [])})
         return _as_judgment(result.parsed), result.call_id
 
     def lookup() -> tuple[dict[str, Any], int] | None:
@@ -111,10 +123,9 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     try:
         judgment, call_id = await once(input_hash, lookup, compute)
     except StructuredCallFailed as exc:
-        return {"judgment": None, "judge_call_id": exc.call_id,
-                "judge_error": f"judge failed: {exc.reason[:500]}", "review_reasons": []}
+        return {"judge": {**record, "judgment": None, "call_id": exc.call_id,
+                          "error": f"judge failed: {exc.reason[:500]}", "review_reasons": []}}
     reasons = escalation_reasons(judgment, state["requirements"], state["product"],
                                  state.get("description"), settings.review_below)
-    return {"judgment": judgment, "judge_call_id": call_id, "judge_error": "",
-            "review_reasons": reasons, "input_hash": input_hash, "judge_model": model,
-            "judge_prompt_hash": prompt.hash}
+    return {"judge": {**record, "judgment": judgment, "call_id": call_id, "error": "",
+                      "review_reasons": reasons}}

@@ -1,7 +1,8 @@
 """record: the judgment reaches SQLite as soon as it exists, with its review entry if any.
 
 One row per (run, query, engine, product); a rerun overwrites the same row, never adds one.
-Status: done, escalated (sent to a person) or failed (with the reason).
+Status: done, escalated (sent to a person) or failed (with the reason), as
+`review_policy.outcome` decides (the router uses the same function).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from langgraph.runtime import Runtime
 
 from raer.nodes.common import judgment_id, settings_of, store_of
 from raer.nodes.context import Context
+from raer.nodes.review_policy import outcome
 from raer.nodes.state import ProductState
 
 
@@ -24,14 +26,10 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
     await asyncio.to_thread(store.upsert_product, product)
     engine = product.get("engine") or ""
     jid = judgment_id(state["run_id"], state["query_id"], engine, product["product_id"])
-    judgment = state.get("judgment")
-    reasons = state.get("review_reasons") or []
-    if judgment is None:
-        status = "failed"
-    elif reasons or state.get("human_label"):
-        status = "escalated"
-    else:
-        status = "done"
+    judge = state.get("judge") or {}
+    judgment = judge.get("judgment")
+    reasons = judge.get("review_reasons") or []
+    status = outcome(state)
     row = {
         "id": jid, "run_id": state["run_id"], "query_id": state["query_id"],
         "product_id": product["product_id"], "engine": engine, "rank": product.get("rank"),
@@ -42,14 +40,14 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
         "verdicts": json.dumps(judgment["verdicts"], ensure_ascii=False) if judgment else None,
         "brand_check": judgment["brand_check"] if judgment else None,
         "grade": judgment.get("grade") if judgment else None,
-        "error": state.get("judge_error") or None,
+        "error": judge.get("error") or state.get("upstream_error") or None,
         "image_note": state.get("image_note") or None,
-        "model": state.get("judge_model"), "prompt_hash": state.get("judge_prompt_hash"),
-        "input_hash": state.get("input_hash"),
+        "model": judge.get("model"), "prompt_hash": judge.get("prompt_hash"),
+        "input_hash": judge.get("input_hash"),
         "requirements_key": state.get("requirements_key"),
         "guidelines_key": state.get("guidelines_key"),
         "description_key": state.get("description_key"),
-        "call_id": state.get("judge_call_id"),
+        "call_id": judge.get("call_id"),
     }
     review = None
     if status == "escalated":

@@ -29,12 +29,13 @@ async def request_review(state: ProductState, runtime: Runtime[Context]) -> dict
     settings = settings_of(runtime)
     if settings.review_mode != "interactive":
         return {}
-    judgment = state["judgment"] or {}
+    judge = state.get("judge") or {}
+    judgment = judge.get("judgment") or {}
     answer = interrupt({
         "query": state["query"], "product_id": state["product"]["product_id"],
         "title": state["product"]["title"], "engine": state["product"].get("engine", ""),
         "label": judgment.get("label"), "confidence": judgment.get("confidence"),
-        "reasoning": judgment.get("reasoning"), "reasons": state.get("review_reasons", []),
+        "reasoning": judgment.get("reasoning"), "reasons": judge.get("review_reasons", []),
         "choices": list(LABELS),
     })
     return {"human_label": _label_from(answer)}

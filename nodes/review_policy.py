@@ -8,7 +8,7 @@ it tries to instruct the judge.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from raer.nodes.seller_text import instruction_in
 
@@ -52,3 +52,18 @@ def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, 
     if injected:
         reasons.append(f"seller text looks like an instruction: {injected!r}")
     return reasons
+
+
+Outcome = Literal["done", "escalated", "failed"]
+
+
+def outcome(state: dict[str, Any]) -> Outcome:
+    """A product branch's fate, decided once: failed when there is no judgment (its step or
+    an upstream step failed), escalated when the policy gave reasons or a person answered,
+    else done. The router branches on it and `record` stores it as the status."""
+    judge = state.get("judge") or {}
+    if state.get("upstream_error") or judge.get("judgment") is None:
+        return "failed"
+    if judge.get("review_reasons") or state.get("human_label"):
+        return "escalated"
+    return "done"

@@ -10,9 +10,18 @@ valid JSON.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 LABELS = ("highly relevant", "acceptable substitute", "irrelevant")
 Label = Literal["highly relevant", "acceptable substitute", "irrelevant"]
@@ -65,6 +74,37 @@ class Product(BaseModel):
     """Local path, http(s) URL or data URL; empty when the product has no packshot."""
     engine: str = ""
     rank: int | None = None
+
+    @field_validator("title", "product_id", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("product_id", "engine", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("rank", mode="before")
+    @classmethod
+    def _empty_rank(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attributes(cls, value: Any) -> Any:
+        if value in ("", None):
+            return {}
+        if isinstance(value, str):
+            value = json.loads(value)  # a ValueError here becomes a field error
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("brand", "colour", "category", "description", "image", mode="before")
+    @classmethod
+    def _none_as_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 # ---------------------------------------------------------------- model outputs
@@ -123,6 +163,36 @@ class RequirementVerdict(BaseModel):
     verdict: Literal["met", "partly", "not met", "cannot tell"]
 
 
+def _same_requirement(verdict: str, value: str) -> bool:
+    a, b = " ".join(verdict.casefold().split()), " ".join(value.casefold().split())
+    return bool(a and b) and (a == b or a in b or b in a)
+
+
+def check_against_inputs(verdicts: list[RequirementVerdict], label: str,
+                         info: ValidationInfo) -> None:
+    """A judgment must agree with its own inputs (the validation context the judge node
+    passes: the query's requirements). Inconsistent answers are re-asked with the reason:
+    a verdict about a requirement that was never extracted, or "highly relevant" while a
+    must-requirement is "not met". Without a context (a cached answer read back) nothing
+    is checked."""
+    requirements = (info.context or {}).get("requirements")
+    if not requirements:
+        return
+    values = [r["value"] for r in requirements]
+    unknown = [v.requirement for v in verdicts
+               if not any(_same_requirement(v.requirement, value) for value in values)]
+    if unknown:
+        raise ValueError(f"verdicts name requirements that were not extracted: {unknown}; "
+                         f"give one verdict per requirement among {values}")
+    if label == "highly relevant":
+        musts = [r["value"] for r in requirements if r.get("importance") == "must"]
+        unmet = [v.requirement for v in verdicts if v.verdict == "not met"
+                 and any(_same_requirement(v.requirement, m) for m in musts)]
+        if unmet:
+            raise ValueError(f"label 'highly relevant' while must-requirements are not met: "
+                             f"{unmet}; change the label or the verdicts")
+
+
 class Judgment(BaseModel):
     reasoning: capped(400, "Step by step: check each requirement against the product.")
     verdicts: list[RequirementVerdict] = Field(max_length=6)
@@ -136,6 +206,11 @@ class Judgment(BaseModel):
     @classmethod
     def _at_most_six(cls, value: Any) -> Any:
         return value[:6] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Judgment:
+        check_against_inputs(self.verdicts, self.label, info)
+        return self
 
 
 GRADE_TO_LABEL = {4: "highly relevant", 3: "highly relevant", 2: "acceptable substitute",
@@ -155,6 +230,11 @@ class GradedJudgment(BaseModel):
     @classmethod
     def _at_most_six(cls, value: Any) -> Any:
         return value[:6] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> GradedJudgment:
+        check_against_inputs(self.verdicts, GRADE_TO_LABEL[self.grade], info)
+        return self
 
     def as_judgment(self) -> dict[str, Any]:
         return {**self.model_dump(), "label": GRADE_TO_LABEL[self.grade]}

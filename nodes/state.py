@@ -1,45 +1,34 @@
 """Graph state: one run per query, products fanned out to a per-product subgraph with Send.
 
 State holds plain JSON (model dumps), so the LangGraph server can show and checkpoint it.
+typing_extensions.TypedDict, not typing's: pydantic builds the server's input and output
+JSON schemas from these on Python 3.11 and refuses typing.TypedDict there.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
+
+from typing_extensions import TypedDict
+
+from raer.nodes.schemas import Product
 
 
 class QueryInput(TypedDict):
     """What a caller sends: one query and the products an engine returned for it."""
 
     query: str
-    products: list[dict[str, Any]]
-    """Each a `Product` (product_id, title, brand, colour, …, image, engine, rank)."""
+    """The shopper's query, as typed."""
+    products: list[Product]
+    """The engine's results: each needs product_id and title; image is a path or URL."""
     language: NotRequired[str]
     """ISO code ("en", "de"); detected from the query when absent."""
     query_type: NotRequired[str]
 
 
-class QueryState(QueryInput, total=False):
-    run_id: str
-    query_id: str
-    requirements: dict[str, Any]
-    requirements_key: str
-    guidelines: dict[str, Any]
-    guidelines_key: str
-    upstream_error: str
-    """Why requirements or guidelines could not be made; the query's pairs record as failed."""
-    judgments: Annotated[list[dict[str, Any]], operator.add]
-
-
-class QueryOutput(TypedDict):
-    run_id: str
-    query_id: str
-    judgments: list[dict[str, Any]]
-
-
-class ProductState(TypedDict, total=False):
-    """One (query, product) branch: describe → judge → route → (review) → record."""
+class QueryKeys(TypedDict, total=False):
+    """What every product branch shares with its query: ids and the query's artefacts."""
 
     run_id: str
     query_id: str
@@ -50,18 +39,46 @@ class ProductState(TypedDict, total=False):
     guidelines: dict[str, Any]
     guidelines_key: str
     upstream_error: str
+    """Why requirements or guidelines could not be made; the query's pairs record as failed."""
+
+
+SHARED_KEYS = tuple(QueryKeys.__annotations__)
+
+
+class QueryState(QueryInput, QueryKeys, total=False):
+    judgments: Annotated[list[dict[str, Any]], operator.add]
+
+
+class QueryOutput(TypedDict):
+    run_id: str
+    query_id: str
+    judgments: list[dict[str, Any]]
+    """One summary per product: judgment_id, product_id, engine, status, label, confidence,
+    review_reasons, human_label, error."""
+
+
+class JudgeRecord(TypedDict, total=False):
+    """What judge_pair made of one pair, as one value: the judgment (None when it failed),
+    the call that made it, why it failed, and why a person should look at it."""
+
+    judgment: dict[str, Any] | None
+    call_id: int | None
+    error: str
+    model: str
+    prompt_hash: str
+    input_hash: str
+    review_reasons: list[str]
+
+
+class ProductState(QueryKeys, total=False):
+    """One (query, product) branch: describe → judge → route → (review) → record."""
+
     product: dict[str, Any]
     description: dict[str, Any] | None
     description_key: str
     image_note: str
     """Why the packshot could not be used (missing, unreadable, corrupt); empty if it was."""
-    judgment: dict[str, Any] | None
-    judge_call_id: int | None
-    judge_error: str
-    judge_model: str
-    judge_prompt_hash: str
-    input_hash: str
-    review_reasons: list[str]
+    judge: JudgeRecord
     human_label: str
     judgments: Annotated[list[dict[str, Any]], operator.add]
 

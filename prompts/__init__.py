@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import string
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 # Placeholders each prompt must use, no more and no fewer.
 EXPECTED_PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -61,16 +62,37 @@ def parse_prompt(name: str, text: str) -> Prompt:
     return Prompt(name=name, system=system.strip(), user=user.strip(), hash=digest)
 
 
-@cache
-def load_prompt(name: str, prompt_set: str = "default") -> Prompt:
-    """Load `prompts/<name>.md` (prompt_set "default") or `<prompt_set>/<name>.md` from a folder."""
-    if prompt_set == "default":
-        text = (resources.files("raer.prompts") / f"{name}.md").read_text(encoding="utf-8")
-    else:
-        from pathlib import Path
+class PromptSetError(PromptError):
+    """A prompt set folder that does not exist."""
 
-        text = (Path(prompt_set) / f"{name}.md").read_text(encoding="utf-8")
-    return parse_prompt(name, text)
+
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("raer.prompts") / f"{name}.md"))
+
+
+def prompt_path(name: str, prompt_set: str = "default") -> Path:
+    """Where a prompt is read from: `<prompt_set>/<name>.md` when the set has it, else the
+    shipped file (a set may hold only the prompts it changes)."""
+    if prompt_set == "default":
+        return _shipped(name)
+    folder = Path(prompt_set)
+    if not folder.is_dir():
+        raise PromptSetError(f"prompt set {prompt_set!r} is not a folder")
+    own = folder / f"{name}.md"
+    return own if own.exists() else _shipped(name)
+
+
+@lru_cache(maxsize=256)
+def _parse_file(name: str, path: str, mtime_ns: int, size: int) -> Prompt:
+    return parse_prompt(name, Path(path).read_text(encoding="utf-8"))
+
+
+def load_prompt(name: str, prompt_set: str = "default") -> Prompt:
+    """The prompt as its file reads now: a file edited in a notebook or under the server is
+    seen at the next run (parsed again when its modification time or size changes)."""
+    path = prompt_path(name, prompt_set)
+    stat = path.stat()
+    return _parse_file(name, str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def prompt_hashes(prompt_set: str = "default", graded: bool = False) -> dict[str, str]:

@@ -114,3 +114,11 @@ def m005_claims(db: Database) -> None:
 def m006_run_images_root(db: Database) -> None:
     """The folder a run's local packshots were confined to, so retry-failed keeps it."""
     db["runs"].add_column("images_root", str)
+
+
+@migrations()
+def m007_call_request_settings(db: Database) -> None:
+    """What each attempt was sent with: its sampling temperature (a re-ask samples higher)
+    and how structured output was asked for (json_schema, tools, json, md_json)."""
+    db["llm_calls"].add_column("temperature", float)
+    db["llm_calls"].add_column("output_mode", str)

@@ -254,6 +254,32 @@ class Store:
                 "select status, count(*) as n from judgments where run_id = ? group by status",
                 [run_id])}
 
+    def output_token_history(self) -> dict[tuple[str, str], float]:
+        """Mean output tokens of valid answers per (node, model), for estimates."""
+        return {(r["node"], r["model"]): r["avg"] for r in self.rows(
+            "select node, model, avg(output_tokens) as avg from llm_calls "
+            "where parsed is not null and output_tokens > 0 group by node, model")}
+
+    def run_judgments(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """A run's judgment rows by id, each with its query's text."""
+        return {r["id"]: r for r in self.rows(
+            "select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
+            "where j.run_id = ?", [run_id])}
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.rows("select * from runs where id = ?", [run_id])
+        return rows[0] if rows else None
+
+    def pair_rows(self, run_id: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        """A run's pairs with these statuses: query fields, engine, rank and the product."""
+        marks = ",".join("?" * len(statuses))
+        return self.rows(
+            f"""select q.text, q.language, q.query_type, j.engine, j.rank, p.*
+                from judgments j join queries q on q.id = j.query_id
+                join products p on p.id = j.product_id
+                where j.run_id = ? and j.status in ({marks}) order by j.query_id, j.rank""",
+            [run_id, *statuses])
+
     def finished_pairs(self, run_id: str) -> set[str]:
         """Judgment ids of this run that need no more work (done or escalated)."""
         with self.lock:

@@ -24,7 +24,7 @@ def fake_model(monkeypatch) -> FakeChatModel:
     fake = FakeChatModel()
 
     def door(role: str, settings: Context):
-        return fake, settings.endpoint(role)[1]
+        return fake, settings.endpoints[role].model
 
     monkeypatch.setattr(models, "make_chat_model", door)
     return fake

@@ -30,12 +30,20 @@ ANSWERS = {
 
 
 def completion(body: dict) -> dict:
-    name = body["response_format"]["json_schema"]["name"]
+    """An answer in the shape asked for: a json_schema response format, or a tool call."""
+    if body.get("tools"):
+        name = body["tools"][0]["function"]["name"]
+        message = {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(ANSWERS[name])}}]}
+    else:
+        name = body["response_format"]["json_schema"]["name"]
+        message = {"role": "assistant", "content": json.dumps(ANSWERS[name])}
     return {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
         "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {
-            "role": "assistant", "content": json.dumps(ANSWERS[name])}}],
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if body.get("tools") else "stop",
+                     "message": message}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
                   "prompt_tokens_details": {"cached_tokens": 64}},
     }
@@ -51,10 +59,13 @@ class FakeOpenAI:
     """
 
     def __init__(self, latency: float = 0.0, fail_first: int = 0, fail_status: int = 500,
-                 batch_mode: str = "complete", fail_message: str = "injected fault"):
+                 batch_mode: str = "complete", fail_message: str = "injected fault",
+                 refuse_json_schema: bool = False):
         self.latency, self.fail_first, self.fail_status = latency, fail_first, fail_status
         self.fail_message = fail_message
         self.batch_mode = batch_mode
+        self.refuse_json_schema = refuse_json_schema
+        """Answer 400 to a json_schema response format, as endpoints without it do."""
         self.requests: list[dict] = []
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
@@ -103,6 +114,12 @@ class FakeOpenAI:
                     self.end_headers()
                     self.wfile.write(json.dumps({"error": {"message": fake.fail_message}})
                                      .encode())
+                    return
+                if fake.refuse_json_schema and "json_schema" in json.dumps(
+                        body.get("response_format") or {}):
+                    self.reply({"error": {"message": "response_format json_schema is not "
+                                          "supported by this model", "type":
+                                          "invalid_request_error"}}, 400)
                     return
                 time.sleep(fake.latency)
                 self.reply(completion(body))

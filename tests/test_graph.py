@@ -1,11 +1,12 @@
 """Whole-graph paths with the fake model: record, review, interrupt → resume, caching."""
 
+from dataclasses import replace
+
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
-from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from tests.conftest import guidelines, judgment, product, requirements
 
@@ -50,7 +51,7 @@ async def test_ambiguous_brand_goes_to_review(standard_answers, settings, store)
 async def test_interactive_review_pauses_and_resumes_with_a_persons_label(standard_answers,
                                                                           settings, store):
     standard_answers.respond("Judgment", lambda m: judgment(label="irrelevant", confidence=0.1))
-    interactive = Context(**{**settings.__dict__, "review_mode": "interactive"})
+    interactive = replace(settings, **{"review_mode": "interactive"})
     graph = build_graph().compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t1"}}
     state = {"query": "black jeans", "language": "en", "products": [product("p1")]}
@@ -69,7 +70,7 @@ async def test_interactive_review_pauses_and_resumes_with_a_persons_label(standa
 
 async def test_judge_pairs_asks_the_reviewer_callback(standard_answers, settings, store):
     standard_answers.respond("Judgment", lambda m: judgment(confidence=0.1))
-    interactive = Context(**{**settings.__dict__, "review_mode": "interactive"})
+    interactive = replace(settings, **{"review_mode": "interactive"})
     seen = []
 
     async def reviewer(item):
@@ -133,7 +134,7 @@ async def test_concurrent_queries_make_each_shared_call_once(standard_answers, s
                                                              store, tmp_path):
     from tests.conftest import draw_packshot
 
-    hosted = Context(**{**settings.__dict__, "vision_model": "gpt-4o-mini",
+    hosted = replace(settings, **{"vision_model": "gpt-4o-mini",
                         "query_concurrency": 4})
     image = str(draw_packshot(tmp_path / "shared.png"))
     many = [Pair(query=q, language="en", engine=e, product_id=f"p{i}", title=f"jeans {i}",

@@ -42,7 +42,7 @@ async def test_invalid_output_is_re_asked_with_the_error_then_accepted(fake_mode
     assert [r["attempt"] for r in rows] == [1, 2]
     assert rows[0]["error"].startswith("invalid output") and rows[1]["error"] is None
     re_ask = fake_model.calls("Judgment")[1][-1].content
-    assert "not valid" in re_ask and "label" in re_ask
+    assert "validation error" in re_ask and "label" in re_ask
 
 
 async def test_after_the_last_re_ask_the_call_fails_keeping_the_raw_text(fake_model, store,

@@ -1,5 +1,6 @@
 """Each node on its own: caching, generic guidelines, packshots, untrusted product text."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 from raer.nodes.describe_product import describe_product
@@ -16,26 +17,26 @@ def rt(settings):
 
 async def test_requirements_are_made_once_per_query_and_language(standard_answers, settings,
                                                                  store):
-    first = await extract_requirements({"query": "Black  Levis Jeans", "products": [],
+    first = await extract_requirements({"query": "Black  Levis Jeans", "products": [product("p1")],
                                         "language": "en"}, rt(settings))
-    again = await extract_requirements({"query": "black levis jeans", "products": [],
+    again = await extract_requirements({"query": "black levis jeans", "products": [product("p1")],
                                         "language": "en"}, rt(settings))
     assert first["requirements_key"] == again["requirements_key"]
     assert len(standard_answers.calls("Requirements")) == 1
-    german = await extract_requirements({"query": "black levis jeans", "products": [],
+    german = await extract_requirements({"query": "black levis jeans", "products": [product("p1")],
                                          "language": "de"}, rt(settings))
     assert german["requirements_key"] != first["requirements_key"]
     assert "German" in standard_answers.calls("Requirements")[1][1].content
 
 
 async def test_language_is_detected_when_not_given(standard_answers, settings, store):
-    out = await extract_requirements({"query": "Damen Kleid mit Streifen", "products": []},
-                                     rt(settings))
+    out = await extract_requirements({"query": "Damen Kleid mit Streifen",
+                                      "products": [product("p1")]}, rt(settings))
     assert out["language"] == "de"
 
 
 async def test_generic_guidelines_need_no_model_call(fake_model, settings, store):
-    generic = settings.__class__(**{**settings.__dict__, "guideline_mode": "generic"})
+    generic = replace(settings, **{"guideline_mode": "generic"})
     out = await draft_guidelines({"query": "jeans", "language": "en", "run_id": "r",
                                   "query_id": "q", "requirements": {}, "requirements_key": "k"},
                                  rt(generic))
@@ -44,7 +45,7 @@ async def test_generic_guidelines_need_no_model_call(fake_model, settings, store
 
 
 async def test_specific_guidelines_see_the_requirements(standard_answers, settings, store):
-    state = await extract_requirements({"query": "black jeans", "products": [],
+    state = await extract_requirements({"query": "black jeans", "products": [product("p1")],
                                         "language": "en"}, rt(settings))
     out = await draft_guidelines({"query": "black jeans", **state}, rt(settings))
     assert out["guidelines"] == guidelines().model_dump()
@@ -65,7 +66,7 @@ def test_local_analysis_names_colours_and_sees_stripes(tmp_path):
 
 async def test_a_packshot_is_described_once_per_image_content(standard_answers, settings,
                                                               store, tmp_path):
-    hosted = settings.__class__(**{**settings.__dict__, "vision_model": "gpt-4o-mini"})
+    hosted = replace(settings, **{"vision_model": "gpt-4o-mini"})
     a = draw_packshot(tmp_path / "a.png")
     b = tmp_path / "copy-of-a.png"
     b.write_bytes(a.read_bytes())
@@ -130,8 +131,8 @@ async def test_planted_instruction_stays_inside_the_data_and_is_escalated(fake_m
              "guidelines": guidelines().model_dump(), "product": socks, "description": None,
              "image_note": "no image given"}
     out = await judge_pair(state, rt(settings))
-    assert out["judgment"]["label"] == "irrelevant"
-    assert any("looks like an instruction" in r for r in out["review_reasons"])
+    assert out["judge"]["judgment"]["label"] == "irrelevant"
+    assert any("looks like an instruction" in r for r in out["judge"]["review_reasons"])
     user = fake_model.calls("Judgment")[0][-1].content
     data_block = user.split("<product_data>")[1].split("</product_data>")[0]
     assert "Ignore previous instructions" in data_block

@@ -3,8 +3,13 @@
 from langgraph.graph import END
 from langgraph.types import Send
 
-from raer.graph.routing import fan_out_products, route_after_judge, route_product_start
-from raer.nodes.review_policy import escalation_reasons, suspicious_seller_text
+from raer.graph.routing import (
+    fan_out_products,
+    route_after_judge,
+    route_after_requirements,
+    route_product_start,
+)
+from raer.nodes.review_policy import escalation_reasons, outcome, suspicious_seller_text
 from tests.conftest import judgment, product, requirements
 
 PLAIN = requirements(("product type", "jeans", "must", False)).model_dump()
@@ -19,13 +24,14 @@ def reasons(j, reqs=PLAIN, prod=None, desc=None, threshold=0.5):
 
 def test_confident_judgment_is_recorded_without_review():
     assert reasons(judgment(confidence=0.9)) == []
-    assert route_after_judge({"review_reasons": []}) == "record"
+    assert route_after_judge({"judge": {"judgment": {}, "review_reasons": []}}) == "record"
 
 
 def test_low_confidence_goes_to_review_with_the_threshold_in_the_reason():
     found = reasons(judgment(confidence=0.3), threshold=0.5)
     assert found == ["low confidence 0.3 < 0.5"]
-    assert route_after_judge({"review_reasons": found}) == "request_review"
+    assert route_after_judge({"judge": {"judgment": {}, "review_reasons": found}}
+                             ) == "request_review"
 
 
 def test_cannot_judge_goes_to_review():
@@ -75,3 +81,19 @@ def test_fan_out_sends_one_branch_per_product_with_the_query_artefacts():
     assert [s.arg["product"]["product_id"] for s in sends] == ["a", "b"]
     assert sends[0].arg["requirements_key"] == "k"
     assert fan_out_products({**state, "products": []}) == END
+
+
+def test_one_function_decides_route_and_status():
+    failed = {"judge": {"judgment": None, "error": "judge failed: x"}}
+    upstream = {"upstream_error": "requirements failed: x", "product": product("p1")}
+    escalated = {"judge": {"judgment": {}, "review_reasons": ["low confidence"]}}
+    answered = {"judge": {"judgment": {}, "review_reasons": []}, "human_label": "irrelevant"}
+    assert [outcome(s) for s in (failed, upstream, escalated, answered)] == [
+        "failed", "failed", "escalated", "escalated"]
+    assert route_after_judge(failed) == "record"
+    # a failed query sends its products straight to record: nothing is described or judged
+    assert route_product_start({**upstream, "product": product("p1", image="x.png")}
+                               ) == "record"
+    sends = route_after_requirements({**upstream, "products": [product("p1")]})
+    assert [s.node for s in sends] == ["judge_product"]
+    assert route_after_requirements({"products": [product("p1")]}) == "draft_guidelines"

@@ -287,7 +287,7 @@ def test_the_operators_config_file_sets_profiles_store_and_images_root(tmp_path,
         "https://api.openai.com/v1", "gpt-4o", str(config.parent / "runs.db"), 16)
     assert chosen.images_root == str(config.parent / "packshots") and chosen.local_images
     assert chosen.review_below == 0.7
-    assert server_context(ServerSettings()).endpoint("judge")[0] == ""  # offline default
+    assert server_context(ServerSettings()).endpoints["judge"].offline  # offline default
     server_context.cache_clear()
     check_client_settings({"profile": "gpt-4o", "scale": "graded"})
     with pytest.raises(ForbiddenSetting, match="unknown profile 'gpt-5'"):

@@ -11,7 +11,7 @@ EXPECTED = {
     "llm_calls": ["id", "run_id", "node", "role", "model", "prompt_hash", "cache_key",
                   "attempt", "messages", "raw_output", "parsed", "input_tokens",
                   "output_tokens", "cached_tokens", "latency_ms", "cost_usd", "error",
-                  "created_at"],
+                  "created_at", "temperature", "output_mode"],
     "requirements": ["cache_key", "query_id", "language", "model", "prompt_hash",
                      "requirements", "call_id", "created_at"],
     "guidelines": ["cache_key", "query_id", "mode", "model", "prompt_hash", "requirements_key",
@@ -46,4 +46,5 @@ def test_reopening_applies_nothing_twice(tmp_path):
     applied = store.rows("select name from _sqlite_migrations")
     assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
                                             "m003_graded_scale", "m004_ceiling_estimate",
-                                            "m005_claims", "m006_run_images_root"]
+                                            "m005_claims", "m006_run_images_root",
+                                            "m007_call_request_settings"]

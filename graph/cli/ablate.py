@@ -14,7 +14,7 @@ from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.tables import ci, pct
 from raer.graph.api import judge_pairs
 from raer.graph.cli.options import db_option, json_option, model_options
-from raer.nodes.context import OFFLINE, Context
+from raer.nodes.context import Context
 from raer.nodes.inputs import read_pairs
 
 
@@ -45,7 +45,7 @@ def ablate(pairs: str, db_path: str, vary: str, judge_model_b: str, source: str,
     store = open_store(db_path)
     items = [load_items(store, run_id, source, split) for _, run_id in runs]
     result = paired_comparison(items[0], items[1], resamples)
-    offline = any(s.endpoint("judge")[0] == OFFLINE for _, s in variants)
+    offline = any(s.endpoints["judge"].offline for _, s in variants)
     summary = {"vary": vary, "a": {"name": runs[0][0], "run_id": runs[0][1]},
                "b": {"name": runs[1][0], "run_id": runs[1][1]}, **result,
                "offline_model": offline}

@@ -23,7 +23,7 @@ from raer.graph.cli.options import (
     model_options,
 )
 from raer.graph.estimate import estimate
-from raer.nodes.context import OFFLINE, Context
+from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.models.offline import OfflineModelMissing
 from raer.nodes.schemas import LABELS
@@ -110,7 +110,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     if dry_run:
         _print_estimate(estimate(records, settings), as_json)
         return
-    if settings.endpoint("judge")[0] == OFFLINE:
+    if settings.endpoints["judge"].offline:
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
     run_id = settings.run_id
@@ -151,7 +151,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         "model_calls_this_invocation": stats["calls"] - calls_before,
         "run_totals": stats, "by_node": usage_by_node(store, run_id),
         "seconds": round(time.monotonic() - started, 1),
-        "offline_model": settings.endpoint("judge")[0] == OFFLINE,
+        "offline_model": settings.endpoints["judge"].offline,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))

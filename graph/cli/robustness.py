@@ -13,7 +13,7 @@ from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.robustness import build_set, markdown, robustness_table
 from raer.graph.api import judge_pairs
 from raer.graph.cli.options import db_option, json_option, model_options
-from raer.nodes.context import OFFLINE, Context
+from raer.nodes.context import Context
 from raer.nodes.inputs import read_pairs
 from raer.store import open_store
 
@@ -34,9 +34,9 @@ def robustness(db_path: str, out_dir: str, concurrency: int, as_json: bool,
                        images_root=str(folder.resolve()), **models)
     asyncio.run(judge_pairs(read_pairs(pairs), settings))
     table = robustness_table(open_store(db_path), settings.run_id)
-    model = settings.endpoint("judge")[1]
+    model = settings.endpoints["judge"].model
     text = markdown(table, model)
-    if settings.endpoint("judge")[0] == OFFLINE:
+    if settings.endpoints["judge"].offline:
         text += f"\n\n> {OFFLINE_NOTE} Its flips are noise, not gullibility."
     (folder / "robustness.md").write_text(text + "\n", encoding="utf-8")
     click.echo(json.dumps({"run_id": settings.run_id, "model": model, "table": table},

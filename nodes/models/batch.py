@@ -19,7 +19,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, convert_to_messages
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
@@ -133,8 +133,13 @@ def as_message(body: dict[str, Any]) -> AIMessage:
     choice = body["choices"][0]
     usage = body.get("usage") or {}
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    message = {"role": "assistant", "content": choice["message"].get("content") or "",
+               **({"tool_calls": choice["message"]["tool_calls"]}
+                  if choice["message"].get("tool_calls") else {})}
+    parsed = convert_to_messages([message])[0]
     return AIMessage(
-        content=choice["message"].get("content") or "",
+        content=parsed.content, tool_calls=parsed.tool_calls,
+        invalid_tool_calls=parsed.invalid_tool_calls,
         response_metadata={"finish_reason": choice.get("finish_reason"), "batch": True},
         usage_metadata={"input_tokens": usage.get("prompt_tokens", 0),
                         "output_tokens": usage.get("completion_tokens", 0),
@@ -142,12 +147,10 @@ def as_message(body: dict[str, Any]) -> AIMessage:
                         "input_token_details": {"cache_read": cached}})
 
 
-async def ask_in_batch(chat: Any, conversation: list, extra_body: dict[str, Any],
-                       temperature: float, idle_seconds: float, poll_seconds: float,
-                       resubmits: int) -> AIMessage:
-    """What `chat.ainvoke` would send, sent through a batch instead."""
-    body = chat._get_request_payload(conversation, extra_body=extra_body,
-                                     temperature=temperature)
+async def ask_in_batch(chat: Any, conversation: list, request: dict[str, Any],
+                       idle_seconds: float, poll_seconds: float, resubmits: int) -> AIMessage:
+    """What `chat.ainvoke(conversation, **request)` would send, sent through a batch."""
+    body = chat._get_request_payload(conversation, **request)
     body.pop("stream", None)
     body.update(body.pop("extra_body", None) or {})
     collector = collector_for(chat.root_async_client, idle_seconds, poll_seconds, resubmits)

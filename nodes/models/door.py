@@ -1,33 +1,49 @@
-"""The one door for models: a role maps to an OpenAI-compatible chat endpoint via ChatOpenAI.
+"""The one door for models: every structured call goes through `structured_call`.
 
-Every structured call goes through `structured_call`: the pydantic schema is sent as a
-json_schema response format (which llama.cpp turns into a grammar and hosted models honour;
-it travels in the request body so that a truncated answer still comes back as raw text),
-the answer is parsed leniently and validated, invalid output is re-asked a bounded number of
-times with the validation error, and each attempt is written to llm_calls (node, model, prompt
-hash, exact messages, raw output, parsed result, tokens, latency, estimated cost, error).
-Transport faults (429, 5xx, timeouts, resets) are retried inside the OpenAI client, which
-honours Retry-After. Tests swap `make_chat_model`, never the nodes.
+instructor is the structured-output engine: per endpoint it asks for the answer as a JSON
+schema response format (which llama.cpp turns into a grammar and OpenAI honours), a tool call,
+JSON mode or JSON in a markdown block (`output_mode`; "auto" tries them in that order once per
+endpoint and remembers the first one accepted), parses and validates the answer against the
+pydantic schema with a validation context (so a judgment inconsistent with its own inputs is
+re-asked, nodes/schemas.py), and builds the re-ask from the validation error.
+
+The transport under instructor is this module's: a LangChain ChatOpenAI client per endpoint
+(so LangSmith traces stay nested under the graph's nodes, and tests swap `make_chat_model`),
+the in-flight bound, rate limits, the run's budget, the OpenAI Batch API, a lenient clean-up
+of the answer text (code fences, raw control characters) before instructor parses it, and one
+llm_calls row per attempt (node, model, prompt hash, exact messages, raw output, parsed
+result, tokens, latency, cost, temperature, output mode, error). Transport faults (429, 5xx,
+timeouts) are retried inside the OpenAI client, which honours Retry-After, and never re-asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
+import instructor
+from instructor.core.exceptions import InstructorRetryException
+from instructor.core.hooks import Hooks
+from instructor.v2.core.providers import Provider
+from instructor.v2.core.registry import mode_registry
+from instructor.v2.core.response_model import prepare_response_model
+from instructor.v2.core.retry import retry_async_v2
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ValidationError
+from langchain_core.messages import AIMessage, convert_to_messages
+from openai import BadRequestError
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
-from raer.nodes.context import OFFLINE, Context
+from raer.nodes.context import Context, Endpoint
 from raer.nodes.models.batch import ask_in_batch
 from raer.nodes.models.budget import BudgetExhausted, within_budget
 from raer.nodes.models.offline import offline_base_url
@@ -37,11 +53,19 @@ from raer.store import Store
 from raer.store.store import claim_owner
 
 CLAIM_POLL_SECONDS = 0.25
+# instructor logs each failed attempt at ERROR; every attempt is already an llm_calls row,
+# and a CLI user should not see a stack of log lines for a re-ask that then succeeded.
+logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
 T = TypeVar("T", bound=BaseModel)
+Message = dict[str, Any]
 MAX_OUTPUT_TOKENS = 1024
 BATCH_DISCOUNT = 0.5  # OpenAI's Batch API price
 REASK_ECHO_CHARS = 800
+REASK_TEMPERATURE = 0.5
+MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.TOOLS,
+         "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
+AUTO_ORDER = ("json_schema", "tools", "json", "md_json")
 
 
 class StructuredCallFailed(RuntimeError):
@@ -61,61 +85,53 @@ class CallResult(Generic[T]):
 
 @lru_cache(maxsize=32)
 def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
-                 max_retries: int, temperature: float) -> BaseChatModel:
+                 max_retries: int) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(base_url=base_url, model=model, api_key=api_key, timeout=timeout,
-                      max_retries=max_retries, temperature=temperature,
-                      max_completion_tokens=MAX_OUTPUT_TOKENS)
+                      max_retries=max_retries, max_completion_tokens=MAX_OUTPUT_TOKENS)
 
 
 def make_chat_model(role: str, settings: Context) -> tuple[BaseChatModel, str]:
     """(chat model, model name) for a role. The only place a client is built."""
-    base_url, model = settings.endpoint(role)
-    if base_url == OFFLINE:
+    endpoint = settings.endpoints[role]
+    if endpoint.offline:
         base_url, api_key = offline_base_url(settings.offline_threads), "offline"
     else:
         # Keys stay in the environment; "unset" lets keyless local servers (vLLM, Ollama) work.
-        api_key = os.environ.get(settings.api_key_env, "unset")
-    chat = _chat_openai(base_url, model, api_key, settings.request_timeout,
-                        settings.max_retries, settings.temperature)
-    return chat, model
+        base_url, api_key = endpoint.base_url, os.environ.get(endpoint.api_key_env, "unset")
+    chat = _chat_openai(base_url, endpoint.model, api_key, settings.request_timeout,
+                        settings.max_retries)
+    return chat, endpoint.model
 
 
-_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+# One bound per event loop and limit: a later run with another limit gets its own.
+_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                       dict[int, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary())
 
 
 def _in_flight_bound(limit: int) -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    sem = _semaphores.get(loop)
+    per_loop = _semaphores.setdefault(asyncio.get_running_loop(), {})
+    sem = per_loop.get(limit)
     if sem is None:
-        sem = _semaphores[loop] = asyncio.Semaphore(limit)
+        sem = per_loop[limit] = asyncio.Semaphore(max(1, limit))
     return sem
 
 
-def estimate_prompt_tokens(messages: list[BaseMessage]) -> int:
+def estimate_prompt_tokens(messages: list[Message]) -> int:
     """A deliberately high guess (3 characters a token; ~1,100 tokens an image)."""
     total = 0
     for m in messages:
-        if isinstance(m.content, str):
-            total += len(m.content) // 3 + 4
+        content = m.get("content") or ""
+        if isinstance(content, str):
+            total += len(content) // 3 + 4
         else:
-            for part in m.content:
+            for part in content:
                 is_image = isinstance(part, dict) and part.get("type") == "image_url"
                 total += 1100 if is_image else len(str(part.get("text", ""))) // 3 + 4
+        total += len(json.dumps(m.get("tool_calls") or "")) // 3
     return total
-
-
-async def _ask(chat: BaseChatModel, conversation: list[BaseMessage], extra_body: dict,
-               temperature: float, base_url: str, tokens: int, settings: Context) -> AIMessage:
-    if settings.batch:  # no in-flight bound: a batch is many requests waiting together
-        return await ask_in_batch(chat, conversation, extra_body, temperature,
-                                  settings.batch_idle_seconds, settings.batch_poll_seconds,
-                                  settings.batch_resubmits)
-    async with _in_flight_bound(settings.max_concurrency):
-        await rate_limit(base_url, settings, tokens)
-        return await chat.ainvoke(conversation, extra_body=extra_body, temperature=temperature)
 
 
 def _price(model: str, inp: int, out: int, cached: int, settings: Context) -> float | None:
@@ -123,17 +139,15 @@ def _price(model: str, inp: int, out: int, cached: int, settings: Context) -> fl
     return cost * BATCH_DISCOUNT if cost is not None and settings.batch else cost
 
 
-def _cost_of(answer: Any, model: str, settings: Context) -> float | None:
+def _usage(answer: AIMessage | None) -> tuple[int, int, int]:
     usage = getattr(answer, "usage_metadata", None) or {}
-    if not usage:
-        return None
     cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-    return _price(model, usage.get("input_tokens", 0), usage.get("output_tokens", 0), cached,
-                  settings)
+    return usage.get("input_tokens", 0), usage.get("output_tokens", 0), cached
 
 
 @lru_cache(maxsize=32)
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """The json_schema response format (also what the fakes and the mock server read)."""
     return {"type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
                             "strict": False}}
@@ -142,48 +156,268 @@ def response_format(schema: type[BaseModel]) -> dict[str, Any]:
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
 
-def parse_output(schema: type[T], raw: str) -> T:
-    """Lenient JSON (control characters, code fences) then strict pydantic validation."""
-    data = json.loads(_FENCE.sub("", raw), strict=False)
-    return schema.model_validate(data)
+def lenient_json(text: str) -> str:
+    """Answer text as strict JSON when it is JSON inside a code fence or holds raw control
+    characters in strings (small models do both); anything else is left for the parser's
+    error, which the re-ask quotes."""
+    try:
+        return json.dumps(json.loads(_FENCE.sub("", text), strict=False), ensure_ascii=False)
+    except ValueError:
+        return text
 
 
-def _text(message: BaseMessage) -> str:
-    if isinstance(message.content, str):
-        return message.content
-    return "".join(part.get("text", "") for part in message.content if isinstance(part, dict))
-
-
-def messages_for_log(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+def messages_for_log(messages: list[Message]) -> list[dict[str, Any]]:
     """Messages as stored in llm_calls; images are summarised, never stored inline."""
     logged = []
     for m in messages:
-        if isinstance(m.content, str):
-            content: Any = m.content
-        else:
-            content = []
-            for part in m.content:
-                if isinstance(part, dict) and part.get("type") == "image_url":
-                    url = part["image_url"]["url"]
-                    content.append({"type": "image_url", "image_url": f"<{len(url)} chars of "
-                                    f"{url[:30]}…>"})
-                else:
-                    content.append(part)
-        logged.append({"role": m.type, "content": content})
+        content = m.get("content")
+        if isinstance(content, list):
+            content = [{"type": "image_url", "image_url": f"<{len(p['image_url']['url'])} chars "
+                        f"of {p['image_url']['url'][:30]}…>"}
+                       if isinstance(p, dict) and p.get("type") == "image_url" else p
+                       for p in content]
+        entry = {"role": m["role"], "content": content}
+        if m.get("tool_calls"):
+            entry["tool_calls"] = m["tool_calls"]
+        logged.append(entry)
     return logged
 
 
+def _shortened(messages: list[Message]) -> list[Message]:
+    """Earlier bad answers echoed in a re-ask are cut: enough to correct, small enough to fit
+    a small model's context."""
+    out = []
+    for m in messages:
+        if m["role"] == "assistant" and isinstance(m.get("content"), str):
+            m = {**m, "content": m["content"][:REASK_ECHO_CHARS]}
+        out.append(m)
+    return out
+
+
+def _as_completion(answer: AIMessage, model: str) -> tuple[ChatCompletion, str, bool]:
+    """The ChatCompletion instructor parses, the raw text to record, and whether the answer
+    hit the token limit. A truncated answer is handed on as finished, so that it fails
+    validation and is re-asked like any invalid answer."""
+    text = answer.content if isinstance(answer.content, str) else "".join(
+        p.get("text", "") for p in answer.content if isinstance(p, dict))
+    calls = [{"id": c.get("id") or f"call_{i}", "type": "function",
+              "function": {"name": c["name"], "arguments": json.dumps(c["args"])}}
+             for i, c in enumerate(answer.tool_calls)]
+    calls += [{"id": c.get("id") or f"bad_{i}", "type": "function",
+               "function": {"name": c.get("name") or "", "arguments": c.get("args") or ""}}
+              for i, c in enumerate(getattr(answer, "invalid_tool_calls", []) or [])]
+    raw = text if not calls else json.dumps([c["function"] for c in calls], ensure_ascii=False)
+    truncated = (answer.response_metadata or {}).get("finish_reason") == "length"
+    inp, out, cached = _usage(answer)
+    completion = ChatCompletion.model_validate({
+        "id": "raer", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if calls else "stop",
+                     "message": {"role": "assistant", "content": lenient_json(text) if text
+                                 else None, "tool_calls": calls or None}}],
+        "usage": {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out,
+                  "prompt_tokens_details": {"cached_tokens": cached}}})
+    return completion, raw, truncated
+
+
+@dataclass
+class _Attempt:
+    number: int
+    messages: list[Message]
+    temperature: float
+    started: float
+    answer: AIMessage | None = None
+    raw: str = ""
+    truncated: bool = False
+    error: str = ""
+
+
+@dataclass
+class _Call:
+    """One structured call: the transport instructor drives, and its attempts' records."""
+
+    store: Store
+    settings: Context
+    endpoint: Endpoint
+    chat: BaseChatModel
+    run_id: str
+    node: str
+    prompt_hash: str
+    cache_key: str
+    mode: str
+    attempts: int = 0
+    pending: _Attempt | None = None
+    last_call_id: int | None = None
+    last_error: str = ""
+    last_raw: str = ""
+    recorded: list[int] = field(default_factory=list)
+
+    async def transport(self, **request: Any) -> ChatCompletion:
+        if self.pending is not None:  # instructor asks again: the last answer was invalid
+            await self.record(self.pending)
+        self.attempts += 1
+        messages = _shortened(request.pop("messages"))
+        request.pop("model", None)
+        if request.get("response_format"):  # in the body: a truncated answer stays raw text
+            request["extra_body"] = {"response_format": request.pop("response_format")}
+        first = self.attempts == 1
+        # A re-ask at temperature 0 tends to repeat the same broken answer; sample a little.
+        temperature = self.settings.temperature if first else max(self.settings.temperature,
+                                                                    REASK_TEMPERATURE)
+        attempt = _Attempt(self.attempts, [dict(m) for m in messages], temperature,
+                           time.perf_counter())
+        try:
+            attempt.answer = await self._ask(convert_to_messages(messages), request,
+                                             temperature, messages)
+        except BudgetExhausted:
+            raise  # not this call's fault: the run stops, the pair stays pending
+        except Exception as exc:  # the client already retried transport faults
+            attempt.error = f"{type(exc).__name__}: {exc}"[:2000]
+            await self.record(attempt)
+            raise
+        completion, attempt.raw, attempt.truncated = _as_completion(attempt.answer,
+                                                                    self.endpoint.model)
+        self.pending = attempt
+        return completion
+
+    async def _ask(self, conversation: list, request: dict[str, Any], temperature: float,
+                   messages: list[Message]) -> AIMessage:
+        settings, model = self.settings, self.endpoint.model
+        if settings.batch:  # no in-flight bound: a batch is many requests waiting together
+            return await ask_in_batch(self.chat, conversation,
+                                      {**request, "temperature": temperature},
+                                      settings.batch_idle_seconds, settings.batch_poll_seconds,
+                                      settings.batch_resubmits)
+        prompt_tokens = estimate_prompt_tokens(messages)
+        worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0, settings.prices)
+        async with within_budget(self.store, self.run_id, settings.max_cost,
+                                 worst_case) as settle:
+            answer = None
+            try:
+                async with _in_flight_bound(settings.max_concurrency):
+                    await rate_limit(self.endpoint.base_url, settings,
+                                     prompt_tokens + MAX_OUTPUT_TOKENS)
+                    answer = await self.chat.ainvoke(conversation, temperature=temperature,
+                                                     **request)
+            finally:
+                settle(_price(model, *_usage(answer), settings) if answer else None)
+        return answer
+
+    def parse_failed(self, error: Exception, **_: Any) -> None:
+        """instructor's parse:error hook: the pending attempt's answer did not validate."""
+        if self.pending is not None:
+            cut = " (the answer hit the token limit of " \
+                  f"{MAX_OUTPUT_TOKENS} tokens)" if self.pending.truncated else ""
+            self.pending.error = f"invalid output{cut}: {error}".strip()[:2000]
+
+    async def record(self, attempt: _Attempt, parsed: BaseModel | None = None) -> int:
+        if attempt is self.pending:
+            self.pending = None
+        inp, out, cached = _usage(attempt.answer)
+        call_id = await asyncio.to_thread(self.store.record_call, {
+            "run_id": self.run_id, "node": self.node, "role": self.endpoint.role,
+            "model": self.endpoint.model, "prompt_hash": self.prompt_hash,
+            "cache_key": self.cache_key, "attempt": attempt.number,
+            "messages": json.dumps(messages_for_log(attempt.messages), ensure_ascii=False),
+            "raw_output": attempt.raw,
+            "parsed": parsed.model_dump_json() if parsed is not None else None,
+            "input_tokens": inp, "output_tokens": out, "cached_tokens": cached,
+            "latency_ms": round((time.perf_counter() - attempt.started) * 1000, 1),
+            "cost_usd": _price(self.endpoint.model, inp, out, cached, self.settings)
+            if attempt.answer is not None else None,
+            "temperature": attempt.temperature, "output_mode": self.mode,
+            "error": attempt.error or None,
+        })
+        self.last_call_id, self.last_error, self.last_raw = call_id, attempt.error, attempt.raw
+        return call_id
+
+
+async def _instructor(transport: Any, mode: instructor.Mode, schema: type[T],
+                      messages: list[Message], model: str, reasks: int,
+                      context: dict[str, Any], hooks: Hooks) -> T:
+    """instructor's request shaping, validation (with `context`) and re-asks over our
+    transport. This is what `instructor.patch(create=...)` does, minus one step: patched
+    clients render every message as a Jinja template when given a context, and our messages
+    hold seller text, which must reach the model verbatim."""
+    handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
+    response_model, request = handlers.request_handler(
+        response_model=prepare_response_model(schema),
+        kwargs={"messages": [dict(m) for m in messages], "model": model})
+    return await retry_async_v2(func=transport, response_model=response_model,
+                                provider=Provider.OPENAI, mode=mode, context=context,
+                                max_retries=reasks, args=(), kwargs=request, strict=False,
+                                hooks=hooks)
+
+
+# Output modes found to work, per (endpoint, model), for the life of the process.
+_detected: dict[tuple[str, str], str] = {}
+
+
+def _modes_to_try(endpoint: Endpoint) -> tuple[str, ...]:
+    if endpoint.output_mode != "auto":
+        return (endpoint.output_mode,)
+    if endpoint.offline:
+        return ("json_schema",)  # llama.cpp turns the schema into a grammar
+    known = _detected.get((endpoint.base_url, endpoint.model))
+    return (known,) if known else AUTO_ORDER
+
+
+def _mode_refused(exc: BaseException | None) -> bool:
+    """A 400 saying the endpoint does not support the way we asked for structure."""
+    text = str(exc).casefold()
+    return isinstance(exc, BadRequestError) and any(
+        w in text for w in ("response_format", "json_schema", "tool", "not supported",
+                            "unsupported"))
+
+
+async def _ask_structured(store: Store, settings: Context, run_id: str, node: str, role: str,
+                          schema: type[T], messages: list[Message], prompt_hash: str,
+                          cache_key: str, context: dict[str, Any] | None) -> CallResult[T]:
+    # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
+    chat, model = await asyncio.to_thread(make_chat_model, role, settings)
+    endpoint = settings.endpoints[role]
+    modes = _modes_to_try(endpoint)
+    for mode in modes:
+        call = _Call(store, settings, endpoint, chat, run_id, node, prompt_hash, cache_key, mode)
+        hooks = Hooks()
+        hooks.on("parse:error", call.parse_failed)
+        try:
+            parsed = await _instructor(call.transport, MODES[mode], schema, messages, model,
+                                       settings.max_reasks, context or {}, hooks)
+        except InstructorRetryException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, BudgetExhausted):
+                raise cause from None
+            if call.pending is not None:
+                await call.record(call.pending)
+            if len(modes) > 1 and call.attempts == 1 and _mode_refused(cause):
+                continue  # detecting: this endpoint does not take this mode; try the next
+            raise StructuredCallFailed(call.last_error or str(cause or exc), call.last_raw,
+                                       call.last_call_id) from None
+        except BudgetExhausted:
+            raise
+        if len(modes) > 1:
+            _detected[(endpoint.base_url, endpoint.model)] = mode
+        # instructor validates into a subclass of the schema; callers get the schema itself
+        parsed = schema.model_validate_json(parsed.model_dump_json())
+        call_id = await call.record(call.pending, parsed)
+        return CallResult(parsed=parsed, call_id=call_id, model=model)
+    raise StructuredCallFailed(f"the endpoint accepted none of the output modes {list(modes)}",
+                               "", None)
+
+
 async def structured_call(*, store: Store, settings: Context, run_id: str, node: str, role: str,
-                          schema: type[T], messages: list[BaseMessage], prompt_hash: str,
-                          cache_key: str = "") -> CallResult[T]:
-    """Ask a role's model for `schema`, validate, re-ask on invalid output, record each try.
+                          schema: type[T], messages: list[Message], prompt_hash: str,
+                          cache_key: str = "",
+                          context: dict[str, Any] | None = None) -> CallResult[T]:
+    """Ask a role's model for `schema`, validate (with `context`, see nodes/schemas.py),
+    re-ask on invalid output, record each try.
 
     An answer already recorded under the same cache key is returned without a call: a run
     killed after a call was recorded but before its artefact row was written never pays twice.
     """
     if not cache_key:
-        return await _call_and_record(store, settings, run_id, node, role, schema, messages,
-                                      prompt_hash, cache_key)
+        return await _ask_structured(store, settings, run_id, node, role, schema, messages,
+                                     prompt_hash, cache_key, context)
     # Another process on the same store may be asking the same thing right now: wait for
     # its answer instead of paying again (a claim left by a killed process expires).
     lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
@@ -201,8 +435,8 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
         stored = await asyncio.to_thread(store.successful_call, cache_key)
         if stored is not None:
             return _reused(stored, schema)
-        return await _call_and_record(store, settings, run_id, node, role, schema, messages,
-                                      prompt_hash, cache_key)
+        return await _ask_structured(store, settings, run_id, node, role, schema, messages,
+                                     prompt_hash, cache_key, context)
     finally:
         await asyncio.to_thread(store.release, cache_key, owner)
 
@@ -218,68 +452,6 @@ def _owner() -> str:
     return claim_owner()
 
 
-async def _call_and_record(store: Store, settings: Context, run_id: str, node: str, role: str,
-                           schema: type[T], messages: list[BaseMessage], prompt_hash: str,
-                           cache_key: str) -> CallResult[T]:
-    # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
-    chat, model = await asyncio.to_thread(make_chat_model, role, settings)
-    base_url = settings.endpoint(role)[0]
-    fmt = response_format(schema)
-    conversation = list(messages)
-    last_error, last_raw, call_id = "", "", None
-    for attempt in range(1, settings.max_reasks + 2):
-        # A re-ask at temperature 0 tends to repeat the same broken answer; sample a little.
-        temperature = settings.temperature if attempt == 1 else max(settings.temperature, 0.5)
-        started = time.perf_counter()
-        raw, usage, error, parsed = "", {}, "", None
-        transport_failed = False
-        try:
-            prompt_tokens = estimate_prompt_tokens(conversation)
-            tokens = prompt_tokens + MAX_OUTPUT_TOKENS
-            worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0,
-                                       settings.prices)
-            async with within_budget(store, run_id, settings.max_cost, worst_case) as settle:
-                answer = None
-                try:
-                    answer = await _ask(chat, conversation, {"response_format": fmt},
-                                        temperature, base_url, tokens, settings)
-                finally:
-                    settle(_cost_of(answer, model, settings))
-            raw, usage = _text(answer), (answer.usage_metadata or {})
-            if (answer.response_metadata or {}).get("finish_reason") == "length":
-                raise ValueError(f"the answer hit the token limit ({MAX_OUTPUT_TOKENS})")
-            parsed = parse_output(schema, raw)
-        except BudgetExhausted:
-            raise  # not this call's fault: the run stops, the pair stays pending
-        except (json.JSONDecodeError, ValidationError, ValueError) as exc:
-            error = f"invalid output: {exc}".strip()[:2000]
-        except Exception as exc:  # the client already retried transport faults
-            error, transport_failed = f"{type(exc).__name__}: {exc}"[:2000], True
-        latency_ms = (time.perf_counter() - started) * 1000
-        inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-        call_id = await asyncio.to_thread(store.record_call, {
-            "run_id": run_id, "node": node, "role": role, "model": model,
-            "prompt_hash": prompt_hash, "cache_key": cache_key, "attempt": attempt,
-            "messages": json.dumps(messages_for_log(conversation), ensure_ascii=False),
-            "raw_output": raw, "parsed": parsed.model_dump_json() if parsed else None,
-            "input_tokens": inp, "output_tokens": out, "cached_tokens": cached,
-            "latency_ms": round(latency_ms, 1),
-            "cost_usd": _price(model, inp, out, cached, settings),
-            "error": error or None,
-        })
-        if parsed is not None:
-            return CallResult(parsed=parsed, call_id=call_id, model=model)
-        last_error, last_raw = error, raw
-        if transport_failed:
-            break
-        # Echo only the start of the bad answer: enough to correct, small enough to fit.
-        conversation = [*messages, AIMessage(content=raw[:REASK_ECHO_CHARS]),
-                        HumanMessage(content=(
-                            f"That answer was not valid ({error[:300]}). Reply again with "
-                            "only a JSON object that matches the schema."))]
-    raise StructuredCallFailed(last_error, last_raw, call_id)
-
-
-def system_user(system: str, user: str | list[dict[str, Any]]) -> list[BaseMessage]:
-    return [SystemMessage(content=system), HumanMessage(content=user)]
+def system_user(system: str, user: str | list[dict[str, Any]]) -> list[Message]:
+    """A system and a user message in OpenAI's format (what instructor and the log take)."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -13,7 +13,9 @@ import socket
 import threading
 from pathlib import Path
 
-MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+from raer.nodes.context import OFFLINE_MODEL
+
+MODEL_NAME = OFFLINE_MODEL
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _server = None
 _base_url: str | None = None

@@ -1,0 +1,214 @@
+"""One decision in one place (#7): each test here failed before the decision moved.
+
+Endpoints resolved once and refused when they would lie; run identity free of operational
+settings; the estimate reading the nodes' own cache keys; failure as a route; input checked
+before any call; instructor at the model door (output modes, validation context, one row per
+attempt with its temperature and mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from raer.graph.api import group_by_query, judge_pairs
+from raer.graph.build import build_graph
+from raer.graph.estimate import estimate
+from raer.graph.server_graph import graph as server_graph
+from raer.nodes.context import Context, SettingsError
+from raer.nodes.inputs import InputError, Pair
+from raer.nodes.models import door
+from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
+from raer.nodes.schemas import Judgment
+from tests.conftest import REPO, draw_packshot, judgment, product, requirements
+from tests.fake_openai import FakeOpenAI
+
+
+def pair(pid: str, query: str = "black jeans", **extra) -> Pair:
+    return Pair(query=query, language="en", product_id=pid, title=f"Jeans {pid}", **extra)
+
+
+# ------------------------------------------------------------ endpoints and identity
+
+def test_a_model_named_without_an_endpoint_is_refused_not_answered_by_the_offline_model():
+    with pytest.raises(SettingsError, match="judge_model 'gpt-4o' has no endpoint"):
+        Context(judge_model="gpt-4o")
+    with pytest.raises(SettingsError, match="model 'gpt-4o-mini' has no endpoint"):
+        Context(model="gpt-4o-mini")
+    hosted = Context(base_url="https://api.openai.com/v1", judge_model="gpt-4o")
+    assert hosted.endpoints["judge"].model == "gpt-4o"
+    assert hosted.endpoints["requirements"].model == ""  # no model named for it: stated below
+    offline = Context()
+    assert offline.endpoints["judge"].offline
+    assert offline.endpoints["judge"].model == "SmolLM2-135M-Instruct-Q4_1"
+    assert offline.endpoints["vision"].local_analysis
+
+
+def test_prices_and_key_variable_do_not_change_the_run():
+    base = Context(base_url="http://127.0.0.1:9/v1", model="m")
+    same = dataclasses.replace(base, prices='{"m": [1, 2, 0]}', api_key_env="MY_KEY",
+                               max_concurrency=3, output_mode="tools")
+    assert same.run_id == base.run_id
+    assert dataclasses.replace(base, temperature=0.3).run_id != base.run_id
+
+
+def test_the_context_schema_describes_every_setting():
+    schema = build_graph().compile().get_context_jsonschema()
+    missing = [name for name, spec in schema["properties"].items() if not spec.get("description")]
+    assert missing == []
+
+
+# ------------------------------------------------------------ estimate reuses the nodes' keys
+
+async def test_dry_run_counts_calls_a_prompt_edit_makes_necessary(standard_answers, settings,
+                                                                 tmp_path):
+    hosted = dataclasses.replace(settings, vision_model="gpt-4o-mini")
+    image = str(draw_packshot(tmp_path / "a.png"))
+    pairs = [pair("p1", image=image)]
+    await judge_pairs(pairs, hosted)
+    later = [pair("p2", image=image)]  # a new pair of the same query and image
+    assert {r["node"]: r["calls"] for r in estimate(later, hosted)["by_node"]} == {
+        "judge_pair": 1}
+    edited = tmp_path / "prompts"
+    edited.mkdir()
+    for name in ("draft_guidelines", "describe_product"):
+        text = (REPO / "prompts" / f"{name}.md").read_text()
+        (edited / f"{name}.md").write_text(text + "\nBe brief.\n")
+    changed = dataclasses.replace(hosted, prompt_set=str(edited))
+    counted = {r["node"]: r["calls"] for r in estimate(later, changed)["by_node"]}
+    assert counted == {"draft_guidelines": 1, "describe_product": 1, "judge_pair": 1}
+    standard_answers.requests.clear()
+    await judge_pairs(later, changed)  # and the real run pays exactly that
+    asked = sorted(schema for schema, _ in standard_answers.requests)
+    assert asked == ["Guidelines", "Judgment", "PackshotDescription"]
+
+
+# ------------------------------------------------------------ failure is a route
+
+async def test_a_failed_query_describes_no_packshot_and_judges_nothing(fake_model, settings,
+                                                                      tmp_path):
+    hosted = dataclasses.replace(settings, vision_model="gpt-4o-mini", max_reasks=0)
+    fake_model.respond("Requirements", lambda m: "not json")
+    images = [str(draw_packshot(tmp_path / f"{i}.png", colour=(i * 40, 0, 0)))
+              for i in range(5)]
+    rows = await judge_pairs([pair(f"p{i}", image=images[i]) for i in range(5)], hosted)
+    assert {r["status"] for r in rows} == {"failed"}
+    assert all(r["error"].startswith("requirements failed") for r in rows)
+    assert [schema for schema, _ in fake_model.requests] == ["Requirements"]
+
+
+def test_language_is_detected_once_per_query(monkeypatch):
+    seen = []
+    monkeypatch.setattr("raer.graph.api.detect_language",
+                        lambda text: seen.append(text) or "en")
+    pairs = [Pair(query="schwarze Jeans", product_id=f"p{i}", title="Jeans") for i in range(5)]
+    assert len(group_by_query(pairs)) == 1 and seen == ["schwarze Jeans"]
+
+
+async def test_each_concurrency_limit_gets_its_own_bound():
+    first, second = door._in_flight_bound(1), door._in_flight_bound(5)
+    assert first is not second and second._value == 5
+    assert door._in_flight_bound(5) is second
+
+
+# ------------------------------------------------------------ input checked before any call
+
+@pytest.mark.parametrize("state, named", [
+    ({"query": "jeans", "products": [{"product_id": "p1"}]}, "products[0].title"),
+    ({"query": "jeans", "products": []}, "products"),
+    ({"query": " ", "products": [product("p1")]}, "query"),
+    ({"query": "jeans", "products": [{**product("p1"), "colour_code": 3}]},
+     "products[0].colour_code"),
+])
+async def test_a_wrong_input_fails_before_any_call(fake_model, settings, state, named):
+    graph = build_graph().compile()
+    with pytest.raises(InputError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        await graph.ainvoke(state, context=settings)
+    assert fake_model.requests == []
+
+
+def test_the_server_serves_input_and_output_schemas():
+    schema = server_graph.get_input_jsonschema()
+    product_schema = schema["$defs"]["Product"]
+    assert set(product_schema["required"]) == {"product_id", "title"}
+    assert schema["required"] == ["query", "products"]
+    assert "judgments" in server_graph.get_output_jsonschema()["properties"]
+
+
+# ------------------------------------------------------------ instructor at the door
+
+async def call(store, settings, schema=Judgment, context=None):
+    return await structured_call(store=store, settings=settings, run_id="r1", node="judge_pair",
+                                 role="judge", schema=schema, context=context,
+                                 messages=system_user("sys", "user"), prompt_hash="ph",
+                                 cache_key="")
+
+
+@pytest.mark.parametrize("mode", ["tools", "json", "md_json"])
+async def test_other_output_modes_work_and_are_recorded(fake_model, store, settings, mode):
+    fake_model.queue("Judgment", judgment(confidence=0.8))
+    moded = dataclasses.replace(settings, output_mode=mode)
+    result = await call(store, moded)
+    assert result.parsed == judgment(confidence=0.8)
+    row = store.rows("select output_mode, temperature from llm_calls")[0]
+    assert row == {"output_mode": mode, "temperature": 0.0}
+    sent = fake_model.kwargs[0]
+    assert ("tools" in sent) == (mode == "tools")
+
+
+async def test_a_judgment_inconsistent_with_its_inputs_is_re_asked(fake_model, store,
+                                                                  settings):
+    reqs = requirements(("product type", "jeans", "must", False),
+                        ("colour", "black", "should", False)).model_dump()["requirements"]
+    unmet = Judgment.model_validate({**judgment().model_dump(), "verdicts": [
+        {"requirement": "jeans", "verdict": "not met"}]})
+    invented = Judgment.model_validate({**judgment().model_dump(), "verdicts": [
+        {"requirement": "waterproof", "verdict": "met"}]})
+    good = Judgment.model_validate({**judgment().model_dump(), "verdicts": [
+        {"requirement": "jeans", "verdict": "met"}, {"requirement": "black", "verdict": "met"}]})
+    fake_model.queue("Judgment", unmet, invented, good)
+    result = await call(store, settings, context={"requirements": reqs})
+    assert result.parsed == good
+    rows = store.rows("select attempt, error, temperature from llm_calls order by id")
+    assert [r["attempt"] for r in rows] == [1, 2, 3]
+    assert "must-requirements are not met: ['jeans']" in rows[0]["error"]
+    assert "not extracted: ['waterproof']" in rows[1]["error"]
+    assert [r["temperature"] for r in rows] == [0.0, 0.5, 0.5]
+    assert "must-requirements are not met" in fake_model.calls("Judgment")[1][-1].content
+
+
+async def test_seller_text_reaches_the_model_verbatim(fake_model, store, settings):
+    """instructor renders messages as Jinja templates when given a validation context; the
+    door bypasses that step, so template syntax in seller text is sent as written."""
+    fake_model.queue("Judgment", judgment())
+    text = "Jeans {{ 7*7 }} {% if x %}{{ config }}{% endif %} {#"
+    await structured_call(store=store, settings=settings, run_id="r1", node="judge_pair",
+                          role="judge", schema=Judgment, context={"requirements": []},
+                          messages=system_user("sys", text), prompt_hash="ph")
+    assert fake_model.calls("Judgment")[0][-1].content == text
+
+
+async def test_auto_mode_falls_back_when_the_endpoint_refuses_json_schema(settings, store):
+    server = FakeOpenAI(refuse_json_schema=True)
+    try:
+        hosted = dataclasses.replace(settings, base_url=server.base_url, model="local-model",
+                                     max_retries=0)
+        first = await call(store, hosted)
+        second = await call(store, hosted)
+    finally:
+        server.close()
+    assert first.parsed.label == second.parsed.label == "highly relevant"
+    rows = store.rows("select output_mode, error from llm_calls order by id")
+    assert [r["output_mode"] for r in rows] == ["json_schema", "tools", "tools"]
+    assert "400" in rows[0]["error"] and rows[1]["error"] is None
+    assert len(server.requests) == 3  # detected once, remembered for the endpoint
+
+
+async def test_a_transport_error_is_recorded_once_and_never_re_asked(fake_model, store,
+                                                                    settings):
+    fake_model.queue("Judgment", ConnectionResetError("peer reset"))
+    with pytest.raises(StructuredCallFailed, match="ConnectionResetError"):
+        await call(store, settings)
+    assert len(store.rows("select id from llm_calls")) == 1
+    assert len(fake_model.requests) == 1
