@@ -34,13 +34,12 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from raer.nodes.schemas import LABELS
+from raer.nodes.schemas import LABELS, TIE_RULES
 from raer.store import Store
 
 ORDER = {"irrelevant": 0, "acceptable substitute": 1, "highly relevant": 2}
 ORDERED = ["irrelevant", "acceptable substitute", "highly relevant"]
 ESCI_RAW = ["E", "S", "C", "I"]
-TIE_RULES = ("median", "lower", "higher")
 
 
 @dataclass

@@ -32,6 +32,7 @@ from raer.nodes.common import (
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models.budget import BudgetExhausted
+from raer.nodes.models.offline import require_offline_model
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]
@@ -132,6 +133,7 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     interactive = settings.review_mode == "interactive"
     if interactive and reviewer is None:
         raise ValueError("interactive review needs a reviewer callback")
+    await asyncio.to_thread(require_offline_model, settings)  # before the store is touched
     conflicts = await asyncio.to_thread(store_for(settings).product_conflicts, [
         p.product().model_dump() for p in {p.product_id: p for p in pairs}.values()])
     if conflicts:

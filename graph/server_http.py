@@ -3,7 +3,9 @@
 Its middleware guards every request that can start or configure a run (runs, threads' runs,
 crons, assistants): a `context` (or `config.configurable`) key a client may not set — an
 endpoint, a key variable, the store path, a file root — or that does not exist is answered
-with 422 and a message naming it, before the server accepts the run. The server would
+with 422 and a message naming it, before the server accepts the run; so is an input that is
+not a query with valid products (unknown keys, a product without a title), which the
+server would otherwise accept and the graph would drop or fail on. The server would
 otherwise drop unknown keys silently; the graph's own `ServerSettings` schema is the second
 line of defence.
 """
@@ -20,12 +22,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from raer.nodes.inputs import InputError, check_query_input
 from raer.nodes.server_settings import (
     OPERATOR_FIELDS,
     ForbiddenSetting,
     check_client_settings,
     operator_config,
 )
+from raer.nodes.state import QueryInput
 
 GUARDED = re.compile(r"^/(runs|threads/[^/]+/runs|assistants|runs/crons|threads/[^/]+/runs/"
                      r"crons)(/.*)?$")
@@ -87,6 +91,27 @@ def _problem(body: bytes) -> str:
                                        if k in OPERATOR_FIELDS})
     except ForbiddenSetting as exc:
         return f"run settings refused: {exc}"
+    for item in items:
+        if isinstance(item, dict) and item.get("input") is not None:
+            problem = input_problem(item["input"])
+            if problem:
+                return problem
+    return ""
+
+
+def input_problem(value: object) -> str:
+    """What is wrong with a run's input, or "": an object with exactly QueryInput's keys, a
+    query and valid products (the same check the graph's first node makes)."""
+    if not isinstance(value, dict):
+        return "input refused: it must be a JSON object {query, products, language?}"
+    unknown = sorted(set(value) - set(QueryInput.__annotations__))
+    if unknown:
+        return (f"input refused: unknown keys {unknown}; the graph takes "
+                f"{sorted(QueryInput.__annotations__)}")
+    try:
+        check_query_input(value)
+    except InputError as exc:
+        return f"input refused: {exc}"
     return ""
 
 

@@ -84,15 +84,15 @@ class Context:
     api_key_env: str = operational("OPENAI_API_KEY",
                                    "Name of the environment variable holding the API key.")
     requirements_model: str = setting("", "Model extracting requirements; empty: `model`.")
-    requirements_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    requirements_base_url: str = setting("", "Endpoint for requirements; empty: `base_url`.")
     guidelines_model: str = setting("", "Model drafting guidelines; empty: `model`.")
-    guidelines_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    guidelines_base_url: str = setting("", "Endpoint for guidelines; empty: `base_url`.")
     judge_model: str = setting("", "Model judging pairs; empty: `model`.")
-    judge_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    judge_base_url: str = setting("", "Endpoint for the judge; empty: `base_url`.")
     vision_model: str = setting("", "Model describing packshots; empty: the role's model "
                                 "when an endpoint is set, else local Pillow analysis "
                                 "(\"pillow\").")
-    vision_base_url: str = setting("", "Its endpoint; empty: `base_url`.")
+    vision_base_url: str = setting("", "Endpoint for packshots; empty: `base_url`.")
     output_mode: Literal["auto", "json_schema", "tools", "json", "md_json"] = operational(
         "auto", "How structured output is asked for: a JSON schema response format, a tool "
         "call, JSON mode or JSON in a markdown block; auto: the first the endpoint accepts.")
@@ -185,6 +185,10 @@ class Context:
             model = PILLOW_VISION if role == "vision" else OFFLINE_MODEL
         else:
             model = named
+            if not model and not (role == "vision" and not self.describe_images):
+                raise SettingsError(
+                    f"{role} has an endpoint ({strip_credentials(base_url)}) but no model: "
+                    f"set {role}_model or model")
         return Endpoint(role=role, base_url=base_url, model=model,
                         api_key_env=self.api_key_env, output_mode=self.output_mode)
 

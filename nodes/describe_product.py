@@ -111,6 +111,7 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
     try:
         row = await once(cache_key, lambda: store.cached("descriptions", cache_key), compute)
     except StructuredCallFailed as exc:
-        return {"description": None, "image_note": f"vision model failed: {exc.reason[:300]}"}
+        return {"description": None, "description_key": cache_key,
+                "image_note": f"vision model failed: {exc.reason[:300]}"}
     return {"description": json.loads(row["description"]), "description_key": cache_key,
             "image_note": ""}

@@ -87,7 +87,8 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
     try:
         row = await once(cache_key, lambda: store.cached("guidelines", cache_key), compute)
     except StructuredCallFailed as exc:
-        return {"upstream_error": f"guidelines failed: {exc.reason}"}
+        return {"upstream_error": f"guidelines failed: {exc.reason}",
+                "guidelines_key": cache_key}
     return {"guidelines": {k: row[k] for k in Guidelines.model_fields},
             "guidelines_key": cache_key}
 

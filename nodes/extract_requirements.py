@@ -70,6 +70,8 @@ async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> 
     try:
         row = await once(cache_key, lambda: store.cached("requirements", cache_key), compute)
     except StructuredCallFailed as exc:
-        return {**base, "upstream_error": f"requirements failed: {exc.reason}"}
+        # the key it tried: `raer show` finds the failed attempts by it
+        return {**base, "upstream_error": f"requirements failed: {exc.reason}",
+                "requirements_key": cache_key}
     return {**base, "requirements": json.loads(row["requirements"]),
             "requirements_key": cache_key}

@@ -68,10 +68,6 @@ def format_product(product: dict[str, Any], description: dict[str, Any] | None,
     return "\n".join(lines)
 
 
-def _as_judgment(parsed: Judgment | GradedJudgment) -> dict[str, Any]:
-    return parsed.as_judgment() if isinstance(parsed, GradedJudgment) else parsed.model_dump()
-
-
 def format_guidelines(guidelines: dict[str, Any]) -> str:
     return (f"- highly relevant: {guidelines['highly_relevant']}\n"
             f"- acceptable substitute: {guidelines['acceptable_substitute']}\n"
@@ -113,11 +109,11 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
             schema=schema, messages=system_user(system, user), prompt_hash=prompt.hash,
             cache_key=input_hash,
             context={"requirements": state["requirements"].get("requirements", [])})
-        return _as_judgment(result.parsed), result.call_id
+        return result.parsed.as_judgment(), result.call_id
 
     def lookup() -> tuple[dict[str, Any], int] | None:
         row = store.successful_call(input_hash)
-        return (_as_judgment(schema.model_validate_json(row["parsed"])), row["id"]) if row \
+        return (schema.model_validate_json(row["parsed"]).as_judgment(), row["id"]) if row \
             else None
 
     try:

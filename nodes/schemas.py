@@ -24,6 +24,8 @@ from pydantic import (
 )
 
 LABELS = ("highly relevant", "acceptable substitute", "irrelevant")
+TIE_RULES = ("median", "lower", "higher")
+"""How a tie between annotators' labels is broken (evals/agreement.py)."""
 Label = Literal["highly relevant", "acceptable substitute", "irrelevant"]
 JudgeLabel = Literal["highly relevant", "acceptable substitute", "irrelevant", "cannot judge"]
 CONFIDENCE_STEPS = [round(i / 10, 1) for i in range(11)]
@@ -193,48 +195,45 @@ def check_against_inputs(verdicts: list[RequirementVerdict], label: str,
                              f"{unmet}; change the label or the verdicts")
 
 
-class Judgment(BaseModel):
+GRADE_TO_LABEL = {4: "highly relevant", 3: "highly relevant", 2: "acceptable substitute",
+                  1: "irrelevant", 0: "irrelevant"}
+
+
+class _Reasoned(BaseModel):
+    """What every judgment starts with: the reasoning, then a verdict per requirement.
+    Subclasses add the label (or grade) after them, keeping reasoning before the answer."""
+
     reasoning: capped(400, "Step by step: check each requirement against the product.")
     verdicts: list[RequirementVerdict] = Field(max_length=6)
+
+    @field_validator("verdicts", mode="before")
+    @classmethod
+    def _at_most_six(cls, value: Any) -> Any:
+        return value[:6] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> _Reasoned:
+        check_against_inputs(self.verdicts, self.as_judgment()["label"], info)
+        return self
+
+    def as_judgment(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class Judgment(_Reasoned):
     label: JudgeLabel
     confidence: Confidence
     brand_check: Literal["matches", "differs", "cannot confirm", "no brand asked"] = Field(
         description="Does the product's brand match a brand the query asks for?",
     )
 
-    @field_validator("verdicts", mode="before")
-    @classmethod
-    def _at_most_six(cls, value: Any) -> Any:
-        return value[:6] if isinstance(value, list) else value
 
-    @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> Judgment:
-        check_against_inputs(self.verdicts, self.label, info)
-        return self
-
-
-GRADE_TO_LABEL = {4: "highly relevant", 3: "highly relevant", 2: "acceptable substitute",
-                  1: "irrelevant", 0: "irrelevant"}
-
-
-class GradedJudgment(BaseModel):
+class GradedJudgment(_Reasoned):
     """The 0–4 scale of Zalando's later production variant; mapped onto the three labels."""
 
-    reasoning: capped(400, "Step by step: check each requirement against the product.")
-    verdicts: list[RequirementVerdict] = Field(max_length=6)
     grade: Literal[0, 1, 2, 3, 4] = Field(description="4 exact … 0 irrelevant.")
     confidence: Confidence
     brand_check: Literal["matches", "differs", "cannot confirm", "no brand asked"]
-
-    @field_validator("verdicts", mode="before")
-    @classmethod
-    def _at_most_six(cls, value: Any) -> Any:
-        return value[:6] if isinstance(value, list) else value
-
-    @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> GradedJudgment:
-        check_against_inputs(self.verdicts, GRADE_TO_LABEL[self.grade], info)
-        return self
 
     def as_judgment(self) -> dict[str, Any]:
         return {**self.model_dump(), "label": GRADE_TO_LABEL[self.grade]}

@@ -7,6 +7,7 @@ changes their content. Failed model output is never cached: it lives only in llm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -72,6 +74,20 @@ def _alive(owner: str) -> bool:
     return True
 
 
+@dataclass
+class CallTally:
+    calls: int = 0
+    failed: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.calls += 1
+        self.failed += row.get("error") is not None
+        self.tokens += (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
+        self.cost_usd += row.get("cost_usd") or 0.0
+
+
 class Store:
     """A sqlite-utils Database with raer's tables; migrations applied on open."""
 
@@ -82,6 +98,7 @@ class Store:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self.db = Database(conn)
         self.lock = threading.RLock()
+        self._tallies: dict[str, CallTally] = {}
         # Two processes opening one new store race for the journal-mode switch and the
         # migrations, where SQLite's busy timeout does not always apply: retry, bounded.
         for attempt in range(60):
@@ -200,8 +217,16 @@ class Store:
     # ------------------------------------------------------------ model calls
     def record_call(self, row: dict[str, Any]) -> int:
         with self.lock:
-            return self.db["llm_calls"].insert({**row, "error": redact(row.get("error")),
-                                                "created_at": now()}).last_pk
+            call_id = self.db["llm_calls"].insert({**row, "error": redact(row.get("error")),
+                                                   "created_at": now()}).last_pk
+            self._tallies.setdefault(row["run_id"], CallTally()).add(row)
+            return call_id
+
+    def tally(self, run_id: str) -> CallTally:
+        """Calls this process recorded for a run, counted as they were written: progress
+        displays read this, not an aggregate over the whole llm_calls table per pair."""
+        with self.lock:
+            return dataclasses.replace(self._tallies.get(run_id) or CallTally())
 
     def successful_call(self, cache_key: str) -> dict[str, Any] | None:
         """The first validated answer recorded for a cache key (errors are never reused)."""
@@ -279,6 +304,23 @@ class Store:
                 join products p on p.id = j.product_id
                 where j.run_id = ? and j.status in ({marks}) order by j.query_id, j.rank""",
             [run_id, *statuses])
+
+    def paired_judgments(self, run_a: str, run_b: str) -> list[dict[str, Any]]:
+        """The pairs (query, engine, product) both runs judged, side by side."""
+        return self.rows(
+            """select q.text as query, a.query_id, a.engine, a.product_id, p.title,
+                      a.id as id_a, a.status as status_a, a.label as label_a,
+                      a.confidence as confidence_a, a.reasoning as reasoning_a,
+                      a.prompt_hash as prompt_a,
+                      b.id as id_b, b.status as status_b, b.label as label_b,
+                      b.confidence as confidence_b, b.reasoning as reasoning_b,
+                      b.prompt_hash as prompt_b
+               from judgments a
+               join judgments b on b.query_id = a.query_id and b.engine = a.engine
+                                and b.product_id = a.product_id and b.run_id = ?
+               join queries q on q.id = a.query_id join products p on p.id = a.product_id
+               where a.run_id = ? order by q.text, a.engine, a.rank, a.product_id""",
+            [run_b, run_a])
 
     def finished_pairs(self, run_id: str) -> set[str]:
         """Judgment ids of this run that need no more work (done or escalated)."""

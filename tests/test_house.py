@@ -36,9 +36,12 @@ def test_a_model_named_without_an_endpoint_is_refused_not_answered_by_the_offlin
         Context(judge_model="gpt-4o")
     with pytest.raises(SettingsError, match="model 'gpt-4o-mini' has no endpoint"):
         Context(model="gpt-4o-mini")
-    hosted = Context(base_url="https://api.openai.com/v1", judge_model="gpt-4o")
+    hosted = Context(base_url="https://api.openai.com/v1", model="gpt-4o-mini",
+                     judge_model="gpt-4o")
     assert hosted.endpoints["judge"].model == "gpt-4o"
-    assert hosted.endpoints["requirements"].model == ""  # no model named for it: stated below
+    assert hosted.endpoints["requirements"].model == "gpt-4o-mini"
+    with pytest.raises(SettingsError, match="requirements has an endpoint .* but no model"):
+        Context(base_url="https://api.openai.com/v1", judge_model="gpt-4o")
     offline = Context()
     assert offline.endpoints["judge"].offline
     assert offline.endpoints["judge"].model == "SmolLM2-135M-Instruct-Q4_1"

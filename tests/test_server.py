@@ -109,13 +109,26 @@ def test_a_client_cannot_choose_endpoints_keys_store_or_files(server, tmp_path):
             **run, "config": {"configurable": {"api_key_env": "SERVER_SECRET_KEY"}}},
             timeout=60)
         assert configurable.status_code == 422
+        # a wrong input shape: refused before the run starts, naming the field
+        for bad, named in (({"query": "jeans", "items": []}, "unknown keys ['items']"),
+                           ({"query": "jeans", "products": [{"product_id": "p"}]},
+                            "products[0].title"),
+                           ({"query": "", "products": [{"product_id": "p", "title": "J"}]},
+                            "query")):
+            response = httpx.post(f"{server}/runs/wait", json={**run, "input": bad},
+                                  timeout=60)
+            assert response.status_code == 422, (bad, response.text)
+            assert "input refused" in response.text and named in response.text
     finally:
         catcher.close()
     assert catcher.requests == []
     assert not (tmp_path / "evil.db").exists()
+    assert not (tmp_path / "served.db").exists()  # no run started, nothing written
     [assistant] = httpx.post(f"{server}/assistants/search", json={"graph_id": "raer"},
                              timeout=30).json()
     schemas = httpx.get(f"{server}/assistants/{assistant['assistant_id']}/schemas",
                         timeout=30).json()
     assert set(schemas["context_schema"]["properties"]) == {
         "profile", "guideline_mode", "describe_images", "scale", "review_below", "review_mode"}
+    assert schemas["input_schema"]["required"] == ["query", "products"]
+    assert "judgments" in schemas["output_schema"]["properties"]

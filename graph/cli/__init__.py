@@ -1,37 +1,79 @@
 """The `raer` command line: thin over the Python API. JSON to stdout, logs to stderr.
 
 Exit codes: 0 success, 1 some pairs failed or a runtime error, 2 bad input or usage.
+
+Commands load lazily: `raer judge` never imports the statistics and plotting stack (the
+`evals` extra), and `raer --help` imports no command at all. A command whose extra is not
+installed says which one to install.
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 
 import click
 
-from raer.graph.cli.ablate import ablate
-from raer.graph.cli.agree import agree
-from raer.graph.cli.baseline import baseline
-from raer.graph.cli.cost import cost
-from raer.graph.cli.db import db
-from raer.graph.cli.judge import judge
-from raer.graph.cli.labels import labels
-from raer.graph.cli.report import report
-from raer.graph.cli.review import review
-from raer.graph.cli.robustness import robustness
-from raer.graph.cli.runs import retry_failed, status
-from raer.graph.cli.show import show
+from raer.nodes.context import SettingsError
+from raer.nodes.models.offline import OfflineModelMissing
+from raer.prompts import PromptError
 from raer.store import StoreUnusable
+
+# name: (module, attribute, one-line help shown by `raer --help`)
+COMMANDS = {
+    "judge": ("judge", "judge", "Judge every (query, product) pair in a pairs file."),
+    "show": ("show", "show", "Print one pair's trace: each node's prompt, output, tokens."),
+    "diff": ("diff", "diff", "List pairs whose label changed between two runs."),
+    "review": ("review", "review", "Work through pairs the judge escalated to people."),
+    "db": ("db", "db", "Inspect the store: runs, counts, migrations."),
+    "labels": ("labels", "labels", "Import human labels; export labelled pairs."),
+    "baseline": ("baseline", "baseline", "Score the majority and lexical baselines."),
+    "agree": ("agree", "agree", "Agreement of runs with people, with intervals."),
+    "ablate": ("ablate", "ablate", "Judge the same pairs two ways and compare."),
+    "report": ("report", "report", "Write the HTML report of runs against people."),
+    "cost": ("cost", "cost", "Calls, tokens and cost of a run against people's labelling."),
+    "status": ("runs", "status", "Show a run's progress by status."),
+    "retry-failed": ("runs", "retry_failed", "Redo a run's failed pairs with its settings."),
+    "robustness": ("robustness", "robustness", "Measure how planted instructions move labels."),
+}
+EXTRAS = {"sklearn": "evals", "scipy": "evals", "matplotlib": "evals", "krippendorff": "evals",
+          "xllamacpp": "offline", "langgraph_api": "server"}
 
 
 class _Main(click.Group):
-    """Bad input found deep inside (an unusable --db) ends with a message and exit 2."""
+    """Loads each command when it is used. Bad input or set-up found deep inside (an unusable
+    --db, settings that cannot work together, a broken prompt set, a missing offline model)
+    ends with a message and exit 2, before any pair is touched."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(f"raer.graph.cli.{module}"), attribute)
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            click.echo(f"not set up: `raer {name}` needs {exc.name}: "
+                       f"pip install 'raer[{extra}]'", err=True)
+            ctx.exit(2)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, _, help_) in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except StoreUnusable as exc:
+        except (StoreUnusable, SettingsError, PromptError) as exc:
             click.echo(f"bad input: {exc}", err=True)
+            ctx.exit(2)
+        except OfflineModelMissing as exc:
+            click.echo(f"not set up: {exc}", err=True)
             ctx.exit(2)
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc):
@@ -50,18 +92,3 @@ def main() -> None:
     model. Its labels are at chance level: they prove the pipeline runs, not that products
     are relevant. Point --base-url/--model at an OpenAI-compatible endpoint for real labels.
     """
-
-
-main.add_command(judge)
-main.add_command(show)
-main.add_command(review)
-main.add_command(db)
-main.add_command(labels)
-main.add_command(baseline)
-main.add_command(agree)
-main.add_command(ablate)
-main.add_command(report)
-main.add_command(cost)
-main.add_command(status)
-main.add_command(retry_failed)
-main.add_command(robustness)

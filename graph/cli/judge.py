@@ -25,7 +25,7 @@ from raer.graph.cli.options import (
 from raer.graph.estimate import estimate
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
-from raer.nodes.models.offline import OfflineModelMissing
+from raer.nodes.models.offline import require_offline_model
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
 
@@ -110,11 +110,12 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     if dry_run:
         _print_estimate(estimate(records, settings), as_json)
         return
+    require_offline_model(settings)  # exit 2 before the store or any pair is touched
     if settings.endpoints["judge"].offline:
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
     run_id = settings.run_id
-    calls_before = run_usage(store, run_id)["calls"]
+    calls_before = store.tally(run_id).calls
     started = time.monotonic()
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -123,18 +124,15 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         task = bar.add_task(f"judging {run_id}", total=len(records), stats="")
 
         def on_progress(progress) -> None:
-            stats = run_usage(store, run_id)
+            tally = store.tally(run_id)  # in memory: no aggregate query per finished pair
             bar.update(task, completed=progress.done + progress.skipped, stats=(
-                f"calls {stats['calls'] - calls_before} · tokens {stats['tokens']:,} · "
-                f"${stats['cost_usd']:.4f} · review {progress.escalated} · "
+                f"calls {tally.calls - calls_before} · tokens {tally.tokens:,} · "
+                f"${tally.cost_usd:.4f} · review {progress.escalated} · "
                 f"failed {progress.failed}"))
 
         try:
             rows = asyncio.run(judge_pairs(records, settings, on_progress=on_progress,
                                            reviewer=_ask_person if interactive else None))
-        except OfflineModelMissing as exc:
-            err.print(f"[red]{exc}[/]")
-            sys.exit(EXIT_FAILED)
         except InputError as exc:
             bar.stop()
             click.echo(f"bad input:\n{exc}", err=True)
@@ -148,7 +146,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                      ("done", "escalated", "failed", "pending")},
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
-        "model_calls_this_invocation": stats["calls"] - calls_before,
+        "model_calls_this_invocation": store.tally(run_id).calls - calls_before,
         "run_totals": stats, "by_node": usage_by_node(store, run_id),
         "seconds": round(time.monotonic() - started, 1),
         "offline_model": settings.endpoints["judge"].offline,

