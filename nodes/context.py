@@ -107,6 +107,11 @@ class Context:
     review_mode: Literal["queue", "interactive"] = operational(
         "queue", "Queue doubtful pairs for review, or pause the thread for a person.")
     temperature: float = setting(0.0, "Sampling temperature of the first attempt.")
+    check_consistency: Literal["auto", "on", "off"] = setting(
+        "auto", "Re-ask a judgment inconsistent with its inputs (a verdict for a requirement "
+        "never extracted; 'highly relevant' with a must unmet) and, when the re-asks run out, "
+        "send it to a person; auto: on, except for the embedded offline model, whose answers "
+        "fail it most of the time.")
     max_reasks: int = setting(2, "Re-asks after output that fails validation, per call.")
     max_retries: int = operational(
         3, "Transport retries (429, 5xx, timeouts) inside the OpenAI client, per attempt.")

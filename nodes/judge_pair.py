@@ -103,12 +103,16 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     model = settings.endpoints["judge"].model
     record = JudgeRecord(model=model, prompt_hash=prompt.hash, input_hash=input_hash)
 
+    checked = settings.check_consistency == "on" or (
+        settings.check_consistency == "auto" and not settings.endpoints["judge"].offline)
+    context = {"requirements": state["requirements"].get("requirements", [])} if checked \
+        else None
+
     async def compute() -> tuple[dict[str, Any], int]:
         result = await structured_call(
             store=store, settings=settings, run_id=state["run_id"], node=NODE, role="judge",
             schema=schema, messages=system_user(system, user), prompt_hash=prompt.hash,
-            cache_key=input_hash,
-            context={"requirements": state["requirements"].get("requirements", [])})
+            cache_key=input_hash, context=context)
         return result.parsed.as_judgment(), result.call_id
 
     def lookup() -> tuple[dict[str, Any], int] | None:
@@ -119,9 +123,18 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     try:
         judgment, call_id = await once(input_hash, lookup, compute)
     except StructuredCallFailed as exc:
-        return {"judge": {**record, "judgment": None, "call_id": exc.call_id,
-                          "error": f"judge failed: {exc.reason[:500]}", "review_reasons": []}}
-    reasons = escalation_reasons(judgment, state["requirements"], state["product"],
-                                 state.get("description"), settings.review_below)
+        if exc.unchecked is None:
+            return {"judge": {**record, "judgment": None, "call_id": exc.call_id,
+                              "error": f"judge failed: {exc.reason[:500]}",
+                              "review_reasons": []}}
+        # valid, but inconsistent with its inputs after every re-ask: a person decides
+        judgment, call_id = exc.unchecked.as_judgment(), exc.call_id
+        inconsistent = [f"the judgment is inconsistent with its inputs: "
+                        f"{exc.reason.rpartition('error, ')[2][:300]}"]
+    else:
+        inconsistent = []
+    reasons = inconsistent + escalation_reasons(judgment, state["requirements"],
+                                                state["product"], state.get("description"),
+                                                settings.review_below)
     return {"judge": {**record, "judgment": judgment, "call_id": call_id, "error": "",
                       "review_reasons": reasons}}

@@ -215,3 +215,43 @@ async def test_a_transport_error_is_recorded_once_and_never_re_asked(fake_model,
         await call(store, settings)
     assert len(store.rows("select id from llm_calls")) == 1
     assert len(fake_model.requests) == 1
+
+
+def judge_state(reqs) -> dict:
+    from tests.conftest import guidelines
+
+    return {"run_id": "r", "query_id": "q", "query": "black jeans", "language": "en",
+            "requirements": reqs, "guidelines": guidelines().model_dump(),
+            "product": product("p1"), "description": None, "image_note": "no image given"}
+
+
+async def test_an_inconsistent_judgment_after_every_re_ask_goes_to_a_person(fake_model,
+                                                                           settings, store):
+    from types import SimpleNamespace
+
+    from raer.nodes.judge_pair import judge_pair
+
+    reqs = requirements(("product type", "jeans", "must", False)).model_dump()
+    invented = Judgment.model_validate({**judgment().model_dump(), "verdicts": [
+        {"requirement": "waterproof", "verdict": "met"}]})
+    fake_model.respond("Judgment", lambda m: invented)
+    out = (await judge_pair(judge_state(reqs), SimpleNamespace(context=settings)))["judge"]
+    assert out["judgment"]["label"] == "highly relevant"  # kept, not failed
+    assert out["review_reasons"][0].startswith("the judgment is inconsistent with its inputs")
+    assert len(fake_model.requests) == settings.max_reasks + 1
+
+
+async def test_the_offline_model_is_not_held_to_the_consistency_checks(fake_model, tmp_path):
+    """Measured: with the checks, 59 of 71 judge attempts of SmolLM2-135M on the demo failed
+    them; 'auto' leaves the embedded model's answers unchecked, so its calls do not grow."""
+    from types import SimpleNamespace
+
+    from raer.nodes.judge_pair import judge_pair
+
+    offline = Context(db_path=str(tmp_path / "o.db"))
+    reqs = requirements(("product type", "jeans", "must", False)).model_dump()
+    invented = Judgment.model_validate({**judgment().model_dump(), "verdicts": [
+        {"requirement": "waterproof", "verdict": "met"}]})
+    fake_model.respond("Judgment", lambda m: invented)
+    out = (await judge_pair(judge_state(reqs), SimpleNamespace(context=offline)))["judge"]
+    assert out["error"] == "" and len(fake_model.requests) == 1

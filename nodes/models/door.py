@@ -25,7 +25,7 @@ import os
 import re
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 from uuid import uuid4
@@ -71,9 +71,14 @@ AUTO_ORDER = ("json_schema", "tools", "json", "md_json")
 class StructuredCallFailed(RuntimeError):
     """No valid answer after the re-asks, or the endpoint failed; the reason is recorded."""
 
-    def __init__(self, reason: str, raw: str = "", call_id: int | None = None):
+    def __init__(self, reason: str, raw: str = "", call_id: int | None = None,
+                 unchecked: BaseModel | None = None):
         super().__init__(reason)
         self.reason, self.raw, self.call_id = reason, raw, call_id
+        self.unchecked = unchecked
+        """The last answer, when it is valid against the schema and failed only the checks
+        against its inputs (the validation context): the caller decides what to do with
+        it (the judge escalates it to a person)."""
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,7 @@ class _Call:
     last_call_id: int | None = None
     last_error: str = ""
     last_raw: str = ""
-    recorded: list[int] = field(default_factory=list)
+    last_answer: AIMessage | None = None
 
     async def transport(self, **request: Any) -> ChatCompletion:
         if self.pending is not None:  # instructor asks again: the last answer was invalid
@@ -328,6 +333,7 @@ class _Call:
             "error": attempt.error or None,
         })
         self.last_call_id, self.last_error, self.last_raw = call_id, attempt.error, attempt.raw
+        self.last_answer = attempt.answer
         return call_id
 
 
@@ -346,6 +352,20 @@ async def _instructor(transport: Any, mode: instructor.Mode, schema: type[T],
                                 provider=Provider.OPENAI, mode=mode, context=context,
                                 max_retries=reasks, args=(), kwargs=request, strict=False,
                                 hooks=hooks)
+
+
+def _without_context(schema: type[T], answer: AIMessage | None) -> T | None:
+    """The answer validated against the schema alone, or None."""
+    if answer is None:
+        return None
+    if answer.tool_calls:
+        text = json.dumps(answer.tool_calls[0]["args"])
+    else:
+        text = answer.content if isinstance(answer.content, str) else ""
+    try:
+        return schema.model_validate_json(lenient_json(text))
+    except ValueError:
+        return None
 
 
 # Output modes found to work, per (endpoint, model), for the life of the process.
@@ -392,7 +412,9 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
             if len(modes) > 1 and call.attempts == 1 and _mode_refused(cause):
                 continue  # detecting: this endpoint does not take this mode; try the next
             raise StructuredCallFailed(call.last_error or str(cause or exc), call.last_raw,
-                                       call.last_call_id) from None
+                                       call.last_call_id,
+                                       _without_context(schema, call.last_answer)
+                                       if context else None) from None
         except BudgetExhausted:
             raise
         if len(modes) > 1:
