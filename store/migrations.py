@@ -122,3 +122,13 @@ def m007_call_request_settings(db: Database) -> None:
     and how structured output was asked for (json_schema, tools, json, md_json)."""
     db["llm_calls"].add_column("temperature", float)
     db["llm_calls"].add_column("output_mode", str)
+
+
+@migrations()
+def m008_evaluations(db: Database) -> None:
+    """Snapshots of engine evaluations (`raer evaluate`), read by `raer trend`."""
+    db["evaluations"].create(
+        {"id": int, "run_id": str, "engine": str, "tag": str, "options": str,
+         "judge": str, "measures": str, "coverage": str, "per_query": str, "created_at": str},
+        pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["evaluations"].create_index(["engine", "created_at"])

@@ -305,6 +305,26 @@ class Store:
                 where j.run_id = ? and j.status in ({marks}) order by j.query_id, j.rank""",
             [run_id, *statuses])
 
+    def engine_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's judgments with their query, product title and review: what engine
+        evaluation reads (the effective label is decided in evals/engines.py)."""
+        return self.rows(
+            """select j.id, j.query_id, j.engine, j.rank, j.product_id, j.status, j.label,
+                      j.confidence, j.reasoning, q.text as query, q.language, q.query_type,
+                      p.title, r.status as review_status, r.human_label, r.reviewer
+               from judgments j join queries q on q.id = j.query_id
+               join products p on p.id = j.product_id
+               left join reviews r on r.judgment_id = j.id
+               where j.run_id = ? order by j.query_id, j.engine, j.rank""", [run_id])
+
+    def save_evaluation(self, row: dict[str, Any]) -> int:
+        with self.atomic():
+            return self.db["evaluations"].insert({**row, "created_at": now()}).last_pk
+
+    def evaluations(self, engine: str | None = None) -> list[dict[str, Any]]:
+        sql = "select * from evaluations" + (" where engine = ?" if engine else "")
+        return self.rows(sql + " order by id", [engine] if engine else [])
+
     def paired_judgments(self, run_a: str, run_b: str) -> list[dict[str, Any]]:
         """The pairs (query, engine, product) both runs judged, side by side."""
         return self.rows(

@@ -3,6 +3,8 @@
 from raer.store import Store
 
 EXPECTED = {
+    "evaluations": ["id", "run_id", "engine", "tag", "options", "judge", "measures",
+                    "coverage", "per_query", "created_at"],
     "runs": ["id", "created_at", "settings", "models", "prompt_hashes", "package_version",
              "images_root"],
     "queries": ["id", "text", "normalised", "language", "query_type"],
@@ -47,4 +49,4 @@ def test_reopening_applies_nothing_twice(tmp_path):
     assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
                                             "m003_graded_scale", "m004_ceiling_estimate",
                                             "m005_claims", "m006_run_images_root",
-                                            "m007_call_request_settings"]
+                                            "m007_call_request_settings", "m008_evaluations"]

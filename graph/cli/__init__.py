@@ -35,8 +35,14 @@ COMMANDS = {
     "status": ("runs", "status", "Show a run's progress by status."),
     "retry-failed": ("runs", "retry_failed", "Redo a run's failed pairs with its settings."),
     "robustness": ("robustness", "robustness", "Measure how planted instructions move labels."),
+    "evaluate": ("evaluate", "evaluate", "Measure each engine with a run's labels (nDCG, P, ERR)."),
+    "compare": ("evaluate", "compare", "Compare engines query by query, with significance."),
+    "trend": ("evaluate", "trend", "Measures over stored evaluations; exit 1 on a regression."),
+    "export": ("trec", "export", "Write qrels, runs, Quepid or OpenSearch judgment files."),
+    "import-run": ("trec", "import_run", "Build pairs from a TREC run, queries and catalogue."),
 }
 EXTRAS = {"sklearn": "evals", "scipy": "evals", "matplotlib": "evals", "krippendorff": "evals",
+          "ir_measures": "evals", "pytrec_eval": "evals",
           "xllamacpp": "offline", "langgraph_api": "server"}
 
 

@@ -1,0 +1,242 @@
+"""Evaluate search engines with a run's labels: measures per engine, intervals, coverage.
+
+The labels are the run's effective labels: a resolved review's label first, then the
+judge's label (for done pairs and for escalated ones nobody has reviewed yet, counted
+apart). "cannot judge", failed and pending pairs are unjudged; `unjudged="exclude"` drops
+them from the rankings (condensed lists), `unjudged="irrelevant"` keeps them with gain 0,
+as trec_eval does with documents missing from the qrels.
+
+The IR measures come from ir-measures over pytrec_eval (trec_eval's own code): nDCG@k with
+the gains as relevance grades, P@k counting highly relevant (and, as "P+sub@k",
+substitutes too), RR over highly relevant, Judged@k. ERR@k is computed here (Chapelle et
+al. 2009, graded by the gains): ir-measures has it only through gdeval, a Perl script that
+cannot read the runs it writes on this machine. The share of irrelevant results in the top k
+is a count of labels, not a measure. Intervals are percentile bootstraps over queries, on
+per-query values with numpy.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import ir_measures
+import numpy as np
+from ir_measures import RR, Judged, P, Qrel, ScoredDoc, nDCG
+
+from raer.nodes.schemas import LABELS
+from raer.store import Store
+
+DEFAULT_K = (5, 10, 20)
+RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Gains:
+    highly_relevant: int = 2
+    substitute: int = 1
+    irrelevant: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Gains:
+        """"2,1,0": highly relevant, acceptable substitute, irrelevant (integers, as
+        trec_eval's grades are)."""
+        try:
+            hr, sub, ir = (int(v) for v in text.split(","))
+        except ValueError as exc:
+            raise ValueError(f"gains must be three integers 'HR,SUB,IRR', not {text!r}") from exc
+        if not hr >= sub >= ir >= 0 or hr == 0:
+            raise ValueError(f"gains must satisfy HR >= SUB >= IRR >= 0 and HR > 0: {text!r}")
+        return cls(hr, sub, ir)
+
+    def of(self, label: str) -> int:
+        return {"highly relevant": self.highly_relevant, "acceptable substitute": self.substitute,
+                "irrelevant": self.irrelevant}[label]
+
+
+@dataclass
+class Labelled:
+    """One engine result with its effective label and where the label came from."""
+
+    judgment_id: str
+    query_id: str
+    query: str
+    language: str
+    query_type: str
+    engine: str
+    rank: int
+    product_id: str
+    title: str
+    label: str | None
+    source: str  # reviewer | judge | judge (escalated, unreviewed) | unjudged: <why>
+    reasoning: str
+
+
+def effective_labels(store: Store, run_id: str) -> list[Labelled]:
+    out = []
+    for r in store.engine_rows(run_id):
+        if r["review_status"] == "resolved" and r["human_label"] in LABELS:
+            label, source = r["human_label"], "reviewer"
+        elif r["status"] in ("done", "escalated") and r["label"] in LABELS:
+            label = r["label"]
+            source = "judge" if r["status"] == "done" else "judge (escalated, unreviewed)"
+        else:
+            label = None
+            source = ("unjudged: cannot judge" if r["label"] == "cannot judge"
+                      else f"unjudged: {r['status']}")
+        out.append(Labelled(r["id"], r["query_id"], r["query"], r["language"],
+                            r["query_type"] or "", r["engine"] or "", r["rank"] or 0,
+                            r["product_id"], r["title"], label, source, r["reasoning"] or ""))
+    return out
+
+
+def qrels_of(items: list[Labelled], gains: Gains) -> dict[tuple[str, str], int]:
+    """One grade per (query, product): a reviewer's label wins, else the most common of the
+    engines' labels for it (the same judge input gives the same label, so they agree)."""
+    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    reviewed: dict[tuple[str, str], str] = {}
+    for item in items:
+        if item.label is None:
+            continue
+        votes[(item.query_id, item.product_id)][item.label] += 1
+        if item.source == "reviewer":
+            reviewed[(item.query_id, item.product_id)] = item.label
+    return {key: gains.of(reviewed.get(key) or counter.most_common(1)[0][0])
+            for key, counter in votes.items()}
+
+
+def err_at(grades: list[int], k: int, max_grade: int) -> float:
+    """Expected reciprocal rank at k (Chapelle et al. 2009): a user stops at rank r with
+    probability (2^g - 1) / 2^max_grade."""
+    err, keep_going = 0.0, 1.0
+    for r, g in enumerate(grades[:k], start=1):
+        stop = (2 ** g - 1) / 2 ** max_grade
+        err += keep_going * stop / r
+        keep_going *= 1 - stop
+    return err
+
+
+@dataclass
+class EngineResult:
+    engine: str
+    queries: list[str]
+    per_query: dict[str, dict[str, float]]  # measure -> query id -> value
+    coverage: dict[str, int]
+    groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+
+def measure_names(ks: tuple[int, ...]) -> list[str]:
+    names = []
+    for k in ks:
+        names += [f"nDCG@{k}", f"P@{k}", f"P+sub@{k}", f"ERR@{k}", f"irrelevant@{k}",
+                  f"judged@{k}"]
+    return names + ["MRR"]
+
+
+def evaluate_engines(store: Store, run_id: str, *, engines: list[str] | None = None,
+                     ks: tuple[int, ...] = DEFAULT_K, gains: Gains = Gains(),
+                     unjudged: str = "exclude") -> dict[str, EngineResult]:
+    if unjudged not in ("exclude", "irrelevant"):
+        raise ValueError("unjudged must be 'exclude' or 'irrelevant'")
+    items = effective_labels(store, run_id)
+    qrels = qrels_of(items, gains)
+    by_engine: dict[str, list[Labelled]] = defaultdict(list)
+    for item in items:
+        by_engine[item.engine].append(item)
+    wanted = engines or sorted(by_engine)
+    missing = [e for e in wanted if e not in by_engine]
+    if missing:
+        raise LookupError(f"run {run_id} has no results for engine(s) {missing}; it has "
+                          f"{sorted(by_engine)}")
+    qrel_list = [Qrel(q, d, g) for (q, d), g in qrels.items()]
+    results = {}
+    for engine in wanted:
+        results[engine] = _one_engine(engine, by_engine[engine], qrels, qrel_list, ks, gains,
+                                      unjudged)
+    return results
+
+
+def _one_engine(engine: str, items: list[Labelled], qrels: dict[tuple[str, str], int],
+                qrel_list: list[Qrel], ks: tuple[int, ...], gains: Gains,
+                unjudged: str) -> EngineResult:
+    ranked: dict[str, list[Labelled]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: (i.query_id, i.rank)):
+        if item.label is None and unjudged == "exclude":
+            continue
+        ranked[item.query_id].append(item)
+    queries = sorted({i.query_id for i in items})
+    run = [ScoredDoc(q, i.product_id, float(-pos)) for q, lst in ranked.items()
+           for pos, i in enumerate(lst)]
+    measures: list[Any] = [RR(rel=gains.highly_relevant)]
+    for k in ks:
+        measures += [nDCG @ k, P(rel=gains.highly_relevant) @ k,
+                     P(rel=max(gains.substitute, 1)) @ k, Judged @ k]
+    per_query: dict[str, dict[str, float]] = defaultdict(dict)
+    names = {RR(rel=gains.highly_relevant): "MRR"}
+    for k in ks:
+        names.update({nDCG @ k: f"nDCG@{k}", P(rel=gains.highly_relevant) @ k: f"P@{k}",
+                      P(rel=max(gains.substitute, 1)) @ k: f"P+sub@{k}",
+                      Judged @ k: f"judged@{k}"})
+    for metric in ir_measures.iter_calc(measures, qrel_list, run):
+        per_query[names[metric.measure]][metric.query_id] = metric.value
+    for k in ks:
+        for q in queries:
+            lst = ranked.get(q, [])[:k]
+            grades = [qrels.get((q, i.product_id), 0) for i in lst]
+            per_query[f"ERR@{k}"][q] = err_at(grades, k, gains.highly_relevant)
+            bad = sum(1 for i in lst if i.label == "irrelevant"
+                      or (i.label is None and unjudged == "irrelevant"))
+            per_query[f"irrelevant@{k}"][q] = bad / len(lst) if lst else 0.0
+    # queries with nothing left to rank score 0 (trec_eval leaves them out; we do not)
+    for values in per_query.values():
+        for q in queries:
+            values.setdefault(q, 0.0)
+    coverage = Counter(i.source for i in items)
+    groups: dict[str, dict[str, list[str]]] = {"language": defaultdict(list),
+                                               "query type": defaultdict(list)}
+    for q in queries:
+        first = next(i for i in items if i.query_id == q)
+        groups["language"][first.language].append(q)
+        if first.query_type:
+            groups["query type"][first.query_type].append(q)
+    return EngineResult(engine, queries, dict(per_query),
+                        {"pairs": len(items), **dict(coverage)},
+                        {k: dict(v) for k, v in groups.items() if len(v) > 1})
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int = RESAMPLES,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """(mean, 2.5th, 97.5th percentile of resampled means) over queries."""
+    if len(values) == 0:
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(resamples, len(values)))
+    means = values[idx].mean(axis=1)
+    return float(values.mean()), float(np.percentile(means, 2.5)), float(
+        np.percentile(means, 97.5))
+
+
+def summary(result: EngineResult, queries: list[str] | None = None,
+            resamples: int = RESAMPLES) -> dict[str, dict[str, float]]:
+    chosen = queries or result.queries
+    out = {}
+    for name, values in result.per_query.items():
+        mean, low, high = bootstrap_mean(np.array([values[q] for q in chosen]), resamples)
+        out[name] = {"mean": round(mean, 4), "low": round(low, 4), "high": round(high, 4)}
+    return out
+
+
+def offending(result_items: list[Labelled], query_id: str, k: int) -> list[dict[str, Any]]:
+    """Why a query scores low: irrelevant products in the top k, relevant ones below it."""
+    ranked = sorted((i for i in result_items if i.query_id == query_id), key=lambda i: i.rank)
+    out = []
+    for pos, item in enumerate(ranked, start=1):
+        top = pos <= k
+        if (top and item.label == "irrelevant") or (not top and item.label == "highly relevant"):
+            out.append({"rank": item.rank, "product_id": item.product_id, "title": item.title,
+                        "label": item.label, "why": "irrelevant in the top k" if top
+                        else "highly relevant but ranked below k",
+                        "reasoning": item.reasoning.split(". ")[0][:200],
+                        "judgment_id": item.judgment_id})
+    return out

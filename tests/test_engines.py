@@ -1,0 +1,185 @@
+"""Evaluating engines with a run's labels: measures against trec_eval, gains and k, unjudged
+and escalated pairs, label reuse across engines, compare, trend, TREC round trip (#9)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import pytrec_eval
+from click.testing import CliRunner
+from scipy import stats
+
+from raer.evals.engines import Gains, err_at, evaluate_engines
+from raer.graph.api import judge_pairs
+from raer.graph.cli import main
+from raer.nodes.inputs import Pair
+from raer.store import open_store
+from tests.conftest import guidelines, judgment, requirements, write_jsonl
+
+# the judge's label for each title (the fake model reads the product block)
+LABEL_OF = {"HR": "highly relevant", "SUB": "acceptable substitute", "IRR": "irrelevant",
+            "CJ": "cannot judge"}
+RANKINGS = {  # query -> engine -> titles in rank order (title = label code + id)
+    "black jeans": {"A": ["HR-1", "IRR-2", "SUB-3", "HR-4"], "B": ["SUB-3", "HR-1", "CJ-5"]},
+    "red dress": {"A": ["IRR-6", "HR-7"], "B": ["HR-7", "HR-8", "IRR-6"]},
+    "blue shirt": {"A": ["HR-9", "SUB-10"], "B": ["IRR-11", "HR-9"]},
+}
+
+
+def answers(fake):
+    fake.respond("Requirements", lambda m: requirements(("product type", "x", "must", False)))
+    fake.respond("Guidelines", lambda m: guidelines())
+
+    def judge(messages):
+        block = messages[-1].content.split("<product_data>")[1]
+        code = block.split("title: ")[1].split("-")[0]
+        return judgment(label=LABEL_OF[code], confidence=0.9 if code != "CJ" else 0.3)
+
+    fake.respond("Judgment", judge)
+
+
+def pairs(engines=("A", "B")) -> list[Pair]:
+    return [Pair(query=q, language="en", engine=e, rank=r, product_id=t.split("-")[1],
+                 title=t) for q, by in RANKINGS.items() for e in engines
+            for r, t in enumerate(by[e], start=1)]
+
+
+@pytest.fixture
+async def judged(fake_model, settings):
+    answers(fake_model)
+    await judge_pairs(pairs(), settings)
+    return open_store(settings.db_path), settings.run_id
+
+
+def trec_eval(qrels, run, measure, **kwargs):
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {measure}, **kwargs)
+    return {q: v[measure] for q, v in evaluator.evaluate(run).items()}
+
+
+async def test_measures_match_trec_eval(judged):
+    store, run_id = judged
+    results = evaluate_engines(store, run_id, ks=(3, 5), unjudged="irrelevant")
+    grade = {"HR": 2, "SUB": 1, "IRR": 0, "CJ": 0}
+    qids = {r["text"]: r["id"] for r in store.rows("select id, text from queries")}
+    qrels = {qids[q]: {t.split("-")[1]: grade[t.split("-")[0]] for e in by for t in by[e]
+                       if not t.startswith("CJ")} for q, by in RANKINGS.items()}
+    for engine, result in results.items():
+        run = {qids[q]: {t.split("-")[1]: float(-i) for i, t in enumerate(by[engine])}
+               for q, by in RANKINGS.items()}
+        for ours, theirs, kwargs in (("nDCG@5", "ndcg_cut_5", {}), ("nDCG@3", "ndcg_cut_3", {}),
+                                     ("P@3", "P_3", {"relevance_level": 2}),
+                                     ("P+sub@5", "P_5", {"relevance_level": 1}),
+                                     ("MRR", "recip_rank", {"relevance_level": 2})):
+            expected = trec_eval(qrels, run, theirs, **kwargs)
+            for q, value in expected.items():
+                assert result.per_query[ours][q] == pytest.approx(value), (engine, ours, q)
+
+
+def test_err_follows_its_definition():
+    # grades 2, 0, 1 with max grade 2: stop probabilities 3/4, 0, 1/4
+    assert err_at([2, 0, 1], 3, 2) == pytest.approx(0.75 + 0.25 * 1 * 0.25 / 3)
+    assert err_at([2, 0, 1], 1, 2) == pytest.approx(0.75)
+
+
+async def test_gains_k_unjudged_and_coverage(judged):
+    store, run_id = judged
+    excluded = evaluate_engines(store, run_id, ks=(2,), unjudged="exclude")["B"]
+    kept = evaluate_engines(store, run_id, ks=(2,), unjudged="irrelevant")["B"]
+    q = next(r["id"] for r in store.rows("select id from queries where text = 'black jeans'"))
+    # "cannot judge" (CJ-5, escalated) is unjudged: excluded it leaves the list; kept it is
+    # irrelevant at rank 3 (outside k=2 here, so the top-2 measures agree)
+    assert excluded.per_query["nDCG@2"][q] == kept.per_query["nDCG@2"][q]
+    assert excluded.coverage["unjudged: cannot judge"] == 1
+    assert excluded.coverage["judge"] == 7
+    steep = evaluate_engines(store, run_id, ks=(2,), gains=Gains.parse("3,1,0"))["B"]
+    assert steep.per_query["nDCG@2"][q] != excluded.per_query["nDCG@2"][q]
+    with pytest.raises(ValueError, match="HR >= SUB"):
+        Gains.parse("1,2,0")
+
+
+async def test_a_reviewed_label_wins_and_escalated_ones_count_apart(judged):
+    store, run_id = judged
+    before = evaluate_engines(store, run_id, ks=(3,))["A"]
+    [row] = store.rows("select id from judgments where product_id = '2' and engine = 'A'")
+    store.resolve_review(row["id"], "highly relevant", "ana")
+    after = evaluate_engines(store, run_id, ks=(3,))["A"]
+    assert after.coverage["reviewer"] == 1
+    q = store.rows("select query_id from judgments where id = ?", [row["id"]])[0]["query_id"]
+    assert after.per_query["nDCG@3"][q] > before.per_query["nDCG@3"][q]
+
+
+async def test_labels_are_reused_across_engines(fake_model, settings):
+    answers(fake_model)
+    await judge_pairs(pairs(engines=("A",)), settings)
+    judged_a = len(fake_model.calls("Judgment"))
+    await judge_pairs(pairs(), settings)  # engine B overlaps A in 4 of its 8 products
+    new = len(fake_model.calls("Judgment")) - judged_a
+    products_a = {p.product_id for p in pairs(engines=("A",))}
+    assert new == len({p.product_id for p in pairs(engines=("B",))} - products_a)
+
+
+async def test_evaluate_compare_and_trend_from_the_cli(judged, settings):
+    store, run_id = judged
+    db = settings.db_path
+    first = CliRunner().invoke(main, ["evaluate", run_id, "--db", db, "--k", "3,10",
+                                      "--tag", "monday", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert set(report["engines"]) == {"A", "B"}
+    assert report["engines"]["A"]["worst"][0]["offending"]
+    assert CliRunner().invoke(main, ["trend", "--db", db, "--engine", "A"]).exit_code == 0
+    compared = CliRunner().invoke(main, ["compare", run_id, "--db", db, "--baseline", "A",
+                                         "--candidate", "B", "--k", "3,10", "--json"])
+    out = json.loads(compared.stdout)["candidates"]["B"]["measures"]["nDCG@10"]
+    a = evaluate_engines(store, run_id, ks=(10,))
+    qs = sorted(a["A"].queries)
+    va = np.array([a["A"].per_query["nDCG@10"][q] for q in qs])
+    vb = np.array([a["B"].per_query["nDCG@10"][q] for q in qs])
+    assert out["p_t"] == pytest.approx(stats.ttest_rel(vb, va).pvalue)
+    assert out["wins"] + out["losses"] + out["ties"] == 3
+    # tuesday: people overrule A's top results: the measure drops beyond its interval
+    for r in store.rows("select id from judgments where engine = 'A' and rank = 1"):
+        store.resolve_review(r["id"], "irrelevant", "ana")
+    for r in store.rows("select id from judgments where engine = 'A' and rank = 2"):
+        store.resolve_review(r["id"], "irrelevant", "ana")
+    CliRunner().invoke(main, ["evaluate", run_id, "--db", db, "--k", "3,10", "--tag",
+                              "tuesday"])
+    flagged = CliRunner().invoke(main, ["trend", "--db", db, "--engine", "A", "--json"])
+    assert flagged.exit_code == 1
+    assert json.loads(flagged.stdout)["regressions"] == ["A"]
+
+
+async def test_trec_round_trip_and_bad_trec_input(judged, settings, tmp_path):
+    store, run_id = judged
+    db = settings.db_path
+    files = {kind: tmp_path / f"{kind}.txt" for kind in ("qrels", "run", "queries")}
+    for kind, path in files.items():
+        args = ["export", kind, run_id, "--db", db, "--out", str(path)]
+        result = CliRunner().invoke(main, args + (["--engine", "B"] if kind == "run" else []))
+        assert result.exit_code == 0, result.output
+    assert "0 1 2\n" in files["qrels"].read_text()  # product 1 is highly relevant
+    catalogue = write_jsonl(tmp_path / "catalogue.jsonl", [
+        {"product_id": r["id"], "title": r["title"]}
+        for r in store.rows("select id, title from products")])
+    out = tmp_path / "pairs.jsonl"
+    done = CliRunner().invoke(main, ["import-run", str(files["run"]), "--queries",
+                                     str(files["queries"]), "--catalogue", str(catalogue),
+                                     "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    rebuilt = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = sorted((p.query, p.product_id, p.rank) for p in pairs(engines=("B",)))
+    assert sorted((r["query"], r["product_id"], r["rank"]) for r in rebuilt) == expected
+    assert {r["engine"] for r in rebuilt} == {"B"}
+    for kind in ("quepid", "opensearch"):
+        assert CliRunner().invoke(main, ["export", kind, run_id, "--db", db]).exit_code == 0
+    # bad input: every problem named by file, line and field; nothing written
+    bad = tmp_path / "bad.run"
+    bad.write_text("q1 Q0 1 1 0.5 B\nq1 Q0 2 one 0.4 B\nq1 Q0 3 3\n")
+    failed = CliRunner().invoke(main, ["import-run", str(bad), "--queries",
+                                       str(files["queries"]), "--catalogue", str(catalogue),
+                                       "--out", str(tmp_path / "never.jsonl")])
+    assert failed.exit_code == 2
+    assert f"{bad}:2: rank" in failed.stderr and f"{bad}:3: line" in failed.stderr
+    assert not (tmp_path / "never.jsonl").exists()
