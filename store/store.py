@@ -80,9 +80,13 @@ class CallTally:
     failed: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
+    answers: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Valid answers per node."""
 
     def add(self, row: dict[str, Any]) -> None:
         self.calls += 1
+        if row.get("parsed") is not None:
+            self.answers[row["node"]] = self.answers.get(row["node"], 0) + 1
         self.failed += row.get("error") is not None
         self.tokens += (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)
         self.cost_usd += row.get("cost_usd") or 0.0
@@ -226,7 +230,8 @@ class Store:
         """Calls this process recorded for a run, counted as they were written: progress
         displays read this, not an aggregate over the whole llm_calls table per pair."""
         with self.lock:
-            return dataclasses.replace(self._tallies.get(run_id) or CallTally())
+            tally = self._tallies.get(run_id) or CallTally()
+            return dataclasses.replace(tally, answers=dict(tally.answers))
 
     def successful_call(self, cache_key: str) -> dict[str, Any] | None:
         """The first validated answer recorded for a cache key (errors are never reused)."""

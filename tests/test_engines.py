@@ -183,3 +183,21 @@ async def test_trec_round_trip_and_bad_trec_input(judged, settings, tmp_path):
     assert failed.exit_code == 2
     assert f"{bad}:2: rank" in failed.stderr and f"{bad}:3: line" in failed.stderr
     assert not (tmp_path / "never.jsonl").exists()
+
+
+def test_judge_says_how_many_labels_it_reused(fake_model, tmp_path):
+    answers(fake_model)
+    db = str(tmp_path / "r.db")
+    model = ["--base-url", "http://fake.invalid/v1", "--model", "m", "--vision-model", "pillow"]
+    a = write_jsonl(tmp_path / "a.jsonl", [p.model_dump() for p in pairs(engines=("A",))])
+    both = write_jsonl(tmp_path / "ab.jsonl", [p.model_dump() for p in pairs()])
+    first = json.loads(CliRunner().invoke(main, ["judge", str(a), "--db", db, "--json",
+                                                 *model]).stdout)
+    assert first["labels_reused"] == 0
+    second = json.loads(CliRunner().invoke(main, ["judge", str(both), "--db", db, "--json",
+                                                  *model]).stdout)
+    shared = {p.product_id for p in pairs(engines=("B",))} & {
+        p.product_id for p in pairs(engines=("A",))}
+    assert second["labels_reused"] == len(shared)
+    # "cannot judge" needs a person, and the judge's new products each cost one call
+    assert second["model_calls_this_invocation"] == len(pairs(engines=("B",))) - len(shared)

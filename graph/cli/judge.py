@@ -115,7 +115,9 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
     run_id = settings.run_id
-    calls_before = store.tally(run_id).calls
+    before = store.tally(run_id)
+    calls_before = before.calls
+    finished_before = len(store.finished_pairs(run_id))
     started = time.monotonic()
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -147,6 +149,10 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
         "model_calls_this_invocation": store.tally(run_id).calls - calls_before,
+        # judged now without a judge call: the same judge input was answered before (another
+        # engine listing the product for the query, an earlier run with the same settings)
+        "labels_reused": _reused(len(store.finished_pairs(run_id)) - finished_before, before,
+                                 store.tally(run_id)),
         "run_totals": stats, "by_node": usage_by_node(store, run_id),
         "seconds": round(time.monotonic() - started, 1),
         "offline_model": settings.endpoints["judge"].offline,
@@ -159,7 +165,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             err.print(f"  {node['node']:<22} {node['model']:<28} calls {node['calls']:>4} · "
                       f"tokens {node['tokens']:>7,} · failed {node['failed_calls']} · "
                       f"model time {node['model_seconds']} s")
-        err.print(f"model calls this invocation: {summary['model_calls_this_invocation']} · "
+        err.print(f"labels reused without a call: {summary['labels_reused']} · "
+                  f"model calls this invocation: {summary['model_calls_this_invocation']} · "
                   f"run total {stats['calls']} calls, {stats['tokens']:,} tokens, "
                   f"${stats['cost_usd']:.4f} · {summary['seconds']} s")
         if stats["unpriced_calls"]:
@@ -176,6 +183,11 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         sys.exit(EXIT_INCOMPLETE)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
+
+
+def _reused(judged: int, before, after) -> int:
+    answered = after.answers.get("judge_pair", 0) - before.answers.get("judge_pair", 0)
+    return max(judged - answered, 0)
 
 
 def _print_estimate(result: dict, as_json: bool) -> None:
