@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium esci bench bench-stats
+.PHONY: setup demo test lint server clean chromium esci esci-engines bench bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
@@ -40,6 +40,11 @@ chromium:
 # agreement with people on ../shared/data/esci-us (see evals/esci_us.sh); ~10 minutes
 esci: $(STAMP)
 	evals/esci_us.sh 4
+
+# do these labels rank engines as people's do? five real rankers on ESCI-US test, scored by
+# people and by the baselines (and by the offline model's run when `make esci` made one)
+esci-engines: $(STAMP)
+	evals/esci_engines.sh
 
 # 20,000 pairs against a mock OpenAI server on loopback; ~25 minutes (benchmarks/run.py)
 bench: $(STAMP)

@@ -201,3 +201,40 @@ def test_judge_says_how_many_labels_it_reused(fake_model, tmp_path):
     assert second["labels_reused"] == len(shared)
     # "cannot judge" needs a person, and the judge's new products each cost one call
     assert second["model_calls_this_invocation"] == len(pairs(engines=("B",))) - len(shared)
+
+
+def test_tau_ap_weighs_swaps_near_the_top_more():
+    from raer.evals.meta_eval import tau_ap
+
+    truth = [3.0, 2.0, 1.0]
+    assert tau_ap(truth, [3.0, 1.0, 2.0]) == pytest.approx(0.5)  # swap at the bottom
+    assert tau_ap(truth, [2.0, 3.0, 1.0]) == pytest.approx(0.0)  # swap at the top
+    assert stats.kendalltau(truth, [3.0, 1.0, 2.0]).statistic == pytest.approx(1 / 3)
+    assert tau_ap(truth, truth) == 1.0
+
+
+def test_meta_evaluation_ranks_real_engines_on_people_labels(tmp_path):
+    """Five real rankers on a small slice of ESCI-US; people's labels agree with themselves
+    perfectly, and a label source that calls everything relevant cannot order engines."""
+    from raer.evals.meta_eval import ENGINES, meta_evaluate
+    from raer.graph.cli import main as cli
+    from tests.conftest import SHARED_DATA
+
+    text = (SHARED_DATA / "esci-us" / "pairs.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.split("\n") if line.strip()]
+    first = sorted({r["esci_query_id"] for r in rows if r["split"] == "test"})[:4]
+    sample = write_jsonl(tmp_path / "esci.jsonl",
+                         [r for r in rows if r["esci_query_id"] in first])
+    db = str(tmp_path / "m.db")
+    assert CliRunner().invoke(cli, ["labels", "import", "esci-sample", str(sample), "--db", db,
+                                    "--source", "esci-us"]).exit_code == 0
+    majority = json.loads(CliRunner().invoke(cli, [
+        "baseline", "majority", "--db", db, "--source", "esci-us", "--fit-split", "test",
+        "--split", "test"]).stdout)["run_id"]
+    report = meta_evaluate(open_store(db), "esci-us", [majority], "test", k=10)
+    people = report["label_sources"]["people"]
+    assert people["queries"] == 4 and set(people["nDCG@10"]) == set(ENGINES)
+    assert people["kendall_tau"] == people["tau_ap"] == 1.0
+    assert people["significance_agreement"] == 1.0
+    assert report["label_sources"][majority]["kendall_tau"] is None  # all one label
+    assert people["nDCG@10"]["bm25"] > people["nDCG@10"]["bm25-reversed"]

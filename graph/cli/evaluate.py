@@ -266,3 +266,40 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
     if regressions:
         click.echo(f"regression in {measure}: {', '.join(regressions)}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+@click.command("meta-eval")
+@db_option
+@click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
+@click.option("--split", default="", help="Only this split (e.g. test).")
+@click.option("--run", "runs", multiple=True,
+              help="A label source to test: a judged run or a baseline (repeat).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1))
+@json_option
+def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: int,
+              as_json: bool) -> None:
+    """Do these labels rank engines as people's do? Five real rankers (BM25, dense, hybrid,
+    random, BM25 reversed) over the labelled candidates, scored by each label source."""
+    from raer.evals.meta_eval import ENGINES, meta_evaluate
+
+    try:
+        report = meta_evaluate(open_store(db_path), source, list(runs), split, k)
+    except LookupError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"nDCG@{k} per engine by label source ({source}"
+                        + (f", {split}" if split else "") + ")")
+    for column in ("label source", "queries", *ENGINES, "τ", "τ_AP", "per-query r",
+                   "same decisions"):
+        table.add_column(column, justify="right")
+    for name, r in report["label_sources"].items():
+        table.add_row(Text(name), str(r["queries"]),
+                      *(f"{r[f'nDCG@{k}'][e]:.3f}" for e in ENGINES),
+                      *("-" if r[c] is None else f"{r[c]:.2f}" for c in ("kendall_tau",
+                                                                          "tau_ap")),
+                      "-" if r["per_query_pearson"] is None else f"{r['per_query_pearson']:.2f}",
+                      f"{r['significance_agreement']:.0%}")
+    Console(highlight=False).print(table)
