@@ -238,3 +238,30 @@ def test_meta_evaluation_ranks_real_engines_on_people_labels(tmp_path):
     assert people["significance_agreement"] == 1.0
     assert report["label_sources"][majority]["kendall_tau"] is None  # all one label
     assert people["nDCG@10"]["bm25"] > people["nDCG@10"]["bm25-reversed"]
+
+
+def test_ppi_corrects_a_biased_judge_with_a_few_people_labels(tmp_path):
+    """The lexical baseline as the judge on 6 ESCI-US test queries: its nDCG is biased
+    upwards; the PPI interval is no wider than the people-only one and both are reported
+    with their coverage of the all-people value."""
+    from raer.evals.ppi import ppi_report
+    from raer.graph.cli import main as cli
+    from tests.conftest import SHARED_DATA
+
+    text = (SHARED_DATA / "esci-us" / "pairs.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.split("\n") if line.strip()]
+    chosen = sorted({r["esci_query_id"] for r in rows if r["split"] == "test"})[:6]
+    sample = write_jsonl(tmp_path / "esci.jsonl", [r for r in rows
+                                                   if r["esci_query_id"] in chosen])
+    db = str(tmp_path / "p.db")
+    CliRunner().invoke(cli, ["labels", "import", "esci-sample", str(sample), "--db", db,
+                             "--source", "esci-us"])
+    lexical = json.loads(CliRunner().invoke(cli, [
+        "baseline", "lexical", "--db", db, "--source", "esci-us", "--fit-split", "test",
+        "--split", "test"]).stdout)["run_id"]
+    report = ppi_report(open_store(db), "esci-us", lexical, [150], "test", repeats=30)
+    bm25 = report["engines"]["bm25"]
+    assert bm25["judge_all"] != bm25["people_all"]
+    b = bm25["budgets"][150]
+    assert b["ppi"]["mean_width"] <= b["people only"]["mean_width"] * 1.05
+    assert 0 <= b["ppi"]["coverage"] <= 1

@@ -39,12 +39,13 @@ COMMANDS = {
     "compare": ("evaluate", "compare", "Compare engines query by query, with significance."),
     "trend": ("evaluate", "trend", "Measures over stored evaluations; exit 1 on a regression."),
     "meta-eval": ("evaluate", "meta_eval", "Do a label source rank engines as people do?"),
+    "ppi": ("evaluate", "ppi", "Judge labels corrected by a few human ones (PPI)."),
     "export": ("trec", "export", "Write qrels, runs, Quepid or OpenSearch judgment files."),
     "import-run": ("trec", "import_run", "Build pairs from a TREC run, queries and catalogue."),
 }
 EXTRAS = {"sklearn": "evals", "scipy": "evals", "matplotlib": "evals", "krippendorff": "evals",
           "ir_measures": "evals", "pytrec_eval": "evals", "bm25s": "evals",
-          "wordllama": "evals",
+          "wordllama": "evals", "ppi_py": "evals",
           "xllamacpp": "offline", "langgraph_api": "server"}
 
 

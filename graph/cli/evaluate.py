@@ -303,3 +303,42 @@ def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: i
                       "-" if r["per_query_pearson"] is None else f"{r['per_query_pearson']:.2f}",
                       f"{r['significance_agreement']:.0%}")
     Console(highlight=False).print(table)
+
+
+@click.command("ppi")
+@db_option
+@click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
+@click.option("--run", "run_id", required=True, help="The judge's labels (a run).")
+@click.option("--split", default="", help="Only this split (e.g. test).")
+@click.option("--budgets", default="50,200,500,1000", show_default=True,
+              help="Human-labelled pairs to simulate (whole queries are sampled).")
+@click.option("--repeats", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1))
+@json_option
+def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeats: int,
+        k: int, as_json: bool) -> None:
+    """How many human labels make the judge's engine scores trustworthy? Prediction-powered
+    nDCG@k against people-only estimates, simulated at several human budgets."""
+    from raer.evals.ppi import ppi_report
+
+    try:
+        report = ppi_report(open_store(db_path), source, run_id,
+                            [int(b) for b in budgets.split(",")], split, k, repeats)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"nDCG@{k}: 95% interval width and coverage by human budget "
+                        f"({report['queries']} queries, {repeats} samples each)")
+    for column in ("engine", "people (all)", "judge (all)", "budget", "people-only width",
+                   "coverage", "PPI width", "coverage"):
+        table.add_column(column, justify="right")
+    for engine, row in report["engines"].items():
+        for budget, b in row["budgets"].items():
+            table.add_row(engine, f"{row['people_all']:.3f}", f"{row['judge_all']:.3f}",
+                          str(budget), f"{b['people only']['mean_width']}",
+                          f"{b['people only']['coverage']:.0%}", f"{b['ppi']['mean_width']}",
+                          f"{b['ppi']['coverage']:.0%}")
+    Console(highlight=False).print(table)
