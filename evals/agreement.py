@@ -34,6 +34,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from raer.evals.rows import JudgedPair
 from raer.nodes.schemas import LABELS, TIE_RULES
 from raer.store import Store
 
@@ -43,15 +44,9 @@ ESCI_RAW = ["E", "S", "C", "I"]
 
 
 @dataclass
-class Item:
+class Item(JudgedPair):
     """One judged pair with its human labels."""
 
-    judgment_id: str
-    query_id: str
-    query: str
-    language: str
-    query_type: str
-    engine: str
     product_id: str
     title: str
     status: str

@@ -38,16 +38,8 @@ def overlap(query: str, product: dict[str, Any]) -> float:
 def labelled_pairs(store: Store, source: str, split: str = "",
                    ties: str = "median") -> list[dict[str, Any]]:
     """One row per labelled (query, product) with the human labels gathered."""
-    sql = """select h.query_id, q.text as query, h.product_id, p.title, p.brand, p.colour,
-                    p.category, h.annotator, h.label
-             from human_labels h join queries q on q.id = h.query_id
-             join products p on p.id = h.product_id where h.source = ?"""
-    params = [source]
-    if split:
-        sql += " and h.split = ?"
-        params.append(split)
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in store.rows(sql + " order by h.query_id, h.product_id", params):
+    for r in store.human_label_rows(source, split):
         pair = pairs.setdefault((r["query_id"], r["product_id"]), {**r, "humans": {}})
         pair["humans"][r["annotator"]] = r["label"]
     for pair in pairs.values():

@@ -25,6 +25,7 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, Judged, P, Qrel, ScoredDoc, nDCG
 
+from raer.evals.rows import JudgedPair
 from raer.nodes.schemas import LABELS
 from raer.store import Store
 
@@ -56,15 +57,9 @@ class Gains:
 
 
 @dataclass
-class Labelled:
+class Labelled(JudgedPair):
     """One engine result with its effective label and where the label came from."""
 
-    judgment_id: str
-    query_id: str
-    query: str
-    language: str
-    query_type: str
-    engine: str
     rank: int
     product_id: str
     title: str

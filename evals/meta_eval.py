@@ -36,22 +36,14 @@ ENGINES = ("bm25", "dense", "hybrid", "random", "bm25-reversed")
 
 def candidates(store: Store, source: str, split: str = "") -> dict[str, dict[str, Any]]:
     """Per query: its text and the labelled products (id and text), from imported labels."""
-    sql = """select h.query_id, q.text, p.id, p.title, p.brand, p.description, p.attributes,
-                    h.annotator, h.label
-             from human_labels h join queries q on q.id = h.query_id
-             join products p on p.id = h.product_id where h.source = ?"""
-    params = [source]
-    if split:
-        sql += " and h.split = ?"
-        params.append(split)
     out: dict[str, dict[str, Any]] = {}
-    for r in store.rows(sql + " order by h.query_id, p.id", params):
-        query = out.setdefault(r["query_id"], {"text": r["text"], "products": {},
+    for r in store.human_label_rows(source, split):
+        query = out.setdefault(r["query_id"], {"text": r["query"], "products": {},
                                                "labels": defaultdict(dict)})
         attributes = " ".join(json.loads(r["attributes"] or "{}").values())
-        query["products"][r["id"]] = " ".join(filter(None, (
+        query["products"][r["product_id"]] = " ".join(filter(None, (
             r["title"], r["brand"], r["description"], attributes)))
-        query["labels"][r["id"]][r["annotator"]] = r["label"]
+        query["labels"][r["product_id"]][r["annotator"]] = r["label"]
     if not out:
         raise LookupError(f"no human labels from source {source!r}"
                           + (f" in split {split!r}" if split else ""))

@@ -50,6 +50,11 @@ def _clamp_confidence(value: Any) -> Any:
     return round(min(1.0, max(0.0, number)), 1)
 
 
+def first(n: int) -> BeforeValidator:
+    """Keep the first n items of a list the model made too long (truncate, not reject)."""
+    return BeforeValidator(lambda value: value[:n] if isinstance(value, list) else value)
+
+
 Confidence = Annotated[
     float,
     BeforeValidator(_clamp_confidence),
@@ -129,12 +134,7 @@ class Requirement(BaseModel):
 
 class Requirements(BaseModel):
     reasoning: capped(200, "Short analysis of what the shopper wants.")
-    requirements: list[Requirement] = Field(max_length=6)
-
-    @field_validator("requirements", mode="before")
-    @classmethod
-    def _at_most_six(cls, value: Any) -> Any:
-        return value[:6] if isinstance(value, list) else value
+    requirements: Annotated[list[Requirement], first(6)] = Field(max_length=6)
 
     @property
     def ambiguous_terms(self) -> list[str]:
@@ -149,15 +149,12 @@ class Guidelines(BaseModel):
 
 class PackshotDescription(BaseModel):
     product_type: capped(60, "What the product is, as seen.")
-    colours: list[capped(30)] = Field(max_length=5, description="Main colours, most first.")
+    colours: Annotated[list[capped(30)], first(5)] = Field(
+        max_length=5, description="Main colours, most first.")
     pattern: capped(60, "Pattern, e.g. plain, striped, checked, floral, logo print.")
     visible_text: capped(120, "Text or logo visible on the product, copied exactly; empty if none.")
     details: capped(300, "Cut, material and notable details.")
 
-    @field_validator("colours", mode="before")
-    @classmethod
-    def _at_most_five(cls, value: Any) -> Any:
-        return value[:5] if isinstance(value, list) else value
 
 
 class RequirementVerdict(BaseModel):
@@ -204,12 +201,7 @@ class _Reasoned(BaseModel):
     Subclasses add the label (or grade) after them, keeping reasoning before the answer."""
 
     reasoning: capped(400, "Step by step: check each requirement against the product.")
-    verdicts: list[RequirementVerdict] = Field(max_length=6)
-
-    @field_validator("verdicts", mode="before")
-    @classmethod
-    def _at_most_six(cls, value: Any) -> Any:
-        return value[:6] if isinstance(value, list) else value
+    verdicts: Annotated[list[RequirementVerdict], first(6)] = Field(max_length=6)
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> _Reasoned:

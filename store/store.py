@@ -322,6 +322,20 @@ class Store:
                left join reviews r on r.judgment_id = j.id
                where j.run_id = ? order by j.query_id, j.engine, j.rank""", [run_id])
 
+    def human_label_rows(self, source: str, split: str = "") -> list[dict[str, Any]]:
+        """Imported human labels of a source (one row per annotator and pair), with the
+        query text and the product's text fields."""
+        sql = """select h.query_id, q.text as query, h.product_id, p.title, p.brand,
+                        p.colour, p.category, p.description, p.attributes, h.annotator,
+                        h.label
+                 from human_labels h join queries q on q.id = h.query_id
+                 join products p on p.id = h.product_id where h.source = ?"""
+        params = [source]
+        if split:
+            sql += " and h.split = ?"
+            params.append(split)
+        return self.rows(sql + " order by h.query_id, h.product_id", params)
+
     def save_evaluation(self, row: dict[str, Any]) -> int:
         with self.atomic():
             return self.db["evaluations"].insert({**row, "created_at": now()}).last_pk

@@ -268,6 +268,19 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def _report_or_exit(make, as_json: bool) -> dict:
+    """Build a report; bad input ends with exit 2; --json prints it and ends."""
+    try:
+        report = make()
+    except (LookupError, ValueError) as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        sys.exit(0)
+    return report
+
+
 @click.command("meta-eval")
 @db_option
 @click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
@@ -282,14 +295,8 @@ def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: i
     random, BM25 reversed) over the labelled candidates, scored by each label source."""
     from raer.evals.meta_eval import ENGINES, meta_evaluate
 
-    try:
-        report = meta_evaluate(open_store(db_path), source, list(runs), split, k)
-    except LookupError as exc:
-        click.echo(f"bad input: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
+    report = _report_or_exit(lambda: meta_evaluate(open_store(db_path), source, list(runs),
+                                                   split, k), as_json)
     table = Table(title=f"nDCG@{k} per engine by label source ({source}"
                         + (f", {split}" if split else "") + ")")
     for column in ("label source", "queries", *ENGINES, "τ", "τ_AP", "per-query r",
@@ -321,15 +328,9 @@ def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeat
     nDCG@k against people-only estimates, simulated at several human budgets."""
     from raer.evals.ppi import ppi_report
 
-    try:
-        report = ppi_report(open_store(db_path), source, run_id,
-                            [int(b) for b in budgets.split(",")], split, k, repeats)
-    except (LookupError, ValueError) as exc:
-        click.echo(f"bad input: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
+    report = _report_or_exit(lambda: ppi_report(
+        open_store(db_path), source, run_id, [int(b) for b in budgets.split(",")], split, k,
+        repeats), as_json)
     table = Table(title=f"nDCG@{k}: 95% interval width and coverage by human budget "
                         f"({report['queries']} queries, {repeats} samples each)")
     for column in ("engine", "people (all)", "judge (all)", "budget", "people-only width",
