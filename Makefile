@@ -26,6 +26,9 @@ demo: $(STAMP)
 	# exit 1 means some pairs failed and were recorded with their reason: still a demo
 	$(BIN)/raer judge demo/pairs.jsonl --db demo.db || test $$? -eq 1
 	$(BIN)/raer review list --db demo.db
+	# two engines ranked the same products: compared with the offline model's (chance) labels
+	$(BIN)/raer compare latest --db demo.db --baseline demo-engine --candidate demo-engine-b \
+	  --k 3,5 --losses 1
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check .

@@ -6,6 +6,10 @@ appear under several queries and are described once. A few products are delibera
 awkward: one has no image, one points at a missing file, one at a corrupt file, and one
 carries an instruction planted in its description.
 
+Two engines return the 8 products of each query: "demo-engine" and "demo-engine-b", which
+ranks the same products differently, so the demo ends by comparing them (with the offline
+model's labels, a comparison of noise).
+
 Run: python demo/make_demo.py   (rewrites demo/images/ and demo/pairs.jsonl)
 """
 
@@ -176,15 +180,22 @@ QUERIES = [
 ]
 
 
+def engine_b(ids: list[str]) -> list[str]:
+    """A second engine's list for the same query: the same products, the first three moved
+    to the bottom. Its labels cost nothing: the judge's input does not name the engine."""
+    return ids[3:] + ids[:3]
+
+
 def main() -> None:
     (HERE / "images").mkdir(exist_ok=True)
     products = catalogue()
     with (HERE / "pairs.jsonl").open("w", encoding="utf-8") as out:
-        for query, language, ids in QUERIES:
-            for rank, pid in enumerate(ids, start=1):
-                row = {"query": query, "language": language, "engine": "demo-engine",
-                       "rank": rank, **products[pid]}
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for engine, order in (("demo-engine", list), ("demo-engine-b", engine_b)):
+            for query, language, ids in QUERIES:
+                for rank, pid in enumerate(order(ids), start=1):
+                    row = {"query": query, "language": language, "engine": engine,
+                           "rank": rank, **products[pid]}
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

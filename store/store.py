@@ -296,6 +296,11 @@ class Store:
             "select j.*, q.text as query from judgments j join queries q on q.id = j.query_id "
             "where j.run_id = ?", [run_id])}
 
+    def latest_judging_run(self) -> str | None:
+        rows = self.rows("select id from runs where settings not like '%\"baseline\"%' "
+                         "order by created_at desc limit 1")
+        return rows[0]["id"] if rows else None
+
     def run_row(self, run_id: str) -> dict[str, Any] | None:
         rows = self.rows("select * from runs where id = ?", [run_id])
         return rows[0] if rows else None

@@ -265,3 +265,20 @@ def test_ppi_corrects_a_biased_judge_with_a_few_people_labels(tmp_path):
     b = bm25["budgets"][150]
     assert b["ppi"]["mean_width"] <= b["people only"]["mean_width"] * 1.05
     assert 0 <= b["ppi"]["coverage"] <= 1
+
+
+def test_the_demo_compares_its_two_engines_without_paying_twice(standard_answers, tmp_path):
+    from tests.conftest import REPO
+
+    db = str(tmp_path / "demo.db")
+    judged = CliRunner().invoke(main, ["judge", str(REPO / "demo" / "pairs.jsonl"), "--db", db,
+                                       "--base-url", "http://fake.invalid/v1", "--model", "m",
+                                       "--vision-model", "pillow", "--json"])
+    summary = json.loads(judged.stdout)
+    assert summary["pairs"] == 128 and summary["labels_reused"] == 64
+    assert len(standard_answers.calls("Judgment")) == 64
+    compared = CliRunner().invoke(main, ["compare", "latest", "--db", db, "--baseline",
+                                         "demo-engine", "--candidate", "demo-engine-b",
+                                         "--k", "3,5", "--json"])
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.stdout)["candidates"]["demo-engine-b"]["queries"] == 8

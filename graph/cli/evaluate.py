@@ -47,7 +47,7 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def _common(func):
     for option in reversed([
-        click.argument("run_id"),
+        click.argument("run_id"),  # "latest": the store's most recent judging run
         db_option,
         click.option("--k", "k_text", default=",".join(map(str, DEFAULT_K)), show_default=True,
                      help="Cut-offs for the measures."),
@@ -65,6 +65,8 @@ def _common(func):
 def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged):
     store = open_store(db_path)
     try:
+        if run_id == "latest":
+            run_id = store.latest_judging_run() or "latest"
         gains = Gains.parse(gains_text)
         results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
                                    gains=gains, unjudged=unjudged)
@@ -85,6 +87,7 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
     """Measure each engine in RUN_ID with the run's labels (nDCG, P, ERR, MRR …)."""
     store, gains, results = _evaluate(db_path, run_id, [e for e in engines.split(",") if e],
                                       k_text, gains_text, unjudged)
+    run_id = store.latest_judging_run() if run_id == "latest" else run_id
     ks = _ks(k_text)
     k_worst = max([k for k in ks if k <= 10] or [ks[0]])
     items = effective_labels(store, run_id)
@@ -180,6 +183,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
     """Compare candidate engines with a baseline in RUN_ID, query by query."""
     store, _, results = _evaluate(db_path, run_id, [baseline, *candidates], k_text,
                                   gains_text, unjudged)
+    run_id = store.latest_judging_run() if run_id == "latest" else run_id
     items = effective_labels(store, run_id)
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
