@@ -34,7 +34,10 @@ ESCI_MAPPING = {"E": "highly relevant", "S": "acceptable substitute", "C": "irre
 WANDS_MAPPING = {"Exact": "highly relevant", "Partial": "acceptable substitute",
                  "Irrelevant": "irrelevant"}
 RAER_MAPPING = {label: label for label in LABELS}
-MAPPINGS = {"esci": ESCI_MAPPING, "wands": WANDS_MAPPING, "raer": RAER_MAPPING}
+# TREC grades as trec_eval reads them with raer's default gains (2, 1, 0)
+TREC_MAPPING = {"2": "highly relevant", "1": "acceptable substitute", "0": "irrelevant"}
+MAPPINGS = {"esci": ESCI_MAPPING, "wands": WANDS_MAPPING, "raer": RAER_MAPPING,
+            "trec": TREC_MAPPING}
 
 
 @dataclass(frozen=True)

@@ -282,3 +282,30 @@ def test_the_demo_compares_its_two_engines_without_paying_twice(standard_answers
                                          "--k", "3,5", "--json"])
     assert compared.exit_code == 0, compared.output
     assert json.loads(compared.stdout)["candidates"]["demo-engine-b"]["queries"] == 8
+
+
+async def test_trec_qrels_import_as_human_labels(judged, settings, tmp_path):
+    store, run_id = judged
+    db = settings.db_path
+    qrels, queries = tmp_path / "q.qrels", tmp_path / "q.tsv"
+    for kind, path in (("qrels", qrels), ("queries", queries)):
+        CliRunner().invoke(main, ["export", kind, run_id, "--db", db, "--out", str(path)])
+    catalogue = write_jsonl(tmp_path / "c.jsonl", [
+        {"product_id": r["id"], "title": r["title"]}
+        for r in store.rows("select id, title from products")])
+    other = str(tmp_path / "other.db")
+    done = CliRunner().invoke(main, ["labels", "import", "trec", str(qrels), "--db", other,
+                                     "--queries", str(queries), "--catalogue", str(catalogue),
+                                     "--source", "assessors"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["labels"] == len(qrels.read_text().splitlines())
+    back = CliRunner().invoke(main, ["export", "qrels", "--human", "assessors", "--db", other])
+    # the same grades come back (query ids are the store's own: the same text and language)
+    assert sorted(back.stdout.splitlines()) == sorted(qrels.read_text().splitlines())
+    bad = tmp_path / "bad.qrels"
+    bad.write_text("nope 0 1 2\nq-x 0 1\n")
+    failed = CliRunner().invoke(main, ["labels", "import", "trec", str(bad), "--db", other,
+                                       "--queries", str(queries), "--catalogue",
+                                       str(catalogue)])
+    assert failed.exit_code == 2 and f"{bad}:1: qid" in failed.stderr
+    assert f"{bad}:2: line" in failed.stderr

@@ -25,7 +25,8 @@ from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
 from raer.nodes.inputs import InputError
 from raer.store import open_store
 
-DEFAULT_MAPPING = {"esci-sample": "esci", "esci": "esci", "wands": "wands", "table": "raer"}
+DEFAULT_MAPPING = {"esci-sample": "esci", "esci": "esci", "wands": "wands", "table": "raer",
+                   "trec": "trec"}
 
 
 @click.group()
@@ -62,10 +63,14 @@ def labels() -> None:
 @click.option("--products", type=click.Path(exists=True),
               help="esci: the products parquet beside the examples parquet.")
 @click.option("--locale", default="us", help="esci: product locale.")
+@click.option("--queries", "queries_file", type=click.Path(exists=True),
+              help="trec: qid<TAB>query per line, or JSONL {qid, query}.")
+@click.option("--catalogue", type=click.Path(exists=True),
+              help="trec: products (JSONL, CSV or Parquet) with product_id, title, ….")
 def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
                   annotators: str, columns: str, duplicates: str, dev_share: float | None,
                   seed: int, spread: str, raters: int, scale: str, products: str | None,
-                  locale: str) -> None:
+                  locale: str, queries_file: str | None, catalogue: str | None) -> None:
     """Import human labels of KIND from PATH.
 
     \b
@@ -73,6 +78,7 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
     esci         shopping_queries_dataset_examples.parquet (+ --products)
     wands        the WANDS folder with query.csv, product.csv, label.csv
     table        CSV/TSV/JSONL/Parquet pairs with one column per annotator (--annotators)
+    trec         TREC qrels (qid iter docid grade) + --queries + --catalogue
 
     A `split` column (e.g. dev/test) is stored with each label; --split-by-query makes one.
     Every problem is reported at once, with file, line and field; nothing is written then.
@@ -88,6 +94,12 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
             items = read_esci_official(path, products, locale, chosen)
         elif kind == "wands":
             items = read_wands(path, chosen)
+        elif kind == "trec":
+            if not (queries_file and catalogue):
+                raise click.UsageError("trec needs --queries and --catalogue")
+            from raer.evals.trec import read_trec_qrels
+
+            items = read_trec_qrels(path, queries_file, catalogue, chosen)
         else:
             table = read_label_table_full(path, [a.strip() for a in annotators.split(",")],
                                           chosen, parse_columns(columns), duplicates, spread,

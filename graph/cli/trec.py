@@ -20,9 +20,10 @@ from pathlib import Path
 import click
 
 from raer.evals.engines import Gains, effective_labels, qrels_of
+from raer.evals.trec import read_catalogue, read_queries, read_trec_run
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
-from raer.nodes.inputs import InputError, Pair, read_records
-from raer.nodes.schemas import LABELS, Product
+from raer.nodes.inputs import InputError, Pair
+from raer.nodes.schemas import LABELS
 from raer.store import open_store
 
 FORMATS = ("qrels", "run", "queries", "quepid", "opensearch")
@@ -105,70 +106,6 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains
         click.echo(buffer.getvalue(), nl=False)
     else:
         Path(out_path).write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def read_trec_run(path: Path) -> list[tuple[int, str, str, int, str]]:
-    """(line, qid, docid, rank, tag) per line of a TREC run; problems raise InputError."""
-    rows, problems = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 6:
-            problems.append((str(path), n, "line", f"expected 6 fields "
-                             f"(qid Q0 docid rank score tag), found {len(parts)}"))
-            continue
-        qid, _, docid, rank, score, tag = parts
-        try:
-            float(score)
-        except ValueError:
-            problems.append((str(path), n, "score", f"not a number: {score!r}"))
-            continue
-        if not rank.lstrip("-").isdigit():
-            problems.append((str(path), n, "rank", f"not an integer: {rank!r}"))
-            continue
-        rows.append((n, qid, docid, int(rank), tag))
-    if problems:
-        raise InputError(problems)
-    return rows
-
-
-def read_queries(path: Path) -> dict[str, str]:
-    problems, queries = [], {}
-    if path.suffix == ".jsonl":
-        for n, record in read_records(path):
-            if not isinstance(record, dict) or not record.get("qid") or not record.get("query"):
-                problems.append((str(path), n, "qid/query", "both are required"))
-            else:
-                queries[str(record["qid"])] = str(record["query"])
-    else:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                qid, sep, text = line.partition("\t")
-                if not sep or not text.strip():
-                    problems.append((str(path), n, "query", "expected 'qid<TAB>query text'"))
-                else:
-                    queries[qid.strip()] = text.strip()
-    if problems:
-        raise InputError(problems)
-    return queries
-
-
-def read_catalogue(path: Path) -> dict[str, Product]:
-    problems, products = [], {}
-    for n, record in read_records(path):
-        try:
-            product = Product.model_validate({k: v for k, v in record.items()
-                                              if k in Product.model_fields})
-        except Exception as exc:  # a pydantic ValidationError: name the fields
-            for error in getattr(exc, "errors", lambda: [])():
-                problems.append((str(path), n, ".".join(map(str, error["loc"])),
-                                 error["msg"]))
-            continue
-        products[product.product_id] = product
-    if problems:
-        raise InputError(problems)
-    return products
 
 
 @click.command("import-run")
