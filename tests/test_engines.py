@@ -309,3 +309,16 @@ async def test_trec_qrels_import_as_human_labels(judged, settings, tmp_path):
                                        str(catalogue)])
     assert failed.exit_code == 2 and f"{bad}:1: qid" in failed.stderr
     assert f"{bad}:2: line" in failed.stderr
+
+
+async def test_compare_the_same_engine_across_two_runs(judged, settings, fake_model):
+    from dataclasses import replace
+
+    store, run_id = judged
+    await judge_pairs(pairs(), replace(settings, run_name="tomorrow"))
+    result = CliRunner().invoke(main, ["compare", run_id, "--db", settings.db_path,
+                                       "--baseline", "A", "--candidate", "A",
+                                       "--candidate-run", "tomorrow", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["candidates"]["A (tomorrow)"]["measures"]["nDCG@10"]
+    assert (row["wins"], row["losses"], row["ties"]) == (0, 0, 3)  # same labels, same lists

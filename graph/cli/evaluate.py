@@ -178,13 +178,29 @@ def _paired(base: dict[str, float], cand: dict[str, float], queries: list[str],
               help="An engine to test (repeat for several).")
 @click.option("--losses", default=5, show_default=True, type=click.IntRange(0),
               help="Queries with the largest losses listed per candidate.")
+@click.option("--candidate-run", default="",
+              help="Read the candidates from this run instead (yesterday's baseline in "
+                   "RUN_ID, today's results judged in another run); queries are paired by "
+                   "their text and language.")
 def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
-            as_json: bool, baseline: str, candidates: tuple[str, ...], losses: int) -> None:
+            as_json: bool, baseline: str, candidates: tuple[str, ...], losses: int,
+            candidate_run: str) -> None:
     """Compare candidate engines with a baseline in RUN_ID, query by query."""
-    store, _, results = _evaluate(db_path, run_id, [baseline, *candidates], k_text,
-                                  gains_text, unjudged)
+    if candidate_run:
+        store, _, results = _evaluate(db_path, run_id, [baseline], k_text, gains_text,
+                                      unjudged)
+        _, _, theirs = _evaluate(db_path, candidate_run, list(candidates), k_text,
+                                 gains_text, unjudged)
+        # the same engine may be on both sides (yesterday's and today's): name them apart
+        engine_of = {f"{c} ({candidate_run})": c for c in candidates}
+        results.update({shown: theirs[c] for shown, c in engine_of.items()})
+        candidates = tuple(engine_of)
+    else:
+        engine_of = {c: c for c in candidates}
+        store, _, results = _evaluate(db_path, run_id, [baseline, *candidates], k_text,
+                                      gains_text, unjudged)
     run_id = store.latest_judging_run() if run_id == "latest" else run_id
-    items = effective_labels(store, run_id)
+    items = effective_labels(store, candidate_run or run_id)
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
     base = results[baseline]
@@ -198,7 +214,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
         delta = {q: results[cand].per_query[main][q] - base.per_query[main][q] for q in shared}
         worst = [{"query": next(i.query for i in items if i.query_id == q), "query_id": q,
                   "delta": round(delta[q], 4),
-                  "offending": offending([i for i in items if i.engine == cand], q,
+                  "offending": offending([i for i in items if i.engine == engine_of[cand]], q,
                                          int(main.split("@")[1]))}
                  for q in sorted(shared, key=lambda q: delta[q])[:losses] if delta[q] < 0]
         report["candidates"][cand] = {"queries": len(shared), "measures": rows,
