@@ -88,3 +88,17 @@ def usage_by_node(rows: list[dict[str, Any]], title: str) -> str:
         ax.invert_yaxis()
     fig.suptitle(title, fontsize=10)
     return _svg(fig)
+
+
+def trend_lines(series: dict[str, list[dict[str, Any]]], measure: str) -> str:
+    """Each engine's measure over its stored evaluations, with the 95% intervals."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for engine, points in series.items():
+        xs = list(range(1, len(points) + 1))
+        ax.plot(xs, [p["mean"] for p in points], marker="o", label=engine or "(none)")
+        ax.fill_between(xs, [p["low"] for p in points], [p["high"] for p in points], alpha=0.2)
+    ax.set_xlabel("evaluation (oldest first)")
+    ax.set_ylabel(measure)
+    ax.set_title(f"{measure} over time")
+    ax.legend(fontsize=8)
+    return _svg(fig)

@@ -113,14 +113,60 @@ def html_report(data: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+ENGINE_MEASURES = ("nDCG@10", "P@10", "ERR@10", "MRR", "irrelevant@10", "judged@10")
+
+
+def engine_sections(store: Store, run_ids: list[str]) -> tuple[list[str], list[str]]:
+    """(Markdown lines, HTML parts): each run's engines with the run's labels (only runs
+    whose pairs carry engine ranks), and the stored evaluations over time."""
+    from raer.evals.engines import evaluate_engines, summary
+
+    md: list[str] = []
+    parts: list[str] = []
+    for run_id in run_ids:
+        ranked = store.rows("select count(*) as n from judgments where run_id = ? and "
+                            "rank is not null", [run_id])[0]["n"]
+        if not ranked:
+            continue
+        results = evaluate_engines(store, run_id, ks=(10,))
+        head = "| engine | queries | " + " | ".join(ENGINE_MEASURES) + " |"
+        rows = [head, "|" + "---|" * (len(ENGINE_MEASURES) + 2)]
+        for engine, result in results.items():
+            m = summary(result)
+            rows.append(f"| {engine or '(none)'} | {len(result.queries)} | " + " | ".join(
+                f"{m[n]['mean']:.3f} [{m[n]['low']:.2f}, {m[n]['high']:.2f}]"
+                for n in ENGINE_MEASURES) + " |")
+        table = "\n".join(rows)
+        md += [f"## Engines in {run_id} (the run's labels; 95% intervals over queries)", "",
+               table, ""]
+        parts += [f"<h2>Engines in {html.escape(run_id)}</h2>",
+                  "<p>Measured with the run's labels (a reviewer's label first); 95% "
+                  "intervals over queries. `raer compare` tests the differences.</p>",
+                  _md_table_to_html(table)]
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in store.evaluations():
+        measure = json.loads(row["measures"]).get("nDCG@10")
+        if measure:
+            series.setdefault(row["engine"], []).append(measure)
+    if any(len(points) > 1 for points in series.values()):
+        md += ["## nDCG@10 over stored evaluations (`raer trend`)", ""]
+        parts += ["<h2>nDCG@10 over stored evaluations</h2>",
+                  charts.trend_lines(series, "nDCG@10")]
+    return md, parts
+
+
 def write_report(store: Store, run_ids: list[str], out_dir: str | Path, source: str = "",
                  split: str = "", resamples: int = 1000, common: bool = False,
                  ties: str = "median") -> dict[str, str]:
     data = agreement_data(store, run_ids, source, split, resamples, common, ties)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown_report(data), encoding="utf-8")
-    (out / "report.html").write_text(html_report(data), encoding="utf-8")
+    engines_md, engines_html = engine_sections(store, run_ids)
+    (out / "report.md").write_text("\n".join([markdown_report(data), "", *engines_md]),
+                                   encoding="utf-8")
+    page = html_report(data)
+    page = page.replace("</body></html>", "\n".join(engines_html) + "</body></html>")
+    (out / "report.html").write_text(page, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(
         {"runs": data["names"], "scope": scope_line(data), "common_pairs": data["common_pairs"],
          "cost": data["cost"]}, indent=2, default=str), encoding="utf-8")

@@ -322,3 +322,15 @@ async def test_compare_the_same_engine_across_two_runs(judged, settings, fake_mo
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["candidates"]["A (tomorrow)"]["measures"]["nDCG@10"]
     assert (row["wins"], row["losses"], row["ties"]) == (0, 0, 3)  # same labels, same lists
+
+
+async def test_the_report_gains_engines_and_a_trend_chart(judged, settings):
+    from raer.evals.report import engine_sections
+
+    store, run_id = judged
+    for tag in ("monday", "tuesday"):
+        CliRunner().invoke(main, ["evaluate", run_id, "--db", settings.db_path, "--tag", tag])
+    md, parts = engine_sections(store, [run_id])
+    text = "\n".join(md)
+    assert f"## Engines in {run_id}" in text and "| A | 3 |" in text and "| B | 3 |" in text
+    assert any(part.startswith("<svg") for part in parts)
