@@ -1,5 +1,6 @@
-"""Statistics at the size of real label sets: `raer agree` on 100,000 pairs over 10,000
-queries with 1,000 bootstrap resamples (target ≤ 10 s on a 2-core machine).
+"""Statistics at the size of real label sets: `raer agree` and `raer evaluate` on 100,000
+pairs over 10,000 queries with 1,000 bootstrap resamples (target ≤ 10 s each on a 2-core
+machine).
 
 A synthetic store is written once (three annotators per pair, a run whose labels agree
 with the majority about 60% of the time, three query types), then `raer agree` runs
@@ -49,7 +50,8 @@ def build(db: Path, pairs: int, queries: int, seed: int = 0) -> None:
                                    "bench", "split": "test", "created_at": now()})
             judge = truth if rng.random() < 0.6 else int(rng.integers(0, 3))
             judgment_rows.append({"id": judgment_id("bench", qid, "", pid), "run_id": "bench",
-                                  "query_id": qid, "product_id": pid, "engine": "",
+                                  "query_id": qid, "product_id": pid, "engine": "E1",
+                                  "rank": p + 1,
                                   "status": "done", "label": LABELS[judge],
                                   "model": "synthetic"})
     with store.db.atomic():
@@ -78,9 +80,16 @@ def main() -> None:
                                   capture_output=True, text=True, check=True)
             seconds.append(time.perf_counter() - start)
         overall = json.loads(done.stdout)["results"]["bench"]["overall"]
+        evaluate_seconds = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            subprocess.run([str(raer), "evaluate", "bench", "--db", str(db), "--k", "5,10",
+                            "--json"], capture_output=True, text=True, check=True)
+            evaluate_seconds.append(time.perf_counter() - start)
     print(json.dumps({"pairs": overall["pairs"], "queries": overall["queries"],
                       "groups": 4, "resamples": 1000,
                       "agree_seconds": [round(s, 2) for s in seconds],
+                      "evaluate_seconds": [round(s, 2) for s in evaluate_seconds],
                       "agreement": round(overall["agreement"], 4),
                       "agreement_ci": [round(x, 4) for x in overall["agreement_ci"]]}))
 

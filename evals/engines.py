@@ -190,8 +190,11 @@ def _one_engine(engine: str, items: list[Labelled], qrels: dict[tuple[str, str],
     coverage = Counter(i.source for i in items)
     groups: dict[str, dict[str, list[str]]] = {"language": defaultdict(list),
                                                "query type": defaultdict(list)}
+    firsts = {}
+    for item in items:
+        firsts.setdefault(item.query_id, item)
     for q in queries:
-        first = next(i for i in items if i.query_id == q)
+        first = firsts[q]
         groups["language"][first.language].append(q)
         if first.query_type:
             groups["query type"][first.query_type].append(q)

@@ -91,6 +91,7 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
     ks = _ks(k_text)
     k_worst = max([k for k in ks if k <= 10] or [ks[0]])
     items = effective_labels(store, run_id)
+    texts = {i.query_id: i.query for i in items}
     judge = store.run_row(run_id)["settings"]
     report = {"run_id": run_id, "gains": gains.__dict__, "k": list(ks), "unjudged": unjudged,
               "engines": {}}
@@ -100,11 +101,10 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
                   for kind, members in result.groups.items()}
         ndcg = result.per_query[f"nDCG@{k_worst}"]
         worst_queries = []
+        mine = [i for i in items if i.engine == engine]
         for q in sorted(result.queries, key=lambda q: ndcg[q])[:worst]:
-            text = next(i.query for i in items if i.query_id == q)
-            worst_queries.append({"query_id": q, "query": text, f"nDCG@{k_worst}":
-                                  round(ndcg[q], 4), "offending": offending(
-                                      [i for i in items if i.engine == engine], q, k_worst)})
+            worst_queries.append({"query_id": q, "query": texts[q], f"nDCG@{k_worst}":
+                                  round(ndcg[q], 4), "offending": offending(mine, q, k_worst)})
         report["engines"][engine] = {"queries": len(result.queries), "measures": overall,
                                      "coverage": result.coverage, "groups": groups,
                                      "worst": worst_queries}
@@ -201,6 +201,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
                                       gains_text, unjudged)
     run_id = store.latest_judging_run() if run_id == "latest" else run_id
     items = effective_labels(store, candidate_run or run_id)
+    texts = {i.query_id: i.query for i in items}
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
     base = results[baseline]
@@ -212,7 +213,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
                 for name in base.per_query}
         tests += [(cand, name) for name in rows]
         delta = {q: results[cand].per_query[main][q] - base.per_query[main][q] for q in shared}
-        worst = [{"query": next(i.query for i in items if i.query_id == q), "query_id": q,
+        worst = [{"query": texts[q], "query_id": q,
                   "delta": round(delta[q], 4),
                   "offending": offending([i for i in items if i.engine == engine_of[cand]], q,
                                          int(main.split("@")[1]))}
