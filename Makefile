@@ -59,7 +59,7 @@ bench-stats: $(STAMP)
 
 server: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true LANGSMITH_TRACING=false \
-	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2031
+	$(BIN)/langgraph dev --no-browser --host 127.0.0.1 --port 2031 --n-jobs-per-worker 4
 
 clean:
 	rm -rf $(VENV) demo.db .langgraph_api

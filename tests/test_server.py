@@ -33,7 +33,8 @@ def server(tmp_path):
     log = (tmp_path / "server.log").open("w")
     langgraph = Path(sys.executable).parent / "langgraph"
     proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload",
-                             "--host", "127.0.0.1", "--port", str(port)],
+                             "--host", "127.0.0.1", "--port", str(port),
+                             "--n-jobs-per-worker", "4"],  # as `make server` starts it
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -77,7 +78,9 @@ def test_server_answers_a_run_of_one_query(server, tmp_path):
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from judgments").fetchone()[0] == 2
+        rows = conn.execute("select run_id, query_id, product_id, engine, status from "
+                            "judgments").fetchall()
+        assert len(rows) == 2, rows
         nodes = {r[0] for r in conn.execute("select node from llm_calls")}
     assert {"extract_requirements", "draft_guidelines", "judge_pair"} <= nodes
     assert json.dumps(out)  # the answer is plain JSON
@@ -132,3 +135,26 @@ def test_a_client_cannot_choose_endpoints_keys_store_or_files(server, tmp_path):
         "profile", "guideline_mode", "describe_images", "scale", "review_below", "review_mode"}
     assert schemas["input_schema"]["required"] == ["query", "products"]
     assert "judgments" in schemas["output_schema"]["properties"]
+
+
+def test_the_server_runs_several_jobs_at_once(server):
+    """`langgraph dev` alone starts one background worker: a second run waits for the
+    first. `make server` (and this fixture) asks for four; two runs overlap."""
+    runs = []
+    for query in ("black jeans", "red dress"):
+        thread = httpx.post(f"{server}/threads", json={}, timeout=30).json()["thread_id"]
+        run = httpx.post(f"{server}/threads/{thread}/runs", timeout=30, json={
+            "assistant_id": "raer", "input": {"query": query, "products": [
+                {"product_id": "p1", "title": "Levi's 501 jeans"}]}}).json()
+        runs.append((thread, run["run_id"]))
+    overlapped, deadline = False, time.monotonic() + 300
+    while time.monotonic() < deadline:
+        statuses = [httpx.get(f"{server}/threads/{t}/runs/{r}", timeout=30).json()["status"]
+                    for t, r in runs]
+        if statuses == ["running", "running"]:
+            overlapped = True
+            break
+        if all(s in ("success", "error") for s in statuses):
+            break
+        time.sleep(0.5)
+    assert overlapped, statuses
