@@ -25,8 +25,9 @@ def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
     fields = {f.name for f in dataclasses.fields(Context)}
     # the run keeps the folder its local packshots were confined to
     operational.setdefault("images_root", row["images_root"] or "")
-    return Context(**{k: v for k, v in stored.items() if k in fields}, run_name=run_id,
-                   **operational)
+    # operational settings (key variable, prices, limits) are the caller's, never stored
+    return Context(**{**{k: v for k, v in stored.items() if k in fields}, "run_name": run_id,
+                      **operational})
 
 
 def pairs_with_status(store: Store, run_id: str, statuses: tuple[str, ...]) -> list[Pair]:

@@ -163,3 +163,29 @@ def test_a_command_whose_extra_is_missing_names_it(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2
     assert "pip install 'raer[evals]'" in done.stderr
+
+
+def test_retry_failed_takes_the_key_variable_and_prices_again(fake_model, tmp_path,
+                                                              monkeypatch):
+    """They are operational: not in the run's stored settings, so the retry is told."""
+    from raer.nodes.models import door
+    from tests.conftest import guidelines, requirements
+
+    fake_model.respond("Requirements", lambda m: requirements(("product type", "j", "must",
+                                                               False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+    fake_model.queue("Judgment", ConnectionResetError("down"), judgment())
+    db = str(tmp_path / "x.db")
+    first = json.loads(CliRunner().invoke(main, ["judge", str(pairs_file(tmp_path)), "--db", db,
+                                                 "--json", "--max-retries", "0",
+                                                 "--api-key-env", "SHOP_KEY", *MODEL]).stdout)
+    assert first["statuses"]["failed"] == 1
+    seen = []
+    real = door.make_chat_model
+    monkeypatch.setattr(door, "make_chat_model",
+                        lambda role, s: seen.append(s.api_key_env) or real(role, s))
+    fake_model.respond("Judgment", lambda m: judgment())
+    done = CliRunner().invoke(main, ["retry-failed", first["run_id"], "--db", db,
+                                     "--api-key-env", "SHOP_KEY"])
+    assert done.exit_code == 0, done.output
+    assert seen and set(seen) == {"SHOP_KEY"}

@@ -30,11 +30,17 @@ def status(run_id: str, db_path: str) -> None:
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--include-pending", is_flag=True,
               help="Also do pairs left pending (a stopped or killed run).")
-def retry_failed(run_id: str, db_path: str, concurrency: int, include_pending: bool) -> None:
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Name of the environment variable holding the API key (not part of the "
+                   "run's stored settings).")
+@click.option("--prices", default="", help="Price overrides as JSON, as for `raer judge`.")
+def retry_failed(run_id: str, db_path: str, concurrency: int, include_pending: bool,
+                 api_key_env: str, prices: str) -> None:
     """Redo only the failed pairs of RUN_ID, with the settings the run was made with."""
     store = open_store(db_path)
     try:
-        settings = run_settings(store, run_id, db_path=db_path, max_concurrency=concurrency)
+        settings = run_settings(store, run_id, db_path=db_path, max_concurrency=concurrency,
+                                api_key_env=api_key_env, prices=prices)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
