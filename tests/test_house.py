@@ -255,3 +255,29 @@ async def test_the_offline_model_is_not_held_to_the_consistency_checks(fake_mode
     fake_model.respond("Judgment", lambda m: invented)
     out = (await judge_pair(judge_state(reqs), SimpleNamespace(context=offline)))["judge"]
     assert out["error"] == "" and len(fake_model.requests) == 1
+
+
+def test_the_offline_model_is_queued_to_its_slots_not_timed_out():
+    """A local model on a busy machine is slow, not down: requests beyond its decoding
+    slots wait in raer's queue, and one being decoded gets a long timeout."""
+    from raer.nodes.models import offline
+
+    offline_settings = Context(max_concurrency=8, request_timeout=120)
+    hosted = Context(base_url="http://127.0.0.1:9/v1", model="m", max_concurrency=8)
+    assert door.in_flight_limit(offline_settings.endpoints["judge"], offline_settings) == \
+        offline.SLOTS
+    assert door.in_flight_limit(hosted.endpoints["judge"], hosted) == 8
+
+
+def test_an_offline_request_gets_the_long_timeout(monkeypatch):
+    from raer.nodes.models import offline
+
+    built = {}
+    monkeypatch.setattr(door, "offline_base_url", lambda threads: "http://127.0.0.1:9/v1")
+    monkeypatch.setattr(door, "_chat_openai", lambda *args: built.setdefault("args", args))
+    door.make_chat_model("judge", Context(request_timeout=120))
+    assert built["args"][3] == offline.MIN_TIMEOUT == 600
+    built.clear()
+    door.make_chat_model("judge", Context(base_url="http://127.0.0.1:9/v1", model="m",
+                                          request_timeout=120))
+    assert built["args"][3] == 120

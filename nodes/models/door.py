@@ -44,6 +44,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from raer.nodes.context import Context, Endpoint
+from raer.nodes.models import offline
 from raer.nodes.models.batch import ask_in_batch
 from raer.nodes.models.budget import BudgetExhausted, within_budget
 from raer.nodes.models.offline import offline_base_url
@@ -100,13 +101,14 @@ def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
 def make_chat_model(role: str, settings: Context) -> tuple[BaseChatModel, str]:
     """(chat model, model name) for a role. The only place a client is built."""
     endpoint = settings.endpoints[role]
+    timeout = settings.request_timeout
     if endpoint.offline:
         base_url, api_key = offline_base_url(settings.offline_threads), "offline"
+        timeout = max(timeout, offline.MIN_TIMEOUT)
     else:
         # Keys stay in the environment; "unset" lets keyless local servers (vLLM, Ollama) work.
         base_url, api_key = endpoint.base_url, os.environ.get(endpoint.api_key_env, "unset")
-    chat = _chat_openai(base_url, endpoint.model, api_key, settings.request_timeout,
-                        settings.max_retries)
+    chat = _chat_openai(base_url, endpoint.model, api_key, timeout, settings.max_retries)
     return chat, endpoint.model
 
 
@@ -122,6 +124,14 @@ def _in_flight_bound(limit: int) -> asyncio.Semaphore:
     if sem is None:
         sem = per_loop[limit] = asyncio.Semaphore(max(1, limit))
     return sem
+
+
+def in_flight_limit(endpoint: Endpoint, settings: Context) -> int:
+    """Calls in flight at once: the run's limit, and for the embedded model no more than its
+    decoding slots (the others queue here, with no timeout running)."""
+    if endpoint.offline:
+        return min(settings.max_concurrency, offline.SLOTS)
+    return settings.max_concurrency
 
 
 def estimate_prompt_tokens(messages: list[Message]) -> int:
@@ -298,7 +308,7 @@ class _Call:
                                  worst_case) as settle:
             answer = None
             try:
-                async with _in_flight_bound(settings.max_concurrency):
+                async with _in_flight_bound(in_flight_limit(self.endpoint, settings)):
                     await rate_limit(self.endpoint.base_url, settings,
                                      prompt_tokens + MAX_OUTPUT_TOKENS)
                     answer = await self.chat.ainvoke(conversation, temperature=temperature,

@@ -17,6 +17,12 @@ from raer.nodes.context import OFFLINE_MODEL, Context
 
 MODEL_NAME = OFFLINE_MODEL
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SLOTS = 4
+"""Requests the embedded server decodes at once; the door sends no more than this, so the
+rest wait in raer's queue, where no request timeout runs, not in llama.cpp's."""
+MIN_TIMEOUT = 600.0
+"""Seconds one offline request may take once it is being decoded: a local model on a busy
+2-core machine is slow, not down, so it is not timed out like a remote provider."""
 _server = None
 _base_url: str | None = None
 _lock = threading.Lock()
@@ -71,7 +77,7 @@ def offline_base_url(threads: int = 2) -> str:
         # 4 slots: batching 4 requests gave 1.6x the tokens/s of one slot on 2 cores
         # (129 vs 81 tok/s, 8 concurrent judgments). 3072 tokens per slot hold a judge
         # prompt, an echoed bad answer and a re-ask, plus the 1024-token answer.
-        params.n_parallel = 4
+        params.n_parallel = SLOTS
         params.n_ctx = 4 * 3072
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
