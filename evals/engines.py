@@ -131,10 +131,12 @@ def measure_names(ks: tuple[int, ...]) -> list[str]:
 
 def evaluate_engines(store: Store, run_id: str, *, engines: list[str] | None = None,
                      ks: tuple[int, ...] = DEFAULT_K, gains: Gains = Gains(),
-                     unjudged: str = "exclude") -> dict[str, EngineResult]:
+                     unjudged: str = "exclude",
+                     items: list[Labelled] | None = None) -> dict[str, EngineResult]:
+    """`items`: the run's effective labels when the caller has read them already."""
     if unjudged not in ("exclude", "irrelevant"):
         raise ValueError("unjudged must be 'exclude' or 'irrelevant'")
-    items = effective_labels(store, run_id)
+    items = effective_labels(store, run_id) if items is None else items
     qrels = qrels_of(items, gains)
     by_engine: dict[str, list[Labelled]] = defaultdict(list)
     for item in items:

@@ -20,6 +20,7 @@ from raer.graph.api import group_by_query, pair_judgment_id
 from raer.nodes import describe_product, draft_guidelines, extract_requirements
 from raer.nodes.common import normalise_query
 from raer.nodes.context import Context
+from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
 from raer.nodes.models.prices import estimate_cost
@@ -37,15 +38,16 @@ def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
     return (len(prompt.system) + len(prompt.user) + extra_chars) // 4
 
 
-def _image_hash(source: str, images_root: str) -> str | None:
+def _image_hash(source: str, settings: Context) -> str | None:
+    """The content hash the description cache is keyed by, for a local file read exactly as
+    the run would read it (same root, same refusals); None for URLs and unreadable files."""
     if source.startswith(("http://", "https://", "data:")):
         return None
-    path = Path(source)
-    if images_root and not path.is_absolute():
-        path = Path(images_root) / path
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_local(source, ImagePolicy(
+            settings.images_root, settings.local_images, settings.image_allow_hosts))
+                              ).hexdigest()
+    except ImageUnavailable:
         return None
 
 
@@ -84,7 +86,7 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
         vision = settings.endpoints["vision"]
         for pair in todo:
             if pair.image and settings.describe_images and not vision.local_analysis:
-                content_hash = _image_hash(pair.image, settings.images_root)
+                content_hash = _image_hash(pair.image, settings)
                 known = content_hash is not None and store is not None and store.cached(
                     "descriptions", describe_product.description_key(content_hash, settings))
                 image = content_hash or pair.image

@@ -57,7 +57,8 @@ class ImagePolicy:
     allow_hosts: str = ""
 
 
-def _read_local(source: str, policy: ImagePolicy) -> bytes:
+def read_local(source: str, policy: ImagePolicy) -> bytes:
+    """A local packshot's bytes, as the judging run would read them (confined, capped)."""
     if not policy.local:
         raise ImageUnavailable("local image files are not read here (no images root)")
     root = Path(policy.root or Path.cwd()).resolve()
@@ -92,7 +93,7 @@ def _read_bytes(source: str, policy: ImagePolicy) -> bytes:
             return fetch(source, policy.allow_hosts)
         except FetchRefused as exc:
             raise ImageUnavailable(str(exc)) from exc
-    return _read_local(source, policy)
+    return read_local(source, policy)
 
 
 def load_packshot(source: str, policy: ImagePolicy | None = None) -> Packshot:

@@ -282,6 +282,13 @@ def test_the_demo_compares_its_two_engines_without_paying_twice(standard_answers
                                          "--k", "3,5", "--json"])
     assert compared.exit_code == 0, compared.output
     assert json.loads(compared.stdout)["candidates"]["demo-engine-b"]["queries"] == 8
+    # what `make demo` prints: the table and the one largest loss
+    shown = CliRunner().invoke(main, ["compare", "latest", "--db", db, "--baseline",
+                                      "demo-engine", "--candidate", "demo-engine-b",
+                                      "--k", "3,5", "--losses", "1"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "demo-engine-b vs demo-engine on 8 queries" in shown.stdout
+    assert "nDCG@5" in shown.stdout
 
 
 async def test_trec_qrels_import_as_human_labels(judged, settings, tmp_path):
@@ -329,7 +336,10 @@ async def test_the_report_gains_engines_and_a_trend_chart(judged, settings):
 
     store, run_id = judged
     for tag in ("monday", "tuesday"):
-        CliRunner().invoke(main, ["evaluate", run_id, "--db", settings.db_path, "--tag", tag])
+        shown = CliRunner().invoke(main, ["evaluate", run_id, "--db", settings.db_path,
+                                          "--tag", tag], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert "worst:" in shown.stdout and "raer show j-" in shown.stdout
     md, parts = engine_sections(store, [run_id])
     text = "\n".join(md)
     assert f"## Engines in {run_id}" in text and "| A | 3 |" in text and "| B | 3 |" in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import NamedTuple
 
 import click
 import numpy as np
@@ -22,7 +23,9 @@ from scipy import stats
 
 from raer.evals.engines import (
     DEFAULT_K,
+    EngineResult,
     Gains,
+    Labelled,
     bootstrap_mean,
     effective_labels,
     evaluate_engines,
@@ -30,7 +33,7 @@ from raer.evals.engines import (
     summary,
 )
 from raer.graph.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option
-from raer.store import open_store
+from raer.store import Store, open_store
 
 MAIN = "nDCG@10"
 
@@ -62,18 +65,27 @@ def _common(func):
     return func
 
 
-def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged):
+class _Evaluated(NamedTuple):
+    store: Store
+    run_id: str  # "latest" resolved
+    gains: Gains
+    items: list[Labelled]  # the run's effective labels, read once
+    results: dict[str, EngineResult]
+
+
+def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evaluated:
     store = open_store(db_path)
     try:
         if run_id == "latest":
             run_id = store.latest_judging_run() or "latest"
         gains = Gains.parse(gains_text)
+        items = effective_labels(store, run_id)
         results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
-                                   gains=gains, unjudged=unjudged)
+                                   gains=gains, unjudged=unjudged, items=items)
     except (ValueError, LookupError) as exc:
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    return store, gains, results
+    return _Evaluated(store, run_id, gains, items, results)
 
 
 @click.command()
@@ -85,12 +97,10 @@ def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged):
 def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
              as_json: bool, engines: str, tag: str, worst: int) -> None:
     """Measure each engine in RUN_ID with the run's labels (nDCG, P, ERR, MRR …)."""
-    store, gains, results = _evaluate(db_path, run_id, [e for e in engines.split(",") if e],
-                                      k_text, gains_text, unjudged)
-    run_id = store.latest_judging_run() if run_id == "latest" else run_id
+    store, run_id, gains, items, results = _evaluate(
+        db_path, run_id, [e for e in engines.split(",") if e], k_text, gains_text, unjudged)
     ks = _ks(k_text)
     k_worst = max([k for k in ks if k <= 10] or [ks[0]])
-    items = effective_labels(store, run_id)
     texts = {i.query_id: i.query for i in items}
     judge = store.run_row(run_id)["settings"]
     report = {"run_id": run_id, "gains": gains.__dict__, "k": list(ks), "unjudged": unjudged,
@@ -158,8 +168,8 @@ def _paired(base: dict[str, float], cand: dict[str, float], queries: list[str],
         p_perm = p_t = 1.0
     else:
         p_perm = float(stats.permutation_test(
-            (b, a), lambda x, y: np.mean(x - y), permutation_type="samples",
-            n_resamples=9999, random_state=seed).pvalue)
+            (b, a), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+            permutation_type="samples", n_resamples=9999, random_state=seed).pvalue)
         p_t = float(stats.ttest_rel(b, a).pvalue)
     sd = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
     mde = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / np.sqrt(max(len(delta), 1))
@@ -187,20 +197,18 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
             candidate_run: str) -> None:
     """Compare candidate engines with a baseline in RUN_ID, query by query."""
     if candidate_run:
-        store, _, results = _evaluate(db_path, run_id, [baseline], k_text, gains_text,
-                                      unjudged)
-        _, _, theirs = _evaluate(db_path, candidate_run, list(candidates), k_text,
-                                 gains_text, unjudged)
+        store, run_id, _, _, results = _evaluate(db_path, run_id, [baseline], k_text,
+                                                 gains_text, unjudged)
+        theirs = _evaluate(db_path, candidate_run, list(candidates), k_text, gains_text,
+                           unjudged)
         # the same engine may be on both sides (yesterday's and today's): name them apart
         engine_of = {f"{c} ({candidate_run})": c for c in candidates}
-        results.update({shown: theirs[c] for shown, c in engine_of.items()})
-        candidates = tuple(engine_of)
+        results.update({shown: theirs.results[c] for shown, c in engine_of.items()})
+        candidates, items = tuple(engine_of), theirs.items
     else:
         engine_of = {c: c for c in candidates}
-        store, _, results = _evaluate(db_path, run_id, [baseline, *candidates], k_text,
-                                      gains_text, unjudged)
-    run_id = store.latest_judging_run() if run_id == "latest" else run_id
-    items = effective_labels(store, candidate_run or run_id)
+        store, run_id, _, items, results = _evaluate(
+            db_path, run_id, [baseline, *candidates], k_text, gains_text, unjudged)
     texts = {i.query_id: i.query for i in items}
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
