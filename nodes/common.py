@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
-from functools import cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from typing import Any
 
 from raer.nodes.context import ROLES, Context
@@ -17,14 +19,38 @@ LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "it": "Italia
                   "es": "Spanish", "nl": "Dutch", "pl": "Polish", "sv": "Swedish"}
 
 
-def settings_of(runtime: Any) -> Context:
+def settings_of(runtime: Any, state: Mapping[str, Any] | None = None) -> Context:
     """The run settings; a graph invoked without `context=` runs on the defaults. On the
     LangGraph server the context is a client's `ServerSettings`, completed by the operator's
-    configuration (nodes/server_settings.py)."""
+    configuration (nodes/server_settings.py).
+
+    A thread knows its own run: the first node stores the settings it started with in the
+    state (`thread_settings`), and every later step — above all a resumed review, whose
+    caller may not send the settings again — uses those, whatever context it was given."""
+    stored = (state or {}).get("run_settings")
+    if stored:
+        return _settings_from(json.dumps(stored, sort_keys=True))
     context = getattr(runtime, "context", None)
     if isinstance(context, ServerSettings):
         return server_context(context)
     return Context.coerce(context)
+
+
+def thread_settings(runtime: Any) -> dict[str, Any]:
+    """The runtime's settings as JSON for the thread's state. On the server only the
+    client's choices are kept (the operator's part is read from its configuration again)."""
+    context = getattr(runtime, "context", None)
+    if isinstance(context, ServerSettings):
+        return {"server": dataclasses.asdict(context)}
+    return {"context": dataclasses.asdict(Context.coerce(context))}
+
+
+@lru_cache(maxsize=64)
+def _settings_from(blob: str) -> Context:
+    stored = json.loads(blob)
+    if "server" in stored:
+        return server_context(ServerSettings(**stored["server"]))
+    return Context(**stored["context"])
 
 
 def store_for(settings: Context) -> Store:

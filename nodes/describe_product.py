@@ -66,7 +66,7 @@ def description_key(image_sha256: str, settings: Context) -> str:
 
 
 async def describe_product(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, state)
     store = await store_of(settings)
     product = state["product"]
     if not product.get("image"):

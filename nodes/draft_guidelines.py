@@ -55,7 +55,7 @@ def guidelines_key(query: str, language: str, requirements_key: str,
 
 
 async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict[str, Any]:
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, state)
     store = await store_of(settings)
     cache_key = guidelines_key(state["query"], state["language"], state["requirements_key"],
                                settings)

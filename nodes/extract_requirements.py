@@ -20,6 +20,7 @@ from raer.nodes.common import (
     open_run,
     query_id,
     settings_of,
+    thread_settings,
 )
 from raer.nodes.context import Context
 from raer.nodes.inputs import check_query_input
@@ -66,7 +67,8 @@ async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> 
             "call_id": result.call_id})
         return await asyncio.to_thread(store.cached, "requirements", cache_key)
 
-    base = {"run_id": run_id, "query_id": qid, "language": language}
+    base = {"run_id": run_id, "query_id": qid, "language": language,
+            "run_settings": thread_settings(runtime)}
     try:
         row = await once(cache_key, lambda: store.cached("requirements", cache_key), compute)
     except StructuredCallFailed as exc:

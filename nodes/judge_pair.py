@@ -95,7 +95,7 @@ def judge_key(settings: Context, prompt: Prompt, system: str, user: str) -> str:
 
 
 async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, state)
     store = await store_of(settings)
     schema = GradedJudgment if settings.scale == "graded" else Judgment
     prompt, system, user = judge_prompt(state, settings)

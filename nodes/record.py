@@ -20,7 +20,7 @@ from raer.nodes.state import ProductState
 
 
 async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, state)
     store = await store_of(settings)
     product = state["product"]
     await asyncio.to_thread(store.upsert_product, product)

@@ -26,7 +26,7 @@ def _label_from(answer: Any) -> str:
 
 
 async def request_review(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, state)
     if settings.review_mode != "interactive":
         return {}
     judge = state.get("judge") or {}

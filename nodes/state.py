@@ -38,6 +38,8 @@ class QueryKeys(TypedDict, total=False):
     requirements_key: str
     guidelines: dict[str, Any]
     guidelines_key: str
+    run_settings: dict[str, Any]
+    """The settings the thread started with: later steps (a resumed review) use these."""
     upstream_error: str
     """Why requirements or guidelines could not be made; the query's pairs record as failed."""
 

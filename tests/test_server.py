@@ -22,40 +22,62 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    """The server as an operator starts it: the store path comes from its environment."""
-    port = free_port()
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true",
-           "LANGSMITH_TRACING": "false", "RAER_DB": str(tmp_path / "served.db"),
-           "SERVER_SECRET_KEY": "sk-server-secret-0123456789"}
-    env.pop("RAER_SERVER_CONFIG", None)
-    log = (tmp_path / "server.log").open("w")
-    langgraph = Path(sys.executable).parent / "langgraph"
-    proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload",
-                             "--host", "127.0.0.1", "--port", str(port),
-                             "--n-jobs-per-worker", "4"],  # as `make server` starts it
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+class Served:
+    """`langgraph dev` as an operator starts it (`make server`): the store path and the
+    model profile come from its environment. `cwd` holds the server's own persistence
+    (.langgraph_api), so a restart in the same folder finds its threads again."""
+
+    def __init__(self, tmp_path: Path, cwd: Path | None = None, **env: str):
+        self.tmp_path, self.cwd = tmp_path, cwd or REPO
+        self.env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+                    "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false",
+                    "RAER_DB": str(tmp_path / "served.db"),
+                    "SERVER_SECRET_KEY": "sk-server-secret-0123456789", **env}
+        self.env.pop("RAER_SERVER_CONFIG", None)
+        self.proc: subprocess.Popen | None = None
+        self.base = ""
+
+    def start(self) -> str:
+        port = free_port()
+        log = (self.tmp_path / "server.log").open("a")
+        langgraph = Path(sys.executable).parent / "langgraph"
+        self.proc = subprocess.Popen(
+            [str(langgraph), "dev", "--no-browser", "--no-reload", "--config",
+             str(REPO / "langgraph.json"), "--host", "127.0.0.1", "--port", str(port),
+             "--n-jobs-per-worker", "4"],  # as `make server` starts it
+            cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text()[-3000:])
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.tmp_path / "server.log").read_text()[-3000:])
             try:
-                if httpx.get(f"{base}/ok", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.base}/ok", timeout=2).status_code == 200:
+                    return self.base
             except httpx.HTTPError:
                 time.sleep(0.5)
-        else:
-            raise RuntimeError("langgraph dev did not answer within 120 s")
-        yield base
-    finally:
-        proc.terminate()
+        self.stop()
+        raise RuntimeError("langgraph dev did not answer within 120 s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
         try:
-            proc.wait(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = Served(tmp_path)
+    try:
+        yield served.start()
+    finally:
+        served.stop()
 
 
 def test_server_answers_a_run_of_one_query(server, tmp_path):
@@ -158,3 +180,60 @@ def test_the_server_runs_several_jobs_at_once(server):
             break
         time.sleep(0.5)
     assert overlapped, statuses
+
+
+def _wait_for(server: str, thread: str, run: str) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{server}/threads/{thread}/runs/{run}", timeout=30).json()["status"]
+        if status not in ("pending", "running"):
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"run {run} still {status} after 120 s")
+
+
+@pytest.mark.parametrize("resend", [True, False], ids=["with-settings", "without-settings"])
+def test_an_interactive_review_resumed_over_the_api_lands_once(tmp_path, resend):
+    """Issue 10: resumed without the run settings, the review ran on the defaults (queue
+    mode) and the person's label was lost. The thread now knows its own run: with or
+    without settings, before and after a server restart, the label lands exactly once."""
+    from tests.fake_openai import FakeOpenAI
+
+    model = FakeOpenAI()  # the operator's endpoint: answers with confidence 0.9
+    home = tmp_path / "server-home"
+    home.mkdir()
+    (home / "graph").symlink_to(REPO / "graph")  # the server reads http.app from its cwd
+    served = Served(tmp_path, cwd=home, RAER_BASE_URL=model.base_url, RAER_MODEL="fake-4o",
+                    RAER_API_KEY_ENV="SERVER_SECRET_KEY")
+    settings = {"review_mode": "interactive", "review_below": 0.95}
+    try:
+        server = served.start()
+        thread = httpx.post(f"{server}/threads", json={}, timeout=30).json()["thread_id"]
+        run = httpx.post(f"{server}/threads/{thread}/runs", timeout=30, json={
+            "assistant_id": "raer", "context": settings,
+            "input": {"query": "black jeans", "products": [
+                {"product_id": "p1", "title": "Levi's 501 black jeans"}]}}).json()
+        assert _wait_for(server, thread, run["run_id"]) in ("interrupted", "success")
+        state = httpx.get(f"{server}/threads/{thread}/state", timeout=30).json()
+        [paused] = [i for task in state["tasks"] for i in task["interrupts"]]
+        assert paused["value"]["product_id"] == "p1"
+        served.stop()
+        server = served.start()  # the server's own persistence keeps the paused thread
+        for label in ("acceptable substitute", "irrelevant"):  # the second finds it done
+            resume = {"assistant_id": "raer", "command": {"resume": {"label": label}}}
+            if resend:
+                resume["context"] = settings
+            again = httpx.post(f"{server}/threads/{thread}/runs", json=resume, timeout=30)
+            assert again.status_code == 200, again.text
+            _wait_for(server, thread, again.json()["run_id"])
+    finally:
+        served.stop()
+        model.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "served.db") as conn:
+        reviews = conn.execute("select status, human_label from reviews").fetchall()
+        judgments = conn.execute("select status from judgments").fetchall()
+    assert reviews == [("resolved", "acceptable substitute")]
+    assert judgments == [("escalated",)]
+    assert not (home / "raer.db").exists()
