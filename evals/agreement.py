@@ -100,14 +100,22 @@ def _vote(labels: tuple[str, ...], tiebreaker: str | None, ties: str) -> str:
 
 
 def load_items(store: Store, run_id: str, source: str = "", split: str = "",
-               ties: str = "median") -> list[Item]:
-    """The run's judgments that have human labels (optionally of one source and split)."""
+               ties: str = "median", labels: str = "judge") -> list[Item]:
+    """The run's judgments that have human labels (optionally of one source and split).
+
+    `labels`: "judge" scores the judge's own labels; "effective" scores what the pipeline
+    hands on with people in the loop — a resolved review's label over the judge's
+    (store/reviews.py)."""
+    if labels not in ("judge", "effective"):
+        raise ValueError(f"labels must be judge or effective, not {labels!r}")
     sql = """select j.id, j.query_id, q.text, q.language, q.query_type, j.engine,
                     j.product_id, p.title, j.status, j.label, j.reasoning, j.guidelines_key,
-                    h.annotator, h.label as human, h.raw_label, h.loo_estimate
+                    h.annotator, h.label as human, h.raw_label, h.loo_estimate,
+                    r.status as review_status, r.human_label as reviewed
              from judgments j join human_labels h
                on h.query_id = j.query_id and h.product_id = j.product_id
              join queries q on q.id = j.query_id join products p on p.id = j.product_id
+             left join reviews r on r.judgment_id = j.id
              where j.run_id = ?"""
     params: list[Any] = [run_id]
     if source:
@@ -118,7 +126,10 @@ def load_items(store: Store, run_id: str, source: str = "", split: str = "",
         params.append(split)
     items: dict[str, Item] = {}
     for (jid, qid, text, language, query_type, engine, pid, title, status, label, reasoning,
-         guidelines_key, annotator, human, raw, estimate) in store.tuples(sql, params):
+         guidelines_key, annotator, human, raw, estimate, review_status,
+         reviewed) in store.tuples(sql, params):
+        if labels == "effective" and review_status == "resolved" and reviewed in ORDER:
+            status, label = "done", reviewed
         item = items.get(jid)
         if item is None:
             item = items[jid] = Item(jid, qid, text, language, query_type or "", engine or "",

@@ -26,8 +26,8 @@ import numpy as np
 from ir_measures import RR, Judged, P, Qrel, ScoredDoc, nDCG
 
 from raer.evals.rows import JudgedPair
-from raer.nodes.schemas import LABELS
 from raer.store import Store
+from raer.store.reviews import effective_label
 
 DEFAULT_K = (5, 10, 20)
 RESAMPLES = 1000
@@ -71,15 +71,10 @@ class Labelled(JudgedPair):
 def effective_labels(store: Store, run_id: str) -> list[Labelled]:
     out = []
     for r in store.engine_rows(run_id):
-        if r["review_status"] == "resolved" and r["human_label"] in LABELS:
-            label, source = r["human_label"], "reviewer"
-        elif r["status"] in ("done", "escalated") and r["label"] in LABELS:
-            label = r["label"]
-            source = "judge" if r["status"] == "done" else "judge (escalated, unreviewed)"
-        else:
-            label = None
-            source = ("unjudged: cannot judge" if r["label"] == "cannot judge"
-                      else f"unjudged: {r['status']}")
+        effective = effective_label(r)
+        label = effective.label
+        # coverage counts kinds (reviewer, judge, …), and each reason a pair went unjudged
+        source = effective.provenance.partition(":")[0] if label else effective.provenance
         out.append(Labelled(r["id"], r["query_id"], r["query"], r["language"],
                             r["query_type"] or "", r["engine"] or "", r["rank"] or 0,
                             r["product_id"], r["title"], label, source, r["reasoning"] or ""))

@@ -36,14 +36,15 @@ def is_offline(store: Store, run_id: str) -> bool:
 
 def agreement_data(store: Store, run_ids: list[str], source: str = "", split: str = "",
                    resamples: int = 1000, common: bool = False,
-                   ties: str = "median") -> dict[str, Any]:
-    """`common`: score every run on exactly the pairs all of them judged — a pair any run
+                   ties: str = "median", labels: str = "judge") -> dict[str, Any]:
+    """`labels`: the judge's own, or the effective labels (reviews win; see load_items).
+    `common`: score every run on exactly the pairs all of them judged — a pair any run
     failed on, left pending or could not judge is dropped for every run (a fair comparison
     when a model run covers a sample and the baselines the whole split)."""
     names = run_names(store, run_ids)
     results, hard, items_by_run = {}, {}, {}
     for run_id in run_ids:
-        items = load_items(store, run_id, source, split, ties)
+        items = load_items(store, run_id, source, split, ties, labels)
         if not items:
             raise LookupError(f"run {run_id} has no judgments with human labels"
                               + (f" of source {source!r}" if source else "")
@@ -61,7 +62,7 @@ def agreement_data(store: Store, run_ids: list[str], source: str = "", split: st
             "offline": {r: is_offline(store, r) for r in run_ids},
             "cost": {r: cost_report(store, r) for r in run_ids},
             "source": source, "split": split, "resamples": resamples, "common": common,
-            "common_pairs": len(shared) if common else None, "ties": ties}
+            "common_pairs": len(shared) if common else None, "ties": ties, "labels": labels}
 
 
 def scope_line(data: dict[str, Any]) -> str:
@@ -74,4 +75,6 @@ def scope_line(data: dict[str, Any]) -> str:
                      f"those all the runs judged")
     parts.append(f"{data['resamples']} bootstrap resamples over queries")
     parts.append(f"human majority ties broken by {data['ties']}")
+    if data.get("labels") == "effective":
+        parts.append("effective labels: a resolved review's label over the judge's")
     return "; ".join(parts)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from raer.store import Store
+from raer.store.reviews import effective_label
 
 
 def _calls(store: Store, cache_key: str | None) -> list[dict[str, Any]]:
@@ -57,6 +58,14 @@ def pair_trace(store: Store, judgment: dict[str, Any]) -> dict[str, Any]:
     steps.append({"node": "judge_pair", "artefact": None,
                   "calls": _calls(store, judgment.get("input_hash"))})
     review = store.rows("select * from reviews where judgment_id = ?", [judgment["id"]])
+    decisions = store.rows("select reviewer, label, note, role, created_at, undone_at from "
+                           "review_decisions where judgment_id = ? order by id",
+                           [judgment["id"]])
+    effective = effective_label({**judgment, "review_status": review[0]["status"] if review
+                                 else None, **({"human_label": review[0]["human_label"],
+                                                "reviewer": review[0]["reviewer"]}
+                                               if review else {})})
     return {"run": {**run, "settings": json.loads(run["settings"])}, "query": query,
             "product": product, "judgment": judgment, "steps": steps,
-            "review": review[0] if review else None}
+            "review": {**review[0], "decisions": decisions} if review else None,
+            "effective": {"label": effective.label, "provenance": effective.provenance}}

@@ -132,3 +132,21 @@ def m008_evaluations(db: Database) -> None:
          "judge": str, "measures": str, "coverage": str, "per_query": str, "created_at": str},
         pk="id", foreign_keys=[("run_id", "runs", "id")])
     db["evaluations"].create_index(["engine", "created_at"])
+
+
+@migrations()
+def m009_review_decisions(db: Database) -> None:
+    """Every person's decision on an escalated pair, kept (several reviewers may label one
+    pair; an undo marks a decision undone, never deletes it). `reviews` holds the outcome
+    (store/reviews.py decides it): open, resolved with a label, or disputed."""
+    db["review_decisions"].create(
+        {"id": int, "judgment_id": str, "reviewer": str, "label": str, "note": str,
+         "role": str, "created_at": str, "undone_at": str},
+        pk="id", foreign_keys=[("judgment_id", "judgments", "id")])
+    db["review_decisions"].create_index(["judgment_id"])
+    db["review_decisions"].create_index(["reviewer", "created_at"])
+    # reviews recorded before this migration keep their decision
+    db.execute("""insert into review_decisions (judgment_id, reviewer, label, note, role,
+                  created_at) select judgment_id, coalesce(reviewer, ''), human_label,
+                  coalesce(note, ''), 'reviewer', coalesce(resolved_at, created_at)
+                  from reviews where status = 'resolved' and human_label is not null""")

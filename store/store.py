@@ -260,6 +260,11 @@ class Store:
                 existing = self.db["reviews"].count_where("judgment_id = ?", [row["id"]])
                 if not existing:
                     self.db["reviews"].insert({**review, "created_at": now()}, pk="judgment_id")
+                    if review.get("human_label"):  # a person answered an interactive run
+                        self.db["review_decisions"].insert({
+                            "judgment_id": row["id"], "reviewer": review["reviewer"],
+                            "label": review["human_label"], "note": "", "role": "reviewer",
+                            "created_at": now()})
 
     def mark_pairs(self, queries: list[dict[str, Any]], products: list[dict[str, Any]],
                    judgments: list[dict[str, Any]]) -> None:
@@ -320,7 +325,8 @@ class Store:
         evaluation reads (the effective label is decided in evals/engines.py)."""
         return self.rows(
             """select j.id, j.query_id, j.engine, j.rank, j.product_id, j.status, j.label,
-                      j.confidence, j.reasoning, q.text as query, q.language, q.query_type,
+                      j.confidence, j.reasoning, j.model, q.text as query, q.language,
+                      q.query_type,
                       p.title, r.status as review_status, r.human_label, r.reviewer
                from judgments j join queries q on q.id = j.query_id
                join products p on p.id = j.product_id
@@ -389,17 +395,12 @@ class Store:
         with self.lock:
             return list(self.db.query(sql + " order by r.created_at", params))
 
-    def resolve_review(self, judgment_id: str, label: str, reviewer: str, note: str = "") -> None:
-        with self.atomic():
-            if not self.db["judgments"].count_where("id = ?", [judgment_id]):
-                raise KeyError(judgment_id)
-            self.db["reviews"].upsert(
-                {"judgment_id": judgment_id,
-                 "run_id": self.db["judgments"].get(judgment_id)["run_id"],
-                 "status": "resolved", "human_label": label, "reviewer": reviewer,
-                 "note": note, "resolved_at": now()},
-                pk="judgment_id",
-            )
+    def resolve_review(self, judgment_id: str, label: str, reviewer: str, note: str = "",
+                       role: str = "reviewer") -> dict[str, Any]:
+        """One person's decision on a pair (store/reviews.py decides the outcome)."""
+        from raer.store.reviews import decide
+
+        return decide(self, judgment_id, reviewer, label, note, role)
 
     # ------------------------------------------------------------ reading
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

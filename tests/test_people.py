@@ -1,14 +1,31 @@
 """People in the loop: interactive reviews never lose a label, the effective label, the
 review page's store side, calibration and review samples."""
 
+import json
 from dataclasses import replace
 
 import pytest
+from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from raer.evals.engines import evaluate_engines
+from raer.evals.labels import HumanLabel, store_labels
+from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
-from tests.conftest import judgment, product
+from raer.graph.cli import main
+from raer.nodes.inputs import Pair
+from raer.nodes.schemas import LABELS
+from raer.store import open_store
+from raer.store.reviews import (
+    SKIP,
+    ReviewError,
+    decide,
+    inter_reviewer_agreement,
+    queue,
+    undo_last,
+)
+from tests.conftest import description, guidelines, judgment, product, requirements
 
 
 async def _paused(settings, standard_answers):
@@ -40,3 +57,100 @@ async def test_a_resumed_review_lands_once_whether_or_not_settings_are_resent(
          "reviewer": "interactive"}]
     assert store.rows("select status from judgments") == [{"status": "escalated"}]
     assert not (elsewhere / "raer.db").exists()
+
+
+# ------------------------------------------------------------------ decisions and labels
+
+QUERY_PRODUCTS = [("black jeans", "p1", 0.2), ("black jeans", "p2", 0.4),
+                  ("black jeans", "p3", 0.9), ("red dress", "p4", 0.3), ("red dress", "p5", 0.1)]
+
+
+def review_pairs(images: dict[str, str] | None = None) -> list[Pair]:
+    return [Pair(query=q, language="en", engine="A", rank=i, product_id=pid,
+                 title=f"Item {pid}", image=(images or {}).get(pid, ""))
+            for i, (q, pid, _) in enumerate(QUERY_PRODUCTS, start=1)]
+
+
+@pytest.fixture
+async def escalated(fake_model, settings):
+    """Five pairs judged "irrelevant" with set confidences: four go to people."""
+    confidence = {pid: c for _, pid, c in QUERY_PRODUCTS}
+    fake_model.respond("Requirements", lambda m: requirements(
+        ("product type", "jeans", "must", False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+    fake_model.respond("PackshotDescription", lambda m: description())
+
+    def judge(messages):
+        pid = messages[-1].content.split("title: Item ")[1].split()[0]
+        return judgment(label="irrelevant", confidence=confidence[pid])
+
+    fake_model.respond("Judgment", judge)
+    await judge_pairs(review_pairs(), settings)
+    store = open_store(settings.db_path)
+    ids = {r["product_id"]: r["id"] for r in store.rows("select id, product_id from judgments")}
+    return store, settings.run_id, ids
+
+
+async def test_reviewers_agree_disagree_are_adjudicated_and_undo(escalated):
+    store, run_id, ids = escalated
+    order = [r["judgment_id"] for r in queue(store, run_id, "ana")]
+    # lowest confidence first (all four share the reason "low confidence")
+    assert order == [ids["p5"], ids["p1"], ids["p4"], ids["p2"]]
+    decide(store, ids["p5"], "ana", "highly relevant")
+    decide(store, ids["p5"], "bo", "highly relevant")
+    decide(store, ids["p1"], "ana", "irrelevant")
+    decide(store, ids["p1"], "bo", "acceptable substitute", note="dark grey, close enough")
+    decide(store, ids["p4"], "ana", SKIP)
+    status = {r["judgment_id"]: (r["status"], r["human_label"])
+              for r in store.reviews(run_id, None)}
+    assert status[ids["p5"]] == ("resolved", "highly relevant")
+    assert status[ids["p1"]] == ("disputed", None)
+    assert status[ids["p4"]] == ("open", None)
+    # ana's queue: the skipped pair last; the disputed pair waits for an adjudicator
+    assert [r["judgment_id"] for r in queue(store, run_id, "ana")] == [ids["p2"], ids["p4"]]
+    assert [r["judgment_id"] for r in queue(store, run_id, "cy", adjudicator=True)] == [
+        ids["p1"]]
+    agreement = inter_reviewer_agreement(store, run_id)
+    assert agreement["pairs_with_2_or_more_reviewers"] == 2
+    assert agreement["full_agreement"] == 0.5 and agreement["disputed"] == [ids["p1"]]
+    decide(store, ids["p1"], "cy", "acceptable substitute", role="adjudicator")
+    assert store.reviews(run_id, "resolved")[0]["human_label"] in LABELS
+    # undo: bo's latest decision was on p1; after the undo ana alone decides p1 — but the
+    # adjudicator's decision still settles it
+    undone = undo_last(store, "bo", run_id)
+    assert undone["undone"]["judgment_id"] == ids["p1"] and undone["status"] == "resolved"
+    assert undo_last(store, "ana", run_id)["undone"]["label"] == SKIP
+    assert store.db["review_decisions"].count == 6  # an undo deletes nothing
+    with pytest.raises(ReviewError):
+        decide(store, ids["p2"], "ana", "relevant-ish")
+    with pytest.raises(ReviewError):
+        decide(store, ids["p2"], " ", "irrelevant")
+
+
+async def test_the_effective_label_is_used_by_evaluate_agree_exports_and_show(
+        escalated, settings, tmp_path):
+    store, run_id, ids = escalated
+    store_labels(store, [HumanLabel(p, "people", "HR", "highly relevant")
+                         for p in review_pairs()], "gold")
+    runner = CliRunner()
+    db = ["--db", settings.db_path]
+
+    def agreement(labels: str) -> float:
+        out = runner.invoke(main, ["agree", run_id, *db, "--json", "--labels", labels,
+                                   "--resamples", "10"])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout)["results"][run_id]["overall"]["agreement"]
+
+    assert agreement("judge") == agreement("effective") == 0.0
+    store.resolve_review(ids["p5"], "highly relevant", "ana")
+    assert agreement("judge") == 0.0 and agreement("effective") == 0.2
+    coverage = evaluate_engines(store, run_id, ks=(3,))["A"].coverage
+    assert coverage["reviewer"] == 1
+    qrels = runner.invoke(main, ["export", "qrels", run_id, *db]).stdout
+    assert "p5 2" in qrels and "p1 0" in qrels
+    shown = runner.invoke(main, ["show", ids["p5"], *db], terminal_width=200).stdout
+    assert "highly relevant (reviewer: ana) · the judge said irrelevant" in shown
+    assert "reviewer ana: highly relevant" in shown
+    trace = json.loads(runner.invoke(main, ["show", ids["p1"], *db, "--json"]).stdout)
+    assert trace["effective"] == {"label": "irrelevant",
+                                  "provenance": "judge (escalated, unreviewed): gpt-4o-mini"}

@@ -30,6 +30,8 @@ EXPECTED = {
     "human_labels": ["id", "query_id", "product_id", "annotator", "label", "raw_label",
                      "source", "split", "created_at", "loo_estimate"],
     "claims": ["cache_key", "owner", "expires_at"],
+    "review_decisions": ["id", "judgment_id", "reviewer", "label", "note", "role",
+                         "created_at", "undone_at"],
     "disagreements": ["judgment_id", "category", "explanation", "model", "prompt_hash",
                       "call_id", "created_at"],
 }
@@ -49,4 +51,5 @@ def test_reopening_applies_nothing_twice(tmp_path):
     assert [r["name"] for r in applied] == ["m001_initial", "m002_human_labels",
                                             "m003_graded_scale", "m004_ceiling_estimate",
                                             "m005_claims", "m006_run_images_root",
-                                            "m007_call_request_settings", "m008_evaluations"]
+                                            "m007_call_request_settings", "m008_evaluations",
+                                            "m009_review_decisions"]

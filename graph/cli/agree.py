@@ -52,6 +52,10 @@ def _clean(value):
               help="Score every run on exactly the pairs all the runs judged (a pair any "
                    "run failed on or could not judge is dropped for all).")
 @ties_option
+@click.option("--labels", type=click.Choice(["judge", "effective"]), default="judge",
+              show_default=True,
+              help="Score the judge's own labels, or the effective ones (a resolved review's "
+                   "label wins): what the pipeline hands on with people in the loop.")
 @click.option("--all-disagreements", is_flag=True,
               help="List every hard disagreement (default: the first 20).")
 @click.option("--categorise", is_flag=True,
@@ -59,12 +63,14 @@ def _clean(value):
 @model_options
 @json_option
 def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resamples: int,
-          common: bool, ties: str, all_disagreements: bool, categorise: bool, as_json: bool,
+          common: bool, ties: str, labels: str, all_disagreements: bool, categorise: bool,
+          as_json: bool,
           **models: str) -> None:
     """Agreement of RUN_IDS with human labels: overall, per language, query type, engine."""
     store = open_store(db_path)
     try:
-        data = agreement_data(store, list(run_ids), source, split, resamples, common, ties)
+        data = agreement_data(store, list(run_ids), source, split, resamples, common, ties,
+                              labels)
     except LookupError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)

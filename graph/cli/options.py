@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -56,3 +57,18 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                             help=spec.metadata["description"]
                             + (f" (env {env})" if env else ""), **extra)(func)
     return func
+
+
+def resolve_run(store, run_id: str) -> str:
+    """A run id as given, or the store's most recent judging run for "latest"; exits 2
+    naming the store when there is none."""
+    if run_id == "latest":
+        latest = store.latest_judging_run()
+        if latest is None:
+            click.echo(f"no judging run in {store.path}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        return latest
+    if store.run_row(run_id) is None:
+        click.echo(f"no run {run_id} in {store.path}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return run_id

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
+from raer.store.reviews import SKIP, ReviewError, inter_reviewer_agreement, undo_last
 
 WIDE = 120  # columns below which the queue is printed as one block per pair
 
@@ -68,15 +69,68 @@ def _cut(line: str, width: int) -> str:
 
 @review.command("resolve")
 @click.argument("judgment_id")
-@click.argument("label", type=click.Choice(list(LABELS)))
+@click.argument("label", type=click.Choice([*LABELS, SKIP]))
 @db_option
-@click.option("--reviewer", default="", help="Who decided (name or id).")
+@click.option("--reviewer", default="cli", show_default=True, help="Who decided (name or id).")
 @click.option("--note", default="", help="Why.")
-def resolve(judgment_id: str, label: str, db_path: str, reviewer: str, note: str) -> None:
-    """Record a person's LABEL for an escalated pair."""
+@click.option("--adjudicate", is_flag=True,
+              help="Settle the pair as its adjudicator (wins over disagreeing reviewers).")
+def resolve(judgment_id: str, label: str, db_path: str, reviewer: str, note: str,
+            adjudicate: bool) -> None:
+    """Record a person's LABEL for an escalated pair (several reviewers may label one)."""
     try:
-        open_store(db_path).resolve_review(judgment_id, label, reviewer, note)
+        result = open_store(db_path).resolve_review(
+            judgment_id, label, reviewer, note, "adjudicator" if adjudicate else "reviewer")
     except KeyError:
         click.echo(f"no judgment {judgment_id} in {db_path}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(json.dumps({"judgment_id": judgment_id, "human_label": label}))
+    except ReviewError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@review.command("undo")
+@db_option
+@click.option("--reviewer", default="cli", show_default=True)
+@click.option("--run", "run_id", default="", help="Only decisions on this run's pairs.")
+def undo(db_path: str, reviewer: str, run_id: str) -> None:
+    """Undo REVIEWER's latest decision (kept in the store, marked undone)."""
+    result = undo_last(open_store(db_path), reviewer, run_id)
+    if result is None:
+        click.echo(f"{reviewer} has no decision to undo", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@review.command("stats")
+@click.argument("run_id", default="latest")
+@db_option
+@json_option
+def stats(run_id: str, db_path: str, as_json: bool) -> None:
+    """Review progress of RUN_ID and how often reviewers of the same pair agree."""
+    store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
+    statuses = {r["status"]: r["n"] for r in store.rows(
+        "select status, count(*) as n from reviews where run_id = ? group by status",
+        [run_id])}
+    per_reviewer = {r["reviewer"]: r["n"] for r in store.rows(
+        """select d.reviewer, count(*) as n from review_decisions d join judgments j
+           on j.id = d.judgment_id where j.run_id = ? and d.undone_at is null
+           and d.label != 'skip' group by d.reviewer""", [run_id])}
+    result = {"run_id": run_id, "reviews": statuses, "decisions_per_reviewer": per_reviewer,
+              "inter_reviewer": inter_reviewer_agreement(store, run_id)}
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    agreement = result["inter_reviewer"]
+    share = agreement["full_agreement"]
+    alpha = agreement["alpha_ordinal"]
+    click.echo("\n".join([
+        f"run {run_id}: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
+        "decisions: " + (", ".join(f"{r} {n}" for r, n in sorted(per_reviewer.items()))
+                         or "none"),
+        f"pairs with two or more reviewers: {agreement['pairs_with_2_or_more_reviewers']}"
+        + (f"; full agreement {share:.0%}" if share is not None else "")
+        + (f"; Krippendorff's alpha (ordinal) {alpha:.2f}" if alpha is not None else ""),
+        *(f"disputed, for an adjudicator: {jid}" for jid in agreement["disputed"])]))

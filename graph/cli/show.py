@@ -75,6 +75,14 @@ def _print_trace(trace: dict) -> None:
         out.rule(Text("review"))
         say(f"status {r['status']} · reasons {r['reasons']} · human label "
             f"{r['human_label']} · reviewer {r['reviewer']}")
+        for d in r["decisions"]:
+            undone = f" (undone {d['undone_at']})" if d["undone_at"] else ""
+            note = f" · note {d['note']!r}" if d["note"] else ""
+            say(f"  {d['created_at']} {d['role']} {d['reviewer']}: {d['label']}{note}{undone}")
+    effective = trace["effective"]
+    out.rule(Text("effective label"))
+    say(f"{effective['label'] or '-'} ({effective['provenance']}) · the judge said "
+        f"{trace['judgment']['label'] or '-'}")
 
 
 @click.command()
