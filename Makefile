@@ -8,7 +8,8 @@ STAMP := $(VENV)/.raer-installed
 .PHONY: setup demo test lint server clean chromium esci esci-engines bench bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
-SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' 2>/dev/null)
+SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' \
+	-o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
 
 $(STAMP): pyproject.toml $(SOURCES)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -8,6 +8,8 @@ not a query with valid products (unknown keys, a product without a title), which
 server would otherwise accept and the graph would drop or fail on. The server would
 otherwise drop unknown keys silently; the graph's own `ServerSettings` schema is the second
 line of defence.
+
+It also serves the review page at /review/ (graph/review/app.py) on the operator's store.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from raer.graph.review.app import review_app
 from raer.nodes.inputs import InputError, check_query_input
 from raer.nodes.server_settings import (
     OPERATOR_FIELDS,
@@ -123,4 +127,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
 
 
-app = Starlette(middleware=[Middleware(RejectOperatorSettings)], lifespan=lifespan)
+def _review_config():
+    from raer.graph.review.app import config_from_environment
+
+    config = operator_config()
+    return config_from_environment(config.db_path, config.images_root)
+
+
+# The review page at /review/, on the operator's store (graph/review/app.py).
+app = Starlette(middleware=[Middleware(RejectOperatorSettings)], lifespan=lifespan,
+                routes=[Mount("/review", app=review_app(_review_config))])

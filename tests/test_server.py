@@ -226,6 +226,11 @@ def test_an_interactive_review_resumed_over_the_api_lands_once(tmp_path, resend)
             again = httpx.post(f"{server}/threads/{thread}/runs", json=resume, timeout=30)
             assert again.status_code == 200, again.text
             _wait_for(server, thread, again.json()["run_id"])
+        # the review page is served by the same server, on the operator's store
+        page = httpx.get(f"{server}/review/", timeout=30)
+        assert page.status_code == 200 and "raer review" in page.text
+        [listed] = httpx.get(f"{server}/review/api/runs", timeout=30).json()["runs"]
+        assert listed["resolved"] == 1
     finally:
         served.stop()
         model.close()

@@ -46,7 +46,8 @@ COMMANDS = {
 EXTRAS = {"sklearn": "evals", "scipy": "evals", "matplotlib": "evals", "krippendorff": "evals",
           "ir_measures": "evals", "pytrec_eval": "evals", "bm25s": "evals",
           "wordllama": "evals", "ppi_py": "evals",
-          "xllamacpp": "offline", "langgraph_api": "server"}
+          "xllamacpp": "offline", "langgraph_api": "server",
+          "starlette": "review", "uvicorn": "review"}
 
 
 class _Main(click.Group):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -134,3 +135,36 @@ def stats(run_id: str, db_path: str, as_json: bool) -> None:
         + (f"; full agreement {share:.0%}" if share is not None else "")
         + (f"; Krippendorff's alpha (ordinal) {alpha:.2f}" if alpha is not None else ""),
         *(f"disputed, for an adjudicator: {jid}" for jid in agreement["disputed"])]))
+
+
+@review.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Off loopback the page needs RAER_REVIEW_TOKEN.")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--images-root", default="", type=click.Path(file_okay=False),
+              help="Folder local packshots are read from (default: each run's own).")
+def serve(db_path: str, host: str, port: int, images_root: str) -> None:
+    """Serve the review page: the queue with packshots, one key per label, undo."""
+    try:
+        import uvicorn
+
+        from raer.graph.review.app import (
+            TOKEN_ENV,
+            config_from_environment,
+            is_loopback,
+            review_app,
+        )
+    except ModuleNotFoundError as exc:
+        click.echo(f"not set up: `raer review serve` needs {exc.name}: "
+                   f"pip install 'raer[review]'", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    config = config_from_environment(str(Path(db_path).resolve()),
+                                     str(Path(images_root).resolve()) if images_root else "")
+    if not is_loopback(host) and not config.token:
+        click.echo(f"refused: binding {host} (off loopback) needs a token in {TOKEN_ENV}",
+                   err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    open_store(db_path)  # an unusable store fails here, not at the first request
+    click.echo(f"review page: http://{host}:{port}/  (store {db_path}; Ctrl-C stops)")
+    uvicorn.run(review_app(config), host=host, port=port, log_level="warning")
