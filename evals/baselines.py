@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from raer.evals.agreement import ORDERED, majority_vote
@@ -67,17 +68,39 @@ def fit_lexical(pairs: list[dict[str, Any]]) -> tuple[float, float, float]:
     return best
 
 
+def score_confidence(fit_pairs: list[dict[str, Any]], low: float, high: float,
+                     min_pairs: int = 10) -> Callable[[float], float]:
+    """A calibrated confidence for the lexical baseline: the share of fitting pairs with the
+    same overlap score (two decimals) whose human majority is the label predicted for that
+    score; scores seen fewer than `min_pairs` times use the predicted label's share."""
+    by_score: dict[float, list[bool]] = defaultdict(list)
+    by_label: dict[str, list[bool]] = defaultdict(list)
+    for p in fit_pairs:
+        score = overlap(p["query"], p)
+        label = lexical_label(score, low, high)
+        by_score[round(score, 2)].append(label == p["majority"])
+        by_label[label].append(label == p["majority"])
+
+    def confidence(score: float) -> float:
+        hits = by_score.get(round(score, 2), [])
+        if len(hits) < min_pairs:
+            hits = by_label.get(lexical_label(score, low, high), []) or [False]
+        return round(sum(hits) / len(hits), 4)
+
+    return confidence
+
+
 def _write_run(store: Store, run_id: str, settings: dict[str, Any], model: str,
-               predictions: list[tuple[dict[str, Any], str]]) -> str:
+               predictions: list[tuple[dict[str, Any], str, float]]) -> str:
     store.ensure_run(run_id, settings, {"judge": model}, {})
     with store.atomic():
-        for pair, label in predictions:
+        for pair, label, confidence in predictions:
             jid = judgment_id(run_id, pair["query_id"], "", pair["product_id"])
             store.db["judgments"].upsert({
                 "id": jid, "run_id": run_id, "query_id": pair["query_id"],
                 "product_id": pair["product_id"], "engine": "", "status": "done",
-                "label": label, "model": model, "prompt_hash": None,
-                "reasoning": settings.get("explain", "")}, pk="id")
+                "label": label, "confidence": confidence, "model": model,
+                "prompt_hash": None, "reasoning": settings.get("explain", "")}, pk="id")
     return run_id
 
 
@@ -108,14 +131,15 @@ def run_majority_baseline(store: Store, source: str, fit_split: str, split: str,
                           ties: str = "median") -> str:
     fitted = Counter(p["majority"]
                      for p in _pairs_of(store, source, fit_split, ties, "--fit-split"))
-    label = fitted.most_common(1)[0][0]
+    label, count = fitted.most_common(1)[0]
+    share = round(count / sum(fitted.values()), 4)  # its one confidence: how often it holds
     settings = {"baseline": "majority", "source": source, "fit_split": fit_split,
                 "split": split, "ties": ties,
                 "label": label, "explain": f"always {label!r}, the most common human label "
                                            f"of {fit_split or 'all'}"}
     targets = _pairs_of(store, source, split, ties, "--split")
     return _write_run(store, _run_name("majority", settings), settings, "baseline-majority",
-                      [(p, label) for p in targets])
+                      [(p, label, share) for p in targets])
 
 
 def run_lexical_baseline(store: Store, source: str, fit_split: str, split: str,
@@ -128,5 +152,7 @@ def run_lexical_baseline(store: Store, source: str, fit_split: str, split: str,
                 "explain": f"query-token overlap with title/brand/colour/category; "
                            f">= {high} highly relevant, >= {low} substitute"}
     targets = _pairs_of(store, source, split, ties, "--split")
+    confidence = score_confidence(fit_pairs, low, high)
+    scores = [(p, overlap(p["query"], p)) for p in targets]
     return _write_run(store, _run_name("lexical", settings), settings, "baseline-lexical",
-                      [(p, lexical_label(overlap(p["query"], p), low, high)) for p in targets])
+                      [(p, lexical_label(s, low, high), confidence(s)) for p, s in scores])

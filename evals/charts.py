@@ -102,3 +102,34 @@ def trend_lines(series: dict[str, list[dict[str, Any]]], measure: str) -> str:
     ax.set_title(f"{measure} over time")
     ax.legend(fontsize=8)
     return _svg(fig)
+
+
+def calibration_panels(reliability: dict[str, Any], points: list[dict[str, Any]],
+                       chosen: dict[str, Any] | None, title: str) -> str:
+    """Left: the reliability diagram (accuracy per confidence bin, the diagonal is perfect
+    calibration, dot size = pairs). Right: the risk–coverage curve (agreement of the kept
+    pairs against the share sent to people), with the chosen threshold marked."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    left.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1)
+    bins = reliability["bins"]
+    left.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color="#4a7ebb")
+    left.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins],
+                 s=[20 + 200 * b["pairs"] / reliability["pairs"] for b in bins], color="#4a7ebb")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_xlabel("judge confidence")
+    left.set_ylabel("share agreeing with people")
+    left.set_title(f"reliability (ECE {reliability['ece']:.3f})", fontsize=10)
+    kept = [p for p in points if p["kept_agreement"] is not None]
+    right.plot([p["review_share"] for p in kept], [p["kept_agreement"] for p in kept],
+               marker=".", color="#d08c3a")
+    if chosen is not None and chosen.get("kept_agreement") is not None:
+        right.scatter([chosen["review_share"]], [chosen["kept_agreement"]], color="black",
+                      zorder=3, label=f"review_below {chosen['review_below']:.2f}")
+        right.legend(fontsize=8)
+    right.set_xlim(0, 1)
+    right.set_xlabel("share of pairs sent to people")
+    right.set_ylabel("agreement of the pairs kept")
+    right.set_title("risk–coverage", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    return _svg(fig)

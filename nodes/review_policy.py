@@ -8,6 +8,8 @@ it tries to instruct the judge.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from raer.nodes.seller_text import instruction_in
@@ -67,3 +69,30 @@ def outcome(state: dict[str, Any]) -> Outcome:
     if judge.get("review_reasons") or state.get("human_label"):
         return "escalated"
     return "done"
+
+
+# ------------------------------------------------------------------ review-policy files
+
+POLICY_KEYS = {"review_below", "rule", "fitted_on", "expected"}
+
+
+class PolicyError(ValueError):
+    """A review-policy file that cannot be used; the message names the file and field."""
+
+
+def read_policy(path: str | Path) -> float:
+    """review_below from a review-policy file written by `raer calibrate`."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"{path}: not a readable review-policy file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: a review policy is a JSON object")
+    unknown = set(data) - POLICY_KEYS
+    if unknown:
+        raise PolicyError(f"{path}: unknown fields {sorted(unknown)}")
+    value = data.get("review_below")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise PolicyError(f"{path}: field review_below must be a number from 0 to 1, "
+                          f"not {value!r}")
+    return float(value)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from raer.evals.calibration import Scored, choose_threshold, reliability, risk_coverage
 from raer.evals.engines import evaluate_engines
 from raer.evals.labels import HumanLabel, store_labels
 from raer.graph.api import judge_pairs
@@ -25,7 +26,7 @@ from raer.store.reviews import (
     queue,
     undo_last,
 )
-from tests.conftest import description, guidelines, judgment, product, requirements
+from tests.conftest import description, guidelines, judgment, product, requirements, write_jsonl
 
 
 async def _paused(settings, standard_answers):
@@ -154,3 +155,67 @@ async def test_the_effective_label_is_used_by_evaluate_agree_exports_and_show(
     trace = json.loads(runner.invoke(main, ["show", ids["p1"], *db, "--json"]).stdout)
     assert trace["effective"] == {"label": "irrelevant",
                                   "provenance": "judge (escalated, unreviewed): gpt-4o-mini"}
+
+
+# ------------------------------------------------------------------ calibration
+
+def synthetic(levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), per_level=100):
+    """Perfectly calibrated: at confidence c, exactly c of the pairs are right."""
+    return [Scored(f"j{c}-{k}", f"q{k % 7}", c, k < round(c * per_level), False)
+            for c in levels for k in range(per_level)]
+
+
+def test_calibration_finds_the_known_threshold_on_synthetic_labels():
+    items = synthetic()
+    assert reliability(items)["ece"] == pytest.approx(0.0, abs=1e-9)
+    curve = risk_coverage(items)
+    # keep agreement ≥ 0.75: escalate below 0.6 (kept mean of 0.6…0.9 = 0.75), 5/9 to people
+    chosen = choose_threshold(curve, target_agreement=0.75)
+    assert chosen["met"] and chosen["review_below"] == pytest.approx(0.6)
+    assert chosen["review_share"] == pytest.approx(5 / 9)
+    # at most a third to people: escalate below 0.4; kept agreement = mean(0.4…0.9)
+    chosen = choose_threshold(curve, max_review_share=0.34)
+    assert chosen["review_below"] == pytest.approx(0.4)
+    assert chosen["kept_agreement"] == pytest.approx(0.65)
+    assert chosen["errors_caught"] == pytest.approx(240 / 450)  # errors of 0.1, 0.2, 0.3
+    assert chosen["lift"] == pytest.approx(0.8 / 0.5)
+    assert not choose_threshold(curve, target_agreement=0.99)["met"]
+    # an overconfident judge: always 0.9 sure, right half the time
+    overconfident = [Scored(f"j{k}", "q", 0.9, k % 2 == 0, False) for k in range(100)]
+    assert reliability(overconfident)["ece"] == pytest.approx(0.4)
+
+
+def test_calibrate_writes_a_policy_that_judge_uses(escalated, settings, tmp_path):
+    store, run_id, ids = escalated
+    gold = {"p1": "irrelevant", "p2": "highly relevant", "p3": "irrelevant",
+            "p4": "highly relevant", "p5": "highly relevant"}
+    store_labels(store, [HumanLabel(p, "people", "x", gold[p.product_id],
+                                    split="dev" if p.query == "black jeans" else "test")
+                         for p in review_pairs()], "gold")
+    policy_file, plot = tmp_path / "policy.json", tmp_path / "calibration.svg"
+    runner = CliRunner()
+    out = runner.invoke(main, ["calibrate", run_id, "--db", settings.db_path, "--source", "gold",
+                               "--split", "dev", "--test-split", "test",
+                               "--target-agreement", "1.0", "--policy-out", str(policy_file),
+                               "--plot", str(plot), "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    # dev: p1 0.2 right, p2 0.4 wrong, p3 0.9 right: escalate below 0.9 keeps only p3
+    assert result["policy"]["review_below"] == pytest.approx(0.9)
+    assert result["test"]["at_chosen"]["review_share"] == 1.0
+    assert plot.read_text().startswith("<svg")
+    pairs_file = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"query": p.query, "language": "en", "engine": "A", "rank": p.rank,
+         "product_id": p.product_id, "title": p.title} for p in review_pairs()])
+    judged = runner.invoke(main, ["judge", str(pairs_file), "--db", settings.db_path,
+                                  "--base-url", "http://fake.invalid/v1", "--model",
+                                  "gpt-4o-mini", "--review-policy", str(policy_file), "--json"])
+    assert judged.exit_code == 0, judged.output
+    new_run = json.loads(judged.stdout)["run_id"]
+    assert json.loads(store.run_row(new_run)["settings"])["review_below"] == pytest.approx(0.9)
+    assert store.pair_statuses(new_run) == {"escalated": 4, "done": 1}
+    policy_file.write_text('{"review_below": 3}')
+    bad = runner.invoke(main, ["judge", str(pairs_file), "--db", settings.db_path,
+                               "--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini",
+                               "--review-policy", str(policy_file)])
+    assert bad.exit_code == 2 and "review_below must be a number from 0 to 1" in bad.output

@@ -29,6 +29,7 @@ COMMANDS = {
     "labels": ("labels", "labels", "Import human labels; export labelled pairs."),
     "baseline": ("baseline", "baseline", "Score the majority and lexical baselines."),
     "agree": ("agree", "agree", "Agreement of runs with people, with intervals."),
+    "calibrate": ("calibrate", "calibrate", "Fit the escalation threshold on people's labels."),
     "ablate": ("ablate", "ablate", "Judge the same pairs two ways and compare."),
     "report": ("report", "report", "Write the HTML report of runs against people."),
     "cost": ("cost", "cost", "Calls, tokens and cost of a run against people's labelling."),

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -26,6 +27,7 @@ from raer.graph.estimate import estimate
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.models.offline import require_offline_model
+from raer.nodes.review_policy import PolicyError, read_policy
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
 
@@ -55,6 +57,8 @@ async def _ask_person(item: dict) -> str:
               default="specific", show_default=True, help="Query-specific or generic rubric.")
 @click.option("--review-below", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Send judgments with lower confidence to a person.")
+@click.option("--review-policy", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A review-policy file from `raer calibrate` (sets --review-below).")
 @click.option("--interactive", is_flag=True,
               help="Ask for a label on the terminal when a judgment is escalated.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1),
@@ -87,7 +91,8 @@ async def _ask_person(item: dict) -> str:
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
-          interactive: bool, concurrency: int, query_concurrency: int, prompt_set: str,
+          review_policy: str | None, interactive: bool, concurrency: int,
+          query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, dry_run: bool, as_json: bool, **models: str) -> None:
@@ -98,6 +103,15 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     except InputError as exc:
         click.echo(f"bad input:\n{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    if review_policy:
+        if (click.get_current_context().get_parameter_source("review_below")
+                is not ParameterSource.DEFAULT):
+            raise click.UsageError("give --review-below or --review-policy, not both")
+        try:
+            review_below = read_policy(review_policy)
+        except PolicyError as exc:
+            click.echo(f"bad input: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
     settings = Context(db_path=db_path, run_name=run_name, guideline_mode=guideline_mode,
                        review_below=review_below, max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
