@@ -4,6 +4,7 @@ review page's store side, calibration and review samples."""
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
@@ -12,6 +13,7 @@ from langgraph.types import Command
 from raer.evals.calibration import Scored, choose_threshold, reliability, risk_coverage
 from raer.evals.engines import evaluate_engines
 from raer.evals.labels import HumanLabel, store_labels
+from raer.evals.sampling import inclusion_probabilities, sample_for_people, systematic
 from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
 from raer.graph.cli import main
@@ -219,3 +221,50 @@ def test_calibrate_writes_a_policy_that_judge_uses(escalated, settings, tmp_path
                                "--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini",
                                "--review-policy", str(policy_file)])
     assert bad.exit_code == 2 and "review_below must be a number from 0 to 1" in bad.output
+
+
+# ------------------------------------------------------------------ samples for people
+
+def test_systematic_sampling_draws_with_the_stated_probabilities():
+    sizes = np.array([0.1, 0.1, 0.5, 1.0, 1.1, 3.0, 0.2, 0.9])
+    pi = inclusion_probabilities(sizes, 4)
+    assert pi.sum() == pytest.approx(4) and pi.max() == 1.0  # 3.0 is taken for certain
+    rng = np.random.default_rng(1)
+    counts = np.zeros(len(sizes))
+    for _ in range(20_000):
+        drawn = systematic(pi, rng)
+        assert len(drawn) == 4
+        counts[drawn] += 1
+    assert np.allclose(counts / 20_000, pi, atol=0.015)
+
+
+async def test_review_sample_is_stratified_weighted_and_can_be_queued(fake_model, settings):
+    fake_model.respond("Requirements", lambda m: requirements(("product type", "x", "must",
+                                                                False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+    fake_model.respond("Judgment", lambda m: judgment(
+        confidence=0.9 if int(m[-1].content.split("title: Item ")[1].split()[0]) % 3 else 0.6))
+    pairs = [Pair(query=q, language="en", engine=e, rank=r, product_id=f"{q[0]}{r}",
+                  title=f"Item {r}") for q in ("jeans", "dress", "shirt") for e in ("A", "B")
+             for r in range(1, 11)]
+    await judge_pairs(pairs, settings)
+    store = open_store(settings.db_path)
+    drawn = sample_for_people(store, settings.run_id, budget=12, seed=3)
+    assert len(drawn) == 12 and len({d.judgment_id for d in drawn}) == 12
+    assert {(d.query_id, d.engine) for d in drawn}.__len__() == 6  # every query × engine
+    confident = {r["id"] for r in store.rows("select id from judgments where confidence = 0.9")}
+    assert all(d.weight > 2 for d in drawn)  # 12 of 60: π ≈ 0.2 on average
+    share_uncertain = sum(d.judgment_id not in confident for d in drawn) / 12
+    assert share_uncertain > 18 / 60  # uncertain pairs drawn more often than their share
+    out = CliRunner().invoke(main, ["review", "sample", settings.run_id, "--db",
+                                    settings.db_path, "--budget", "6", "--enqueue"])
+    assert out.exit_code == 0, out.output
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == 6 and all(0 < line["inclusion"] <= 1 for line in lines)
+    queued = queue(store, settings.run_id, "ana")
+    assert {r["judgment_id"] for r in queued} == {line["judgment_id"] for line in lines}
+    decide(store, lines[0]["judgment_id"], "ana", "irrelevant")
+    copied = CliRunner().invoke(main, ["labels", "from-reviews", settings.run_id, "--db",
+                                       settings.db_path, "--source", "reviewed"])
+    assert json.loads(copied.stdout) == {"source": "reviewed", "labels": 1}
+    assert store.human_label_rows("reviewed")[0]["annotator"] == "ana"

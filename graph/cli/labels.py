@@ -200,3 +200,33 @@ def _spread(query_ids: list[str], queries: dict, limit: int) -> list[str]:
             if by_type[kind] and len(chosen) < limit:
                 chosen.append(by_type[kind].pop(0))
     return chosen
+
+
+@labels.command("from-reviews")
+@click.argument("run_id")
+@db_option
+@click.option("--source", required=True, help="Name the labels get (e.g. reviewed).")
+@click.option("--split", default="", help="Split to file them under.")
+def from_reviews(run_id: str, db_path: str, source: str, split: str) -> None:
+    """Copy people's decisions on RUN_ID's pairs into human labels (one per reviewer), for
+    `raer agree`, `raer calibrate` and `raer ppi`."""
+    store = open_store(db_path)
+    rows = store.rows(
+        """select j.query_id, j.product_id, d.reviewer, d.label from review_decisions d
+           join judgments j on j.id = d.judgment_id
+           where j.run_id = ? and d.undone_at is null and d.label != 'skip'
+           order by d.id""", [run_id])
+    latest = {(r["query_id"], r["product_id"], r["reviewer"]): r["label"] for r in rows}
+    from raer.store.store import now
+
+    with store.atomic():
+        for (qid, pid, reviewer), label in latest.items():
+            store.db.execute(
+                """insert into human_labels (query_id, product_id, annotator, label, raw_label,
+                                             source, split, created_at)
+                   values (?, ?, ?, ?, ?, ?, ?, ?)
+                   on conflict (query_id, product_id, annotator, source) do update set
+                   label = excluded.label, raw_label = excluded.raw_label,
+                   split = excluded.split""",
+                [qid, pid, reviewer, label, label, source, split, now()])
+    click.echo(json.dumps({"source": source, "labels": len(latest)}))

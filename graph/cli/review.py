@@ -168,3 +168,53 @@ def serve(db_path: str, host: str, port: int, images_root: str) -> None:
     open_store(db_path)  # an unusable store fails here, not at the first request
     click.echo(f"review page: http://{host}:{port}/  (store {db_path}; Ctrl-C stops)")
     uvicorn.run(review_app(config), host=host, port=port, log_level="warning")
+
+
+@review.command("sample")
+@click.argument("run_id", default="latest")
+@db_option
+@click.option("--budget", required=True, type=click.IntRange(1), help="Pairs people can label.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="-",
+              help="JSONL of the drawn pairs with their inclusion probability (default: stdout).")
+@click.option("--enqueue", is_flag=True,
+              help="Also put the drawn pairs in the review queue (the review page shows them).")
+def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
+           enqueue: bool) -> None:
+    """Draw BUDGET pairs of RUN_ID for people to label: stratified by query and engine,
+    weighted to the judge's uncertainty, each with its inclusion probability."""
+    from raer.evals.sampling import sample_for_people
+    from raer.store.store import now
+
+    store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
+    drawn = sample_for_people(store, run_id, budget, seed)
+    rows = store.run_judgments(run_id)
+    titles = {r["id"]: r["title"] for r in store.rows(
+        "select id, title from products where id in (select product_id from judgments "
+        "where run_id = ?)", [run_id])}
+    lines = []
+    for d in drawn:
+        j = rows[d.judgment_id]
+        lines.append({"judgment_id": d.judgment_id, "query": j["query"], "engine": d.engine,
+                      "rank": j["rank"], "product_id": j["product_id"],
+                      "title": titles.get(j["product_id"], ""), "judge_label": j["label"],
+                      "confidence": j["confidence"], "inclusion": round(d.inclusion, 6),
+                      "weight": round(d.weight, 6)})
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if out_path == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(out_path).write_text(text, encoding="utf-8")
+    if enqueue:
+        with store.atomic():
+            for d in drawn:
+                store.db.execute(
+                    """insert or ignore into reviews (judgment_id, run_id, reasons, status,
+                       created_at) values (?, ?, ?, 'open', ?)""",
+                    [d.judgment_id, run_id, json.dumps(
+                        [f"sampled for people (budget {budget}, inclusion {d.inclusion:.3f})"]),
+                     now()])
+    strata = len({(d.query_id, d.engine) for d in drawn})
+    click.echo(f"drew {len(drawn)} pairs over {strata} query×engine strata"
+               + (" and queued them for review" if enqueue else ""), err=True)
