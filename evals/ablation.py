@@ -26,6 +26,8 @@ VARIANTS: dict[str, tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]
     "description": (("with packshot description", {"describe_images": True}),
                     ("without packshot description", {"describe_images": False})),
     "scale": (("three labels", {"scale": "three"}), ("graded 0–4 scale", {"scale": "graded"})),
+    "feedback": (("without reviewed examples", {"learn_from_reviews": False}),
+                 ("with reviewed examples", {"learn_from_reviews": True})),
 }
 
 

@@ -104,6 +104,9 @@ class Context:
     scale: Literal["three", "graded"] = setting(
         "three", "Three labels, or a 0–4 grade mapped onto them (4–3, 2, 1–0).")
     review_below: float = setting(0.5, "Judgments with confidence below this go to a person.")
+    learn_from_reviews: bool = setting(
+        False, "People's resolved reviews of a query become examples in its guidelines "
+        "(versioned in the guidelines key: only that query's pairs are judged again).")
     review_mode: Literal["queue", "interactive"] = operational(
         "queue", "Queue doubtful pairs for review, or pause the thread for a person.")
     temperature: float = setting(0.0, "Sampling temperature of the first attempt.")

@@ -8,12 +8,14 @@ query, language, model, prompt hash, requirements).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from raer.nodes.common import key, language_name, normalise_query, settings_of, store_of
 from raer.nodes.context import Context
+from raer.nodes.feedback import examples_key, reviewed_examples
 from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Guidelines, Requirements
 from raer.nodes.singleflight import once
@@ -64,7 +66,8 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
             "cache_key": cache_key, "query_id": None, "mode": "generic",
             "model": GENERIC_MODEL, "prompt_hash": GENERIC_HASH, "requirements_key": None,
             **GENERIC_RUBRIC.model_dump(), "call_id": None})
-        return {"guidelines": GENERIC_RUBRIC.model_dump(), "guidelines_key": cache_key}
+        return await _with_reviews(store, state, settings, GENERIC_RUBRIC.model_dump(),
+                                   cache_key)
 
     prompt = load_prompt(NODE, settings.prompt_set)
     model = settings.endpoints["guidelines"].model
@@ -89,7 +92,23 @@ async def draft_guidelines(state: QueryState, runtime: Runtime[Context]) -> dict
     except StructuredCallFailed as exc:
         return {"upstream_error": f"guidelines failed: {exc.reason}",
                 "guidelines_key": cache_key}
-    return {"guidelines": {k: row[k] for k in Guidelines.model_fields},
-            "guidelines_key": cache_key}
+    return await _with_reviews(store, state, settings,
+                               {k: row[k] for k in Guidelines.model_fields}, cache_key)
+
+
+async def _with_reviews(store: Any, state: QueryState, settings: Context,
+                        drafted: dict[str, Any], cache_key: str) -> dict[str, Any]:
+    """The drafted guidelines, plus the query's reviewed examples when the run learns from
+    reviews (stored under the extended key, so `raer show` finds what the judge saw)."""
+    examples = (await asyncio.to_thread(reviewed_examples, store, state["query_id"])
+                if settings.learn_from_reviews else [])
+    if not examples:
+        return {"guidelines": drafted, "guidelines_key": cache_key}
+    extended = examples_key(cache_key, examples)
+    base = await asyncio.to_thread(store.cached, "guidelines", cache_key)
+    await asyncio.to_thread(store.put_cached, "guidelines", {
+        **{k: v for k, v in base.items() if k != "created_at"}, "cache_key": extended,
+        "examples": json.dumps(examples, ensure_ascii=False)})
+    return {"guidelines": {**drafted, "examples": examples}, "guidelines_key": extended}
 
 

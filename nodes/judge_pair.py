@@ -69,9 +69,17 @@ def format_product(product: dict[str, Any], description: dict[str, Any] | None,
 
 
 def format_guidelines(guidelines: dict[str, Any]) -> str:
-    return (f"- highly relevant: {guidelines['highly_relevant']}\n"
+    text = (f"- highly relevant: {guidelines['highly_relevant']}\n"
             f"- acceptable substitute: {guidelines['acceptable_substitute']}\n"
             f"- irrelevant: {guidelines['irrelevant']}")
+    examples = guidelines.get("examples") or []
+    if examples:  # people's decisions on this query (nodes/feedback.py)
+        text += "\nExamples people decided for this query (judge similar products alike):"
+        for e in examples:
+            note = f" (note: {untrusted(e['note'], 200)})" if e.get("note") else ""
+            brand = f" [brand {untrusted(e['brand'], 60)}]" if e.get("brand") else ""
+            text += f"\n- {untrusted(e['title'], 200)}{brand} → {e['label']}{note}"
+    return text
 
 
 def judge_prompt(state: ProductState, settings: Context) -> tuple[Prompt, str, str]:

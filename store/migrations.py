@@ -150,3 +150,9 @@ def m009_review_decisions(db: Database) -> None:
                   created_at) select judgment_id, coalesce(reviewer, ''), human_label,
                   coalesce(note, ''), 'reviewer', coalesce(resolved_at, created_at)
                   from reviews where status = 'resolved' and human_label is not null""")
+
+
+@migrations()
+def m010_guideline_examples(db: Database) -> None:
+    """People's reviewed examples appended to a query's guidelines (nodes/feedback.py)."""
+    db["guidelines"].add_column("examples", str)

@@ -28,7 +28,8 @@ from raer.store.reviews import (
     queue,
     undo_last,
 )
-from tests.conftest import description, guidelines, judgment, product, requirements, write_jsonl
+from tests.conftest import guidelines, judgment, product, requirements, write_jsonl
+from tests.review_data import judge_review_pairs, review_pairs
 
 
 async def _paused(settings, standard_answers):
@@ -64,31 +65,10 @@ async def test_a_resumed_review_lands_once_whether_or_not_settings_are_resent(
 
 # ------------------------------------------------------------------ decisions and labels
 
-QUERY_PRODUCTS = [("black jeans", "p1", 0.2), ("black jeans", "p2", 0.4),
-                  ("black jeans", "p3", 0.9), ("red dress", "p4", 0.3), ("red dress", "p5", 0.1)]
-
-
-def review_pairs(images: dict[str, str] | None = None) -> list[Pair]:
-    return [Pair(query=q, language="en", engine="A", rank=i, product_id=pid,
-                 title=f"Item {pid}", image=(images or {}).get(pid, ""))
-            for i, (q, pid, _) in enumerate(QUERY_PRODUCTS, start=1)]
-
-
 @pytest.fixture
 async def escalated(fake_model, settings):
     """Five pairs judged "irrelevant" with set confidences: four go to people."""
-    confidence = {pid: c for _, pid, c in QUERY_PRODUCTS}
-    fake_model.respond("Requirements", lambda m: requirements(
-        ("product type", "jeans", "must", False)))
-    fake_model.respond("Guidelines", lambda m: guidelines())
-    fake_model.respond("PackshotDescription", lambda m: description())
-
-    def judge(messages):
-        pid = messages[-1].content.split("title: Item ")[1].split()[0]
-        return judgment(label="irrelevant", confidence=confidence[pid])
-
-    fake_model.respond("Judgment", judge)
-    await judge_pairs(review_pairs(), settings)
+    await judge_review_pairs(settings, fake_model)
     store = open_store(settings.db_path)
     ids = {r["product_id"]: r["id"] for r in store.rows("select id, product_id from judgments")}
     return store, settings.run_id, ids
@@ -268,3 +248,63 @@ async def test_review_sample_is_stratified_weighted_and_can_be_queued(fake_model
                                        settings.db_path, "--source", "reviewed"])
     assert json.loads(copied.stdout) == {"source": "reviewed", "labels": 1}
     assert store.human_label_rows("reviewed")[0]["annotator"] == "ana"
+
+
+# ------------------------------------------------------------------ reviews teach the next run
+
+@pytest.mark.parametrize("listens", [True, False], ids=["judge-uses-examples", "ignores-them"])
+def test_reviewed_examples_rejudge_only_their_queries_and_are_measured(
+        fake_model, settings, tmp_path, listens):
+    fake_model.respond("Requirements", lambda m: requirements(("product type", "x", "must",
+                                                                False)))
+    fake_model.respond("Guidelines", lambda m: guidelines())
+
+    def judge(messages):
+        text = messages[-1].content
+        brand = text.split("<product_data>")[1].split("brand: ")[1].split()[0]
+        taught = f"[brand {brand}] → highly relevant" in text
+        return judgment(label="highly relevant" if listens and taught else "irrelevant")
+
+    fake_model.respond("Judgment", judge)
+    rows = [{"query": f"query {q}", "language": "en", "engine": "A", "rank": r,
+             "product_id": f"q{q}-p{r}", "title": f"Thing {r}", "brand": f"B{q}"}
+            for q in range(1, 6) for r in range(1, 5)]
+    pairs_file = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    store = open_store(settings.db_path)
+    store_labels(store, [HumanLabel(Pair(**{k: v for k, v in r.items()}), "people", "HR",
+                                    "highly relevant") for r in rows], "gold")
+    model = ["--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini"]
+    runner = CliRunner()
+    first = runner.invoke(main, ["judge", str(pairs_file), "--db", settings.db_path, "--json",
+                                 *model])
+    assert first.exit_code == 0, first.output
+    run_a = json.loads(first.stdout)["run_id"]
+    for q in range(1, 5):  # a person corrects one product of each of queries 1–4
+        [jid] = [r["id"] for r in store.rows("select id from judgments where run_id = ? and "
+                                              "product_id = ?", [run_a, f"q{q}-p1"])]
+        store.resolve_review(jid, "highly relevant", "ana", note="the brand is what counts")
+    out = runner.invoke(main, ["ablate", str(pairs_file), "--db", settings.db_path, "--vary",
+                               "feedback", "--source", "gold", "--json", "--resamples", "200",
+                               *model])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["pairs"] == 16  # the 4 reviewed pairs are held out
+    run_b = result["b"]["run_id"]
+    judged_again = {r["product_id"].split("-")[0] for r in store.rows(
+        "select j.product_id from llm_calls c join judgments j on j.input_hash = c.cache_key "
+        "where c.run_id = ? and c.node = 'judge_pair' and j.run_id = ?", [run_b, run_b])}
+    assert judged_again == {"q1", "q2", "q3", "q4"}  # query 5 had no review: cache reused
+    if listens:
+        assert result["agreement_a"] == 0 and result["agreement_b"] == 12 / 16
+        assert "Adopt them" in result["verdict"]
+    else:
+        assert result["agreement_b"] == result["agreement_a"] == 0
+        assert "Not adopted" in result["verdict"]
+    # the judge saw the examples, and `raer show` finds the guidelines it saw
+    [jid] = [r["id"] for r in store.rows("select id from judgments where run_id = ? and "
+                                          "product_id = 'q1-p2'", [run_b])]
+    trace = json.loads(runner.invoke(main, ["show", jid, "--db", settings.db_path,
+                                            "--json"]).stdout)
+    examples = json.loads(trace["steps"][1]["artefact"]["examples"])
+    assert examples == [{"product_id": "q1-p1", "title": "Thing 1", "brand": "B1",
+                         "label": "highly relevant", "note": "the brand is what counts"}]

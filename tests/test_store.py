@@ -18,7 +18,7 @@ EXPECTED = {
                      "requirements", "call_id", "created_at"],
     "guidelines": ["cache_key", "query_id", "mode", "model", "prompt_hash", "requirements_key",
                    "highly_relevant", "acceptable_substitute", "irrelevant", "call_id",
-                   "created_at"],
+                   "created_at", "examples"],
     "descriptions": ["cache_key", "image_hash", "model", "prompt_hash", "description",
                      "call_id", "created_at"],
     "judgments": ["id", "run_id", "query_id", "product_id", "engine", "rank", "status",
@@ -52,4 +52,5 @@ def test_reopening_applies_nothing_twice(tmp_path):
                                             "m003_graded_scale", "m004_ceiling_estimate",
                                             "m005_claims", "m006_run_images_root",
                                             "m007_call_request_settings", "m008_evaluations",
-                                            "m009_review_decisions"]
+                                            "m009_review_decisions",
+                                            "m010_guideline_examples"]

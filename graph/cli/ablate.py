@@ -44,11 +44,22 @@ def ablate(pairs: str, db_path: str, vary: str, judge_model_b: str, source: str,
 
     store = open_store(db_path)
     items = [load_items(store, run_id, source, split) for _, run_id in runs]
+    held_out = ""
+    if vary == "feedback":
+        # a reviewed pair's own label is among the examples: score only the others
+        reviewed = {(r["query_id"], r["product_id"]) for r in store.rows(
+            "select j.query_id, j.product_id from reviews r join judgments j "
+            "on j.id = r.judgment_id where r.status = 'resolved'")}
+        items = [[i for i in run if (i.query_id, i.product_id) not in reviewed]
+                 for run in items]
+        held_out = (f"Scored on held-out pairs only: {len(reviewed)} reviewed (query, "
+                    f"product) pairs left out.")
     result = paired_comparison(items[0], items[1], resamples)
+    verdict = _verdict(vary, result)
     offline = any(s.endpoints["judge"].offline for _, s in variants)
     summary = {"vary": vary, "a": {"name": runs[0][0], "run_id": runs[0][1]},
                "b": {"name": runs[1][0], "run_id": runs[1][1]}, **result,
-               "offline_model": offline}
+               "offline_model": offline, "held_out": held_out, "verdict": verdict}
     if as_json:
         click.echo(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
                                for k, v in summary.items()}, indent=2))
@@ -60,5 +71,23 @@ def ablate(pairs: str, db_path: str, vary: str, judge_model_b: str, source: str,
                f"{ci(result['difference_ci'])} (bootstrap over queries); McNemar exact "
                f"p = {result['mcnemar_p']:.3g} ({result['only_a_right']} pairs only A got "
                f"right, {result['only_b_right']} only B).")
+    if held_out:
+        click.echo(f"\n{held_out}")
+    if verdict:
+        click.echo(f"\n{verdict}")
     if offline:
         click.echo(f"\n> {OFFLINE_NOTE} Differences between its variants are noise.")
+
+
+def _verdict(vary: str, result: dict) -> str:
+    """For a change a team might adopt (reviewed examples), say whether the measurement
+    supports it; nothing is switched on by this command."""
+    if vary != "feedback":
+        return ""
+    low = result["difference_ci"][0]
+    if result["pairs"] and not math.isnan(low) and low > 0:
+        return ("Verdict: the reviewed examples improved agreement (the 95% interval is above "
+                "0). Adopt them with `raer judge --learn-from-reviews`.")
+    return ("Verdict: no measured improvement from the reviewed examples (the 95% interval "
+            "includes 0 or lies below it). Not adopted: keep judging without "
+            "--learn-from-reviews.")

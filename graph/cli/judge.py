@@ -59,6 +59,10 @@ async def _ask_person(item: dict) -> str:
               help="Send judgments with lower confidence to a person.")
 @click.option("--review-policy", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A review-policy file from `raer calibrate` (sets --review-below).")
+@click.option("--learn-from-reviews", is_flag=True,
+              help="People's resolved reviews of a query become examples in its guidelines "
+                   "(only those queries' pairs are judged again); measure it first with "
+                   "`raer ablate --vary feedback`.")
 @click.option("--interactive", is_flag=True,
               help="Ask for a label on the terminal when a judgment is escalated.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1),
@@ -91,7 +95,7 @@ async def _ask_person(item: dict) -> str:
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
-          review_policy: str | None, interactive: bool, concurrency: int,
+          review_policy: str | None, learn_from_reviews: bool, interactive: bool, concurrency: int,
           query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
@@ -113,7 +117,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             click.echo(f"bad input: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
     settings = Context(db_path=db_path, run_name=run_name, guideline_mode=guideline_mode,
-                       review_below=review_below, max_concurrency=concurrency,
+                       review_below=review_below, learn_from_reviews=learn_from_reviews,
+                       max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,

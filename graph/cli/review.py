@@ -218,3 +218,81 @@ def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
     strata = len({(d.query_id, d.engine) for d in drawn})
     click.echo(f"drew {len(drawn)} pairs over {strata} query×engine strata"
                + (" and queued them for review" if enqueue else ""), err=True)
+
+
+@review.command("export")
+@click.argument("run_id", default="latest")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["label-studio"]), default="label-studio",
+              show_default=True)
+@click.option("--all", "every", is_flag=True, help="Every escalated pair, not only open ones.")
+@click.option("--image-base", default="",
+              help="URL prefix for local packshots, e.g. the review page's "
+                   "http://127.0.0.1:8765/api/packshot/ (default: remote packshots only).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder for tasks.json and label_config.xml.")
+def export_reviews(run_id: str, db_path: str, fmt: str, every: bool, image_base: str,
+                   out_dir: str) -> None:
+    """Write RUN_ID's review queue as Label Studio tasks, with the judge's label as a
+    prediction, and the labelling config to create the project with."""
+    from raer.evals.label_studio import LABEL_CONFIG, export_tasks
+
+    store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
+    tasks = export_tasks(store, run_id, None if every else "open", image_base)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tasks.json").write_text(json.dumps(tasks, indent=2, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    (folder / "label_config.xml").write_text(LABEL_CONFIG, encoding="utf-8")
+    click.echo(json.dumps({"tasks": len(tasks), "out": str(folder)}))
+
+
+@review.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["label-studio"]), default="label-studio",
+              show_default=True)
+@click.option("--as-labels", "source", default="",
+              help="Store as human labels of this source (for raer agree) instead of as "
+                   "review decisions.")
+@click.option("--split", default="", help="With --as-labels: the split to file them under.")
+def import_reviews(path: str, db_path: str, fmt: str, source: str, split: str) -> None:
+    """Read a Label Studio JSON export back: each annotation becomes a reviewer's decision
+    (or a human label). Checked whole first: a bad task writes nothing."""
+    from raer.evals.label_studio import LabelStudioError, check_known, read_export
+    from raer.store.reviews import decide
+    from raer.store.store import now
+
+    store = open_store(db_path)
+    try:
+        annotations = read_export(path)
+        check_known(store, annotations, path)
+    except LabelStudioError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    written = 0
+    with store.atomic():
+        for a in annotations:
+            if source:
+                j = store.rows("select query_id, product_id from judgments where id = ?",
+                               [a.judgment_id])[0]
+                store.db.execute(
+                    """insert into human_labels (query_id, product_id, annotator, label,
+                                                 raw_label, source, split, created_at)
+                       values (?, ?, ?, ?, ?, ?, ?, ?)
+                       on conflict (query_id, product_id, annotator, source) do update set
+                       label = excluded.label, raw_label = excluded.raw_label""",
+                    [j["query_id"], j["product_id"], a.annotator, a.label, a.label, source,
+                     split, now()])
+                written += 1
+                continue
+            latest = store.rows(
+                "select label from review_decisions where judgment_id = ? and reviewer = ? "
+                "and undone_at is null order by id desc limit 1", [a.judgment_id, a.annotator])
+            if latest and latest[0]["label"] == a.label:
+                continue  # imported before: an import is idempotent
+            decide(store, a.judgment_id, a.annotator, a.label, a.note)
+            written += 1
+    click.echo(json.dumps({"annotations": len(annotations), "written": written,
+                           "as": f"human labels {source!r}" if source else "review decisions"}))
