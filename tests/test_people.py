@@ -3,6 +3,7 @@ review page's store side, calibration and review samples."""
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from raer.evals.sampling import inclusion_probabilities, sample_for_people, syst
 from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
 from raer.graph.cli import main
+from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
@@ -308,3 +310,73 @@ def test_reviewed_examples_rejudge_only_their_queries_and_are_measured(
     examples = json.loads(trace["steps"][1]["artefact"]["examples"])
     assert examples == [{"product_id": "q1-p1", "title": "Thing 1", "brand": "B1",
                          "label": "highly relevant", "note": "the brand is what counts"}]
+
+
+# ------------------------------------------------------------------ Label Studio round trip
+
+LS_EXPORT = Path(__file__).parent / "fixtures" / "label_studio_export.json"
+
+
+@pytest.fixture
+async def ls_store(fake_model, tmp_path):
+    """The store tests/label_studio_round_trip.py exported from (same run name, same ids)."""
+    settings = Context(db_path=str(tmp_path / "raer.db"), run_name="ls-round-trip",
+                       base_url="http://fake.invalid/v1", model="gpt-4o-mini",
+                       vision_model="pillow")
+    await judge_review_pairs(settings, fake_model)
+    return open_store(settings.db_path)
+
+
+def test_label_studio_export_and_the_real_export_imported_back(ls_store, tmp_path):
+    store = ls_store
+    runner = CliRunner()
+    db = ["--db", store.path]
+    out = runner.invoke(main, ["review", "export", "ls-round-trip", *db, "--format",
+                               "label-studio", "--out", str(tmp_path / "ls")])
+    assert json.loads(out.stdout)["tasks"] == 4
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    by_product = {t["data"]["product_id"]: t for t in tasks}
+    [prediction] = by_product["p1"]["predictions"]
+    assert prediction["model_version"] == "ls-round-trip" and prediction["score"] == 0.2
+    assert prediction["result"][0]["value"] == {"choices": ["irrelevant"]}
+    assert "low confidence 0.2 < 0.5" in by_product["p1"]["data"]["reasons"]
+    assert '<Choice value="acceptable substitute" hotkey="2"/>' in (
+        tmp_path / "ls" / "label_config.xml").read_text()
+    # the export a real Label Studio made of these tasks, annotated through its API
+    first = runner.invoke(main, ["review", "import", str(LS_EXPORT), *db])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["written"] == 3
+    reviews = {r["product_id"]: (r["status"], r["human_label"])
+               for r in store.reviews("ls-round-trip", None)}
+    assert reviews == {"p5": ("resolved", "highly relevant"),
+                       "p1": ("resolved", "acceptable substitute"),
+                       "p4": ("resolved", "irrelevant"), "p2": ("open", None)}
+    notes = [d["note"] for d in store.rows("select note from review_decisions")]
+    assert "dark grey" in notes
+    assert all(d["reviewer"].startswith("label-studio:") for d in store.rows(
+        "select reviewer from review_decisions"))
+    again = runner.invoke(main, ["review", "import", str(LS_EXPORT), *db])
+    assert json.loads(again.stdout)["written"] == 0  # idempotent
+    as_labels = runner.invoke(main, ["review", "import", str(LS_EXPORT), *db, "--as-labels",
+                                     "ls"])
+    assert json.loads(as_labels.stdout)["written"] == 3
+    assert len(store.human_label_rows("ls")) == 3
+
+
+def test_a_bad_label_studio_export_names_the_task_and_writes_nothing(ls_store, tmp_path):
+    store = ls_store
+    exported = json.loads(LS_EXPORT.read_text())
+    annotated = [t for t in exported if any(not a.get("was_cancelled")
+                                           for a in t["annotations"])]
+    wrong_label = json.loads(json.dumps(exported))
+    task = next(t for t in wrong_label if t["id"] == annotated[0]["id"])
+    task["annotations"][0]["result"][0]["value"]["choices"] = ["kinda relevant"]
+    wrong_id = json.loads(json.dumps(exported))
+    next(t for t in wrong_id if t["id"] == annotated[1]["id"])["data"]["judgment_id"] = "j-nope"
+    for bad, named in ((wrong_label, f"task {annotated[0]['id']}: label 'kinda relevant'"),
+                       (wrong_id, f"task {annotated[1]['id']}: judgment j-nope")):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(bad))
+        out = CliRunner().invoke(main, ["review", "import", str(path), "--db", store.path])
+        assert out.exit_code == 2 and named in out.output, out.output
+    assert store.db["review_decisions"].count == 0
