@@ -45,6 +45,8 @@ HEADER = ("| data | pairs | review_below | sent to people | kept agree | error (
 @click.option("--source", required=True, help="Human labels to fit on (and test on).")
 @click.option("--split", default="dev", show_default=True, help="Split to fit on.")
 @click.option("--test-split", default="", help="Split to report on (e.g. test).")
+@click.option("--test-run", default="",
+              help="Report on this run's pairs instead (the same judge on other data).")
 @click.option("--target-agreement", type=click.FloatRange(0, 1), default=None,
               help="Send the fewest pairs to people that keeps this agreement on the rest.")
 @click.option("--max-review-share", type=click.FloatRange(0, 1), default=None,
@@ -56,8 +58,8 @@ HEADER = ("| data | pairs | review_below | sent to people | kept agree | error (
               help="Write the reliability diagram and risk–coverage curve (SVG).")
 @json_option
 def calibrate(run_id: str, db_path: str, source: str, split: str, test_split: str,
-              target_agreement: float | None, max_review_share: float | None, bins: int,
-              policy_out: str, plot_path: str, as_json: bool) -> None:
+              test_run: str, target_agreement: float | None, max_review_share: float | None,
+              bins: int, policy_out: str, plot_path: str, as_json: bool) -> None:
     """Fit RUN_ID's escalation threshold on people's labels; report it on a held-out split."""
     if (target_agreement is None) == (max_review_share is None):
         raise click.UsageError("give exactly one of --target-agreement and --max-review-share")
@@ -76,14 +78,16 @@ def calibrate(run_id: str, db_path: str, source: str, split: str, test_split: st
     result = {"run": run_id, "fit": {"split": split, "reliability": reliability(fit, bins),
                                      "chosen": chosen, "curve": curve},
               "policy": written}
-    test = scored_items(store, run_id, source, test_split) if test_split else []
+    test_run = resolve_run(store, test_run) if test_run else run_id
+    test = scored_items(store, test_run, source, test_split) if test_split else []
     if test_split and not test:
         click.echo(f"no judged pairs in split {test_split!r} to report on", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if test:
-        result["test"] = {"split": test_split, "reliability": reliability(test, bins),
+        result["test"] = {"split": test_split, "run": test_run,
+                          "reliability": reliability(test, bins),
                           "at_chosen": escalation_at(test, chosen["review_below"]),
-                          "at_run_setting": escalation_at(test, _run_setting(store, run_id))}
+                          "at_run_setting": escalation_at(test, _run_setting(store, test_run))}
     if policy_out:
         Path(policy_out).write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     if plot_path:
