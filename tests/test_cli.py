@@ -95,3 +95,17 @@ def test_failed_pairs_exit_1(fake_model, tmp_path):
 def test_db_path_prints_the_absolute_path(tmp_path):
     result = CliRunner().invoke(main, ["db", "path", "--db", str(tmp_path / "x.db")])
     assert result.output.strip() == str((tmp_path / "x.db").resolve())
+
+
+def test_judge_fails_loudly_when_no_pair_was_judged(fake_model, tmp_path):
+    """Issue 11: with every requirements call timing out the demo judged nothing and still
+    exited 0. Now: exit 4 and the reasons."""
+    def timeout(messages):
+        raise TimeoutError("the model did not answer in time")
+
+    fake_model.respond("Requirements", timeout)
+    out = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db",
+                                    str(tmp_path / "x.db"), "--max-retries", "0", *MODEL])
+    assert out.exit_code == 4, out.output
+    assert "nothing was judged: all 2 pairs failed" in out.output
+    assert "requirements failed" in out.output

@@ -19,6 +19,7 @@ from raer.graph.cli.options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INCOMPLETE,
+    EXIT_NOTHING_JUDGED,
     db_option,
     json_option,
     model_options,
@@ -200,6 +201,14 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                   f"{summary['statuses']['pending']} pairs still pending (rerun with a larger "
                   "--max-cost to finish).[/]")
         sys.exit(EXIT_INCOMPLETE)
+    judged = summary["statuses"]["done"] + summary["statuses"]["escalated"]
+    if summary["statuses"]["failed"] and not judged:
+        reasons = sorted({(r["error"] or "")[:160] for r in rows if r["status"] == "failed"})
+        err.print(f"[bold red]nothing was judged: all {len(rows)} pairs failed.[/] Reasons: "
+                  + "; ".join(reasons[:3]) + (" …" if len(reasons) > 3 else "")
+                  + f". See `raer show --db {db_path} <judgment id>`; rerun the same command "
+                  "to retry them.")
+        sys.exit(EXIT_NOTHING_JUDGED)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
 

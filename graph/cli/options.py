@@ -15,6 +15,7 @@ from raer.nodes.schemas import TIE_RULES
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # stopped by --max-cost; pending pairs remain
+EXIT_NOTHING_JUDGED = 4  # every pair failed: nothing was judged
 
 
 def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
