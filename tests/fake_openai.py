@@ -60,8 +60,10 @@ class FakeOpenAI:
 
     def __init__(self, latency: float = 0.0, fail_first: int = 0, fail_status: int = 500,
                  batch_mode: str = "complete", fail_message: str = "injected fault",
-                 refuse_json_schema: bool = False):
+                 refuse_json_schema: bool = False, fail_every: int = 0):
         self.latency, self.fail_first, self.fail_status = latency, fail_first, fail_status
+        self.fail_every = fail_every
+        """Answer every n-th request with fail_status (0: never): a steady fault rate."""
         self.fail_message = fail_message
         self.batch_mode = batch_mode
         self.refuse_json_schema = refuse_json_schema
@@ -106,7 +108,8 @@ class FakeOpenAI:
                 body = json.loads(raw)
                 with fake.lock:
                     fake.requests.append(body)
-                    failing = len(fake.requests) <= fake.fail_first
+                    failing = len(fake.requests) <= fake.fail_first or (
+                        fake.fail_every and len(fake.requests) % fake.fail_every == 0)
                 if failing:
                     self.send_response(fake.fail_status)
                     self.send_header("Retry-After", "0")

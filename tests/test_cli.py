@@ -85,11 +85,15 @@ def test_bad_input_exits_2_naming_the_line_and_writes_nothing(fake_model, tmp_pa
     assert not db.exists() and fake_model.requests == []
 
 
-def test_failed_pairs_exit_1(fake_model, tmp_path):
-    fake_model.respond("Requirements", lambda m: TimeoutError("provider down"))
+def test_failed_pairs_exit_1(standard_answers, tmp_path):
+    standard_answers.respond("Judgment", lambda m: TimeoutError("provider down")
+                             if "Wrangler" in m[-1].content else judgment())
     result = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db",
-                                       str(tmp_path / "o.db"), "--json", *MODEL])
-    assert result.exit_code == 1 and json.loads(result.stdout)["statuses"]["failed"] == 2
+                                       str(tmp_path / "o.db"), "--json", "--max-retries", "0",
+                                       *MODEL])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["statuses"] == {"done": 1, "escalated": 0, "failed": 1,
+                                                     "pending": 0}
 
 
 def test_db_path_prints_the_absolute_path(tmp_path):

@@ -25,6 +25,7 @@ from raer.graph.cli.options import (
     model_options,
 )
 from raer.graph.estimate import estimate
+from raer.graph.workers import default_workers, judge_with_workers
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.models.offline import require_offline_model
@@ -92,6 +93,10 @@ async def _ask_person(item: dict) -> str:
               help="Seconds a model request may take before it is retried.")
 @click.option("--max-retries", default=3, show_default=True, type=click.IntRange(0),
               help="Transport retries per model request (429, 5xx, timeouts).")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
+              help="Processes judging shards of the queries; 0: the machine's cores (1 for "
+                   "under 500 pairs or the embedded offline model). Limits are shared, not "
+                   "multiplied.")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
@@ -100,7 +105,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
-          max_retries: int, dry_run: bool, as_json: bool, **models: str) -> None:
+          max_retries: int, workers: int, dry_run: bool, as_json: bool, **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
@@ -135,32 +140,52 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         err.print(f"[yellow]{OFFLINE_WARNING}[/]")
     store = open_store(db_path)
     run_id = settings.run_id
-    before = store.tally(run_id)
-    calls_before = before.calls
+    if workers == 0:
+        workers = default_workers(settings, len(records))
+    if workers > 1 and (interactive or batch):
+        err.print(f"[yellow]{'--interactive' if interactive else '--batch'} runs in one "
+                  "process: --workers 1[/]")
+        workers = 1
+    before = _counts(store, run_id)
     finished_before = len(store.finished_pairs(run_id))
     started = time.monotonic()
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
                   console=err, disable=as_json or interactive) as bar:
-        task = bar.add_task(f"judging {run_id}", total=len(records), stats="")
+        task = bar.add_task(f"judging {run_id}" + (f" ({workers} workers)" if workers > 1
+                                                   else ""), total=len(records), stats="")
+
+        def show(done: int, calls: int, tokens: int, cost: float, escalated: int,
+                 failed: int) -> None:
+            bar.update(task, completed=done, stats=(
+                f"calls {calls} · tokens {tokens:,} · ${cost:.4f} · review {escalated} · "
+                f"failed {failed}"))
 
         def on_progress(progress) -> None:
             tally = store.tally(run_id)  # in memory: no aggregate query per finished pair
-            bar.update(task, completed=progress.done + progress.skipped, stats=(
-                f"calls {tally.calls - calls_before} · tokens {tally.tokens:,} · "
-                f"${tally.cost_usd:.4f} · review {progress.escalated} · "
-                f"failed {progress.failed}"))
+            show(progress.done + progress.skipped, tally.calls - before["calls"],
+                 tally.tokens, tally.cost_usd, progress.escalated, progress.failed)
+
+        def on_worker_progress(p) -> None:
+            show(p.done + p.skipped, p.calls, p.tokens, p.cost_usd, p.escalated, p.failed)
 
         try:
-            rows = asyncio.run(judge_pairs(records, settings, on_progress=on_progress,
-                                           reviewer=_ask_person if interactive else None))
+            restarts = 0
+            if workers > 1:
+                rows, worker_progress = judge_with_workers(records, settings, workers,
+                                                           on_worker_progress)
+                restarts = worker_progress.restarts
+            else:
+                rows = asyncio.run(judge_pairs(records, settings, on_progress=on_progress,
+                                               reviewer=_ask_person if interactive else None))
         except InputError as exc:
             bar.stop()
             click.echo(f"bad input:\n{exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         bar.update(task, completed=len(records))
 
+    after = _counts(store, run_id)
     stats = run_usage(store, run_id)
     summary = {
         "run_id": run_id, "db": str(db_path), "pairs": len(rows),
@@ -168,11 +193,12 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                      ("done", "escalated", "failed", "pending")},
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
-        "model_calls_this_invocation": store.tally(run_id).calls - calls_before,
+        "model_calls_this_invocation": after["calls"] - before["calls"],
         # judged now without a judge call: the same judge input was answered before (another
         # engine listing the product for the query, an earlier run with the same settings)
-        "labels_reused": _reused(len(store.finished_pairs(run_id)) - finished_before, before,
-                                 store.tally(run_id)),
+        "labels_reused": max(0, len(store.finished_pairs(run_id)) - finished_before
+                             - (after["judge_answers"] - before["judge_answers"])),
+        "workers": workers, "worker_restarts": restarts,
         "run_totals": stats, "by_node": usage_by_node(store, run_id),
         "seconds": round(time.monotonic() - started, 1),
         "offline_model": settings.endpoints["judge"].offline,
@@ -213,9 +239,14 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         sys.exit(EXIT_FAILED)
 
 
-def _reused(judged: int, before, after) -> int:
-    answered = after.answers.get("judge_pair", 0) - before.answers.get("judge_pair", 0)
-    return max(judged - answered, 0)
+def _counts(store, run_id: str) -> dict[str, int]:
+    """Calls recorded for the run and valid judge answers among them (two indexed counts,
+    read before and after: the work may happen in other processes)."""
+    [row] = store.rows("""select count(*) as calls,
+                                 coalesce(sum(node = 'judge_pair' and parsed is not null), 0)
+                                   as judge_answers
+                          from llm_calls where run_id = ?""", [run_id])
+    return row
 
 
 def _print_estimate(result: dict, as_json: bool) -> None:
