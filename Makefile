@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium esci esci-engines bench bench-stats
+.PHONY: setup demo test lint server clean chromium esci esci-engines esci-calibrate bench \
+	bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
 SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' \
@@ -49,6 +50,10 @@ esci: $(STAMP)
 # people and by the baselines (and by the offline model's run when `make esci` made one)
 esci-engines: $(STAMP)
 	evals/esci_engines.sh
+
+# calibrated escalation on ESCI-US (fit on dev, report on test); after `make esci`
+esci-calibrate: $(STAMP)
+	evals/esci_calibrate.sh
 
 # 20,000 pairs against a mock OpenAI server on loopback; ~25 minutes (benchmarks/run.py)
 bench: $(STAMP)

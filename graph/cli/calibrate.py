@@ -111,7 +111,8 @@ def calibrate(run_id: str, db_path: str, source: str, split: str, test_split: st
               "the closest threshold)"), "", HEADER, _line(f"fit ({split})", chosen)]
     if test:
         out += [_line(f"test ({test_split}), chosen", result["test"]["at_chosen"]),
-                _line(f"test ({test_split}), run's setting", result["test"]["at_run_setting"]),
+                _line(f"test ({test_split}), the run's review_below (default 0.5)",
+                      result["test"]["at_run_setting"]),
                 "", f"Test ECE {result['test']['reliability']['ece']:.3f}. Goal: escalated "
                     "pairs hold at least twice the base error rate (lift ≥ 2)."]
     if policy_out:
