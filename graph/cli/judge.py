@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -25,6 +26,7 @@ from raer.graph.cli.options import (
     model_options,
 )
 from raer.graph.estimate import estimate
+from raer.graph.ray_cluster import RayUnavailable, judge_on_ray
 from raer.graph.workers import default_workers, judge_with_workers
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
@@ -97,6 +99,11 @@ async def _ask_person(item: dict) -> str:
               help="Processes judging shards of the queries; 0: the machine's cores (1 for "
                    "under 500 pairs or the embedded offline model). Limits are shared, not "
                    "multiplied.")
+@click.option("--ray", "ray_address", default="",
+              help="Run shards of queries as tasks on the Ray cluster at this address "
+                   "(host:port; `auto` for the local one); needs raer[ray].")
+@click.option("--shard-pairs", default=100, show_default=True, type=click.IntRange(1),
+              help="With --ray: about this many pairs per task (whole queries).")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
@@ -105,7 +112,9 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
-          max_retries: int, workers: int, dry_run: bool, as_json: bool, **models: str) -> None:
+          max_retries: int, workers: int, ray_address: str, shard_pairs: int, dry_run: bool,
+          as_json: bool,
+          **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
@@ -171,8 +180,15 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             show(p.done + p.skipped, p.calls, p.tokens, p.cost_usd, p.escalated, p.failed)
 
         try:
-            restarts = 0
-            if workers > 1:
+            restarts, cluster = 0, None
+            if ray_address:
+                def on_ray_progress(r) -> None:
+                    bar.update(task, completed=r.done, stats=(
+                        f"shards merged {r.merged} of {r.shards} · failed {r.failed}"))
+
+                rows, cluster = judge_on_ray(records, settings, ray_address, shard_pairs,
+                                             on_progress=on_ray_progress)
+            elif workers > 1:
                 rows, worker_progress = judge_with_workers(records, settings, workers,
                                                            on_worker_progress)
                 restarts = worker_progress.restarts
@@ -182,6 +198,10 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         except InputError as exc:
             bar.stop()
             click.echo(f"bad input:\n{exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except RayUnavailable as exc:
+            bar.stop()
+            click.echo(f"not set up: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         bar.update(task, completed=len(records))
 
@@ -198,7 +218,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         # engine listing the product for the query, an earlier run with the same settings)
         "labels_reused": max(0, len(store.finished_pairs(run_id)) - finished_before
                              - (after["judge_answers"] - before["judge_answers"])),
-        "workers": workers, "worker_restarts": restarts,
+        "workers": 0 if cluster else workers, "worker_restarts": restarts,
+        "ray": dataclasses.asdict(cluster) if cluster else None,
         "run_totals": stats, "by_node": usage_by_node(store, run_id),
         "seconds": round(time.monotonic() - started, 1),
         "offline_model": settings.endpoints["judge"].offline,

@@ -1,0 +1,217 @@
+"""Judging on a Ray cluster: shards of queries as Ray tasks, their results merged into the
+one store as they finish (`raer judge --ray ADDRESS`, the `raer[ray]` extra).
+
+Design, for nodes that share no disk:
+- The driver decides the work: pairs already finished in the run are skipped (a rerun of a
+  finished run sends no task and makes no call), the rest are written as "pending" to the
+  store first, then planned into shards of whole queries. Queries that share a packshot go
+  to the same shard (union–find over query ↔ image), so a packshot is still described once
+  and the run pays the minimum: one call per distinct image, two per query, one per pair.
+- A task judges its shard with the ordinary graph into a SQLite store of its own, in a
+  temporary folder on its node, and returns that file. The driver merges it into the store
+  (`store/merge.py`) as soon as it arrives: same run id, same judgment ids as a local run.
+- A node that dies takes its running tasks with it; Ray runs them again on another node
+  (`max_retries`). Their shard stores were never merged, so nothing is written twice; what
+  is paid twice is bounded by the shards that node had in flight, which the driver reports
+  (each task tells a small ledger actor on the driver's node when it starts). A task that
+  fails for good records its pairs as failed with the reason: no pair is ever dropped.
+- Ray tasks cannot be `async def`; each wraps `asyncio.run`.
+The embedded offline model is not shipped to nodes (each task would load its own copy):
+`--ray` needs an endpoint. Local packshot paths must resolve on every node (shared storage),
+or use URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raer.graph.api import QueryGroup, _mark, group_by_query, judge_pairs, pair_judgment_id
+from raer.nodes.common import start_run
+from raer.nodes.context import Context
+from raer.nodes.inputs import Pair
+from raer.store.merge import merge_store
+
+SHARD_PAIRS = 100
+TASK_RETRIES = 3
+
+
+class RayUnavailable(RuntimeError):
+    """--ray cannot be used here; the message says why."""
+
+
+def plan_shards(groups: list[QueryGroup], target: int = SHARD_PAIRS) -> list[list[QueryGroup]]:
+    """Whole queries, packed up to `target` pairs a shard; queries sharing a packshot always
+    in the same shard (a shared component larger than `target` is one shard)."""
+    parent = list(range(len(groups)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, group in enumerate(groups):
+        for pair in group.pairs:
+            if pair.image:
+                j = owner.setdefault(pair.image, i)
+                parent[root(i)] = root(j)
+    components: dict[int, list[QueryGroup]] = defaultdict(list)
+    for i, group in enumerate(groups):
+        components[root(i)].append(group)
+    shards: list[list[QueryGroup]] = [[]]
+    size = 0
+    for component in components.values():
+        n = sum(len(g.pairs) for g in component)
+        if size and size + n > target:
+            shards.append([])
+            size = 0
+        shards[-1].extend(component)
+        size += n
+    return [s for s in shards if s]
+
+
+def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int = 0,
+                ledger: Any = None) -> bytes:
+    """A Ray task: judge a shard into a store of its own on this node; return the file.
+    It first tells the driver's ledger it started, so a rerun after a lost node is counted."""
+    if ledger is not None:
+        import ray
+
+        ray.get(ledger.started.remote(index))
+    folder = Path(tempfile.mkdtemp(prefix="raer-shard-"))
+    try:
+        settings = Context(**{**fields, "db_path": str(folder / "shard.db")})
+        asyncio.run(judge_pairs([Pair(**p) for p in pairs], settings))
+        from raer.store import open_store
+
+        store = open_store(settings.db_path)
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.close()
+        return (folder / "shard.db").read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Ledger:
+    """A Ray actor on the driver's node: how many times each shard's task started."""
+
+    def __init__(self) -> None:
+        self.starts: dict[int, int] = {}
+
+    def started(self, index: int) -> None:
+        self.starts[index] = self.starts.get(index, 0) + 1
+
+    def counts(self) -> dict[int, int]:
+        return dict(self.starts)
+
+
+@dataclass
+class RayReport:
+    shards: int = 0
+    merged: int = 0
+    retried: int = 0
+    """Shards whose task started more than once (a node died, or a task crashed)."""
+    retried_pairs: int = 0
+    """Their pairs: what may have been paid twice is bounded by these pairs' calls."""
+    failed: int = 0
+    pairs: int = 0
+    done: int = 0
+
+
+def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
+                 shard_pairs: int = SHARD_PAIRS,
+                 on_progress: Callable[[RayReport], None] | None = None
+                 ) -> tuple[list[dict[str, Any]], RayReport]:
+    """Judge `pairs` as Ray tasks on the cluster at `address`; one row per pair in input
+    order (from the store) and a report of shards merged, retried and failed."""
+    try:
+        import ray
+    except ModuleNotFoundError as exc:
+        raise RayUnavailable("--ray needs Ray: pip install 'raer[ray]'") from exc
+    if settings.endpoints["judge"].offline:
+        raise RayUnavailable("--ray needs a model endpoint (--base-url/--model): the "
+                             "embedded offline model is not shipped to cluster nodes")
+    if settings.learn_from_reviews or settings.batch or settings.review_mode == "interactive":
+        raise RayUnavailable("--ray judges in tasks with stores of their own: it does not "
+                             "combine with --learn-from-reviews, --batch or --interactive")
+    store, run_id = start_run(settings)
+    finished = store.finished_pairs(run_id)
+    groups = group_by_query(pairs)
+    work = [QueryGroup(g.query, g.language, g.query_type,
+                       [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
+            for g in groups]
+    work = [g for g in work if g.pairs]
+    report = RayReport(pairs=len(pairs), done=len(pairs) - sum(len(g.pairs) for g in work))
+    if work:
+        _mark(store, run_id, [(g, g.pairs) for g in work], "pending")
+        # Ray's driver prints cluster events ("(raylet) …") on stdout: keep stdout for
+        # raer's own output (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            _dispatch(ray, address, store, run_id, settings, plan_shards(work, shard_pairs),
+                      report, on_progress)
+    rows = store.run_judgments(run_id)
+    order = {id(p): rows.get(pair_judgment_id(run_id, g, p)) for g in groups for p in g.pairs}
+    return [order[id(p)] for p in pairs], report
+
+
+def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context,
+              shards: list[list[QueryGroup]], report: RayReport,
+              on_progress: Callable[[RayReport], None] | None) -> None:
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
+    key_env = settings.api_key_env
+    env = {key_env: os.environ[key_env]} if key_env and key_env in os.environ else {}
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                 runtime_env={"env_vars": env} if env else None)
+    task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=True)(judge_shard)
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # the ledger lives on the driver's node, which outlives the nodes it counts
+    ledger = ray.remote(num_cpus=0)(Ledger).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote()
+    report.shards = len(shards)
+    pending: dict[Any, list[QueryGroup]] = {}
+    for index, shard in enumerate(shards):
+        payload = [{**p.model_dump(), "language": g.language} for g in shard for p in g.pairs]
+        pending[task.remote(payload, fields, index, ledger)] = shard
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in ready:
+                shard = pending.pop(ref)
+                try:
+                    data = ray.get(ref)
+                except Exception as exc:  # retries exhausted: record why, drop nothing
+                    report.failed += 1
+                    _mark(store, run_id, [(g, g.pairs) for g in shard], "failed",
+                          f"cluster task failed: {type(exc).__name__}: {exc}"[:1000])
+                    continue
+                with tempfile.TemporaryDirectory(prefix="raer-merge-") as folder:
+                    path = Path(folder) / "shard.db"
+                    path.write_bytes(data)
+                    merge_store(store, path)
+                report.merged += 1
+                report.done += sum(len(g.pairs) for g in shard)
+                if on_progress:
+                    on_progress(report)
+        starts = ray.get(ledger.counts.remote())
+        report.retried = sum(n > 1 for n in starts.values())
+        report.retried_pairs = sum(sum(len(g.pairs) for g in shards[i])
+                                   for i, n in starts.items() if n > 1)
+    finally:
+        if started_here:
+            ray.shutdown()

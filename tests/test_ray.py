@@ -1,0 +1,153 @@
+"""`raer judge --ray`: a two-node Ray cluster on loopback addresses (127.0.0.2 head,
+127.0.0.3 worker node, one CPU each), judging 200 pairs against a fake OpenAI server with a
+5% fault rate; the worker node's processes are killed by PID half-way. Asserts 0 lost,
+0 duplicated, the minimum number of answers in the store, answers paid twice bounded by one
+shard, and a rerun that makes no call. (`ray stop` would stop every Ray process on the
+machine: the fixture stops its own by PID.)"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.server  # starts servers (here a cluster) on loopback addresses
+
+QUERIES, PRODUCTS, IMAGES, SHARD = 20, 10, 190, 20
+MINIMUM = 2 * QUERIES + IMAGES + QUERIES * PRODUCTS
+BIN = Path(sys.executable).parent
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def ray_pids(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_all(marker: str) -> None:
+    for pid in ray_pids(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OPENAI_API_KEY": "test"}
+    port = free_port("127.0.0.2")
+    temp = Path(tempfile.mkdtemp(prefix="raer-ray-", dir="/tmp"))  # AF_UNIX paths ≤ 107
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.2",
+                        "--port", str(port), "--include-dashboard", "false", "--temp-dir",
+                        str(temp), *common], env=env, check=True, capture_output=True,
+                       timeout=120)
+        subprocess.run([str(BIN / "ray"), "start", "--address", f"127.0.0.2:{port}",
+                        "--node-ip-address", "127.0.0.3", *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        yield f"127.0.0.2:{port}", env
+    finally:
+        kill_all("127.0.0.3")
+        kill_all(str(temp))
+        kill_all("127.0.0.2")
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def workload(folder: Path) -> Path:
+    (folder / "img").mkdir()
+    for i in range(IMAGES):
+        Image.new("RGB", (16, 16), (i, 255 - i, 60)).save(folder / "img" / f"{i}.png")
+    rows = [{"query": f"red scarf {q}", "language": "en", "engine": "A", "rank": p + 1,
+             "product_id": f"s-{q}-{p}", "title": f"Scarf {q}-{p}",
+             "image": str(folder / "img" / f"{(q * PRODUCTS + p) % IMAGES}.png")}
+            for q in range(QUERIES) for p in range(PRODUCTS)]
+    path = folder / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def counts(db: Path) -> dict:
+    with sqlite3.connect(db) as conn:
+        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {"finished": one("select count(*) from judgments where status in "
+                                "('done', 'escalated')"),
+                "pending": one("select count(*) from judgments where status = 'pending'"),
+                "judgments": one("select count(*) from judgments"),
+                "duplicated": one("select count(*) - count(distinct query_id || engine || "
+                                  "product_id) from judgments"),
+                "answers": one("select count(*) from llm_calls where parsed is not null"),
+                "answered_keys": one("select count(distinct cache_key) from llm_calls "
+                                     "where parsed is not null")}
+
+
+def test_a_two_node_cluster_loses_a_node_and_nothing_else(cluster, tmp_path):
+    address, env = cluster
+    pairs, db = workload(tmp_path), tmp_path / "ray.db"
+    server = FakeOpenAI(latency=0.05, fail_every=20)
+    command = [str(BIN / "raer"), "judge", str(pairs), "--db", str(db), "--json", "--ray",
+               address, "--shard-pairs", str(SHARD), "--base-url", server.base_url,
+               "--model", "gpt-4o-mini", "--vision-model", "gpt-4o-mini", "--max-retries", "4",
+               "--images-root", str(tmp_path)]
+    try:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline, killed = time.monotonic() + 240, []
+        while time.monotonic() < deadline and proc.poll() is None and not killed:
+            time.sleep(0.5)
+            try:
+                done = counts(db)["finished"] if db.exists() else 0
+            except sqlite3.OperationalError:
+                continue
+            if done >= 2 * SHARD:  # two shards merged: kill the worker node mid-run
+                killed = ray_pids("127.0.0.3")
+                kill_all("127.0.0.3")
+        assert killed, "the run ended before the node could be killed"
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        summary = json.loads(out)
+        final = counts(db)
+        assert final["finished"] == QUERIES * PRODUCTS and final["pending"] == 0
+        assert final["judgments"] == QUERIES * PRODUCTS and final["duplicated"] == 0
+        assert final["answers"] == final["answered_keys"] == MINIMUM
+        assert summary["ray"]["merged"] == summary["ray"]["shards"]
+        assert summary["ray"]["retried"] >= 1 and summary["ray"]["retried_pairs"] >= SHARD
+        answered = len(server.requests) - len(server.requests) // 20  # minus the faults
+        paid_twice = answered - MINIMUM
+        print(json.dumps({"killed_pids": len(killed), "paid_twice": paid_twice,
+                          "ray": summary["ray"], "seconds": summary["seconds"]}))
+        # bounded by the shard the dead node was judging (its calls: 2 per query + images
+        # + pairs of at most two queries sharing images, ~2 × SHARD)
+        assert 0 <= paid_twice <= 2 * (4 + 2 * SHARD), paid_twice
+        started = time.monotonic()
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert json.loads(rerun.stdout)["model_calls_this_invocation"] == 0
+        assert time.monotonic() - started < 30
+    finally:
+        server.close()
