@@ -98,6 +98,8 @@ class WorkerProgress:
     tokens: int = 0
     cost_usd: float = 0.0
     restarts: int = 0
+    skipped_before: int = 0
+    """Pairs finished before this invocation (no worker was given them)."""
     per_worker: dict[int, tuple] = field(default_factory=dict)
 
     def update(self, index: int, values: tuple) -> None:
@@ -105,6 +107,7 @@ class WorkerProgress:
         sums = [sum(v[i] for v in self.per_worker.values()) for i in range(7)]
         (self.done, self.skipped, self.failed, self.escalated, self.calls, self.tokens,
          self.cost_usd) = sums
+        self.skipped += self.skipped_before
 
 
 def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
@@ -113,14 +116,17 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
     """Judge `pairs` in `workers` processes; returns one judgment row per pair, in input
     order (from the store), and the summed progress."""
     store, run_id = start_run(settings)
+    finished = store.finished_pairs(run_id)  # a rerun starts no process for finished work
     shards: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
     for group in group_by_query(pairs):
+        todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
         index = shard_of(group.query, group.language, workers)
-        shards[index] += [{**p.model_dump(), "language": group.language} for p in group.pairs]
+        shards[index] += [{**p.model_dump(), "language": group.language} for p in todo]
     share = _fields(worker_settings(settings, workers))
     context = multiprocessing.get_context("spawn")  # no forked event loops or connections
     messages = context.Queue()
     progress = WorkerProgress(total=len(pairs))
+    progress.skipped = progress.skipped_before = len(pairs) - sum(len(s) for s in shards)
     running: dict[int, Any] = {}
     restarts = {i: 0 for i in range(workers)}
 
