@@ -21,8 +21,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from raer.graph.build import build_graph
+from raer.graph.grouping import QueryGroup, group_by_query, pair_judgment_id
 from raer.nodes.common import (
-    detect_language,
     judgment_id,
     normalise_query,
     query_id,
@@ -33,6 +33,8 @@ from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models.budget import BudgetExhausted
 from raer.nodes.models.offline import require_offline_model
+
+__all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "pair_judgment_id"]
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]
@@ -46,36 +48,6 @@ class Progress:
     failed: int = 0
     escalated: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class QueryGroup:
-    query: str
-    language: str
-    query_type: str
-    pairs: list[Pair]
-
-
-def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
-    """One group per (normalised query, language); the language is detected when absent."""
-    groups: dict[tuple[str, str], QueryGroup] = {}
-    languages: dict[str, str] = {}
-    for pair in pairs:
-        normalised = normalise_query(pair.query)
-        if not pair.language and normalised not in languages:  # once per query, not per pair
-            languages[normalised] = detect_language(pair.query)
-        language = pair.language or languages[normalised]
-        group = groups.get((normalised, language))
-        if group is None:
-            group = groups[(normalised, language)] = QueryGroup(
-                pair.query, language, pair.query_type, [])
-        group.pairs.append(pair)
-    return list(groups.values())
-
-
-def pair_judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
-    qid = query_id(normalise_query(group.query), group.language)
-    return judgment_id(run_id, qid, pair.engine, pair.product_id)
 
 
 async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: Context,

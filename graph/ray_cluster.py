@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raer.graph.api import QueryGroup, _mark, group_by_query, judge_pairs, pair_judgment_id
+from raer.graph.grouping import QueryGroup, group_by_query, pair_judgment_id
 from raer.nodes.common import start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -90,6 +90,8 @@ def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int 
         import ray
 
         ray.get(ledger.started.remote(index))
+    from raer.graph.api import judge_pairs
+
     folder = Path(tempfile.mkdtemp(prefix="raer-shard-"))
     try:
         settings = Context(**{**fields, "db_path": str(folder / "shard.db")})
@@ -146,6 +148,8 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
     if settings.learn_from_reviews or settings.batch or settings.review_mode == "interactive":
         raise RayUnavailable("--ray judges in tasks with stores of their own: it does not "
                              "combine with --learn-from-reviews, --batch or --interactive")
+    from raer.graph.api import _mark
+
     store, run_id = start_run(settings)
     finished = store.finished_pairs(run_id)
     groups = group_by_query(pairs)
@@ -169,6 +173,8 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
 def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context,
               shards: list[list[QueryGroup]], report: RayReport,
               on_progress: Callable[[RayReport], None] | None) -> None:
+    from raer.graph.api import _mark
+
     fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
     key_env = settings.api_key_env
     env = {key_env: os.environ[key_env]} if key_env and key_env in os.environ else {}

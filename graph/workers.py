@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raer.graph.api import Progress, group_by_query, judge_pairs, pair_judgment_id
+from raer.graph.grouping import group_by_query, pair_judgment_id
 from raer.nodes.common import normalise_query, start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -72,9 +72,11 @@ def _fields(settings: Context) -> dict[str, Any]:
 def _work(index: int, pairs: list[dict[str, Any]], fields: dict[str, Any],
           messages: Any) -> None:
     """A worker process: judge its shard, report progress as counts."""
+    from raer.graph.api import judge_pairs
+
     settings = Context(**fields)
 
-    def report(progress: Progress) -> None:
+    def report(progress: Any) -> None:
         tally = store.tally(settings.run_id)
         messages.put(("progress", index, progress.done, progress.skipped, progress.failed,
                       progress.escalated, tally.calls, tally.tokens, tally.cost_usd))

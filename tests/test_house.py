@@ -103,7 +103,7 @@ async def test_a_failed_query_describes_no_packshot_and_judges_nothing(fake_mode
 
 def test_language_is_detected_once_per_query(monkeypatch):
     seen = []
-    monkeypatch.setattr("raer.graph.api.detect_language",
+    monkeypatch.setattr("raer.graph.grouping.detect_language",
                         lambda text: seen.append(text) or "en")
     pairs = [Pair(query="schwarze Jeans", product_id=f"p{i}", title="Jeans") for i in range(5)]
     assert len(group_by_query(pairs)) == 1 and seen == ["schwarze Jeans"]

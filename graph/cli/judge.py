@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -15,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raer.evals.usage import run_usage, usage_by_node
-from raer.graph.api import judge_pairs
 from raer.graph.cli.options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -25,9 +25,9 @@ from raer.graph.cli.options import (
     json_option,
     model_options,
 )
-from raer.graph.estimate import estimate
-from raer.graph.ray_cluster import RayUnavailable, judge_on_ray
-from raer.graph.workers import default_workers, judge_with_workers
+from raer.graph.grouping import group_by_query, pair_judgment_id
+from raer.graph.ray_cluster import RayUnavailable
+from raer.graph.workers import default_workers
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, read_pairs
 from raer.nodes.models.offline import require_offline_model
@@ -142,13 +142,18 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        image_allow_hosts=image_allow_hosts, request_timeout=request_timeout,
                        max_retries=max_retries, **models)
     if dry_run:
+        from raer.graph.estimate import estimate
+
         _print_estimate(estimate(records, settings), as_json)
         return
-    require_offline_model(settings)  # exit 2 before the store or any pair is touched
-    if settings.endpoints["judge"].offline:
-        err.print(f"[yellow]{OFFLINE_WARNING}[/]")
-    store = open_store(db_path)
     run_id = settings.run_id
+    # A finished run is answered from the store: no graph, no model client, no model.
+    finished_rows = _already_judged(db_path, run_id, records)
+    if finished_rows is None:
+        require_offline_model(settings)  # exit 2 before the store or any pair is touched
+        if settings.endpoints["judge"].offline:
+            err.print(f"[yellow]{OFFLINE_WARNING}[/]")
+    store = open_store(db_path)
     if workers == 0:
         workers = default_workers(settings, len(records))
     if workers > 1 and (interactive or batch):
@@ -181,7 +186,11 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
 
         try:
             restarts, cluster = 0, None
-            if ray_address:
+            if finished_rows is not None:
+                rows = finished_rows
+            elif ray_address:
+                from raer.graph.ray_cluster import judge_on_ray
+
                 def on_ray_progress(r) -> None:
                     bar.update(task, completed=r.done, stats=(
                         f"shards merged {r.merged} of {r.shards} · failed {r.failed}"))
@@ -189,10 +198,14 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                 rows, cluster = judge_on_ray(records, settings, ray_address, shard_pairs,
                                              on_progress=on_ray_progress)
             elif workers > 1:
+                from raer.graph.workers import judge_with_workers
+
                 rows, worker_progress = judge_with_workers(records, settings, workers,
                                                            on_worker_progress)
                 restarts = worker_progress.restarts
             else:
+                from raer.graph.api import judge_pairs
+
                 rows = asyncio.run(judge_pairs(records, settings, on_progress=on_progress,
                                                reviewer=_ask_person if interactive else None))
         except InputError as exc:
@@ -258,6 +271,31 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         sys.exit(EXIT_NOTHING_JUDGED)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
+
+
+def _already_judged(db_path: str, run_id: str,
+                    records: list) -> list[dict[str, Any]] | None:
+    """The rows of a run that has every one of these pairs finished (with the same product
+    content), or None when there is work left."""
+    if not Path(db_path).exists():
+        return None
+    store = open_store(db_path)
+    finished = store.finished_pairs(run_id)
+    if not finished:
+        return None
+    ids = []
+    for group in group_by_query(records):
+        for pair in group.pairs:
+            jid = pair_judgment_id(run_id, group, pair)
+            if jid not in finished:
+                return None
+            ids.append((id(pair), jid))
+    if store.product_conflicts([p.product().model_dump()
+                                for p in {p.product_id: p for p in records}.values()]):
+        return None  # the judging path reports the changed products
+    rows = store.run_judgments(run_id)
+    order = dict(ids)
+    return [rows[order[id(p)]] for p in records]
 
 
 def _counts(store, run_id: str) -> dict[str, int]:

@@ -1,0 +1,40 @@
+"""Pairs grouped by query, and their judgment ids: what a run's driver needs before it
+decides whether there is any work (no graph, no model client: a no-op rerun stays fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id
+from raer.nodes.inputs import Pair
+
+
+@dataclass
+class QueryGroup:
+    query: str
+    language: str
+    query_type: str
+    pairs: list[Pair]
+
+
+def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
+    """One group per (normalised query, language); the language is detected when absent."""
+    groups: dict[tuple[str, str], QueryGroup] = {}
+    languages: dict[str, str] = {}
+    for pair in pairs:
+        normalised = normalise_query(pair.query)
+        if not pair.language and normalised not in languages:  # once per query, not per pair
+            languages[normalised] = detect_language(pair.query)
+        language = pair.language or languages[normalised]
+        group = groups.get((normalised, language))
+        if group is None:
+            group = groups[(normalised, language)] = QueryGroup(
+                pair.query, language, pair.query_type, [])
+        group.pairs.append(pair)
+    return list(groups.values())
+
+
+def pair_judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
+    qid = query_id(normalise_query(group.query), group.language)
+    return judgment_id(run_id, qid, pair.engine, pair.product_id)
