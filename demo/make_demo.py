@@ -1,12 +1,12 @@
 """Makes raer's demo catalogue: packshot-like images drawn by Pillow and demo/pairs.jsonl.
 
 8 queries (English and German; a brand query, colour and pattern queries, the ambiguous
-brand-or-word "on vacation") × 8 products drawn from a shared catalogue, so some packshots
+brand-or-word "on vacation") × 5 products drawn from a shared catalogue, so some packshots
 appear under several queries and are described once. A few products are deliberately
 awkward: one has no image, one points at a missing file, one at a corrupt file, and one
 carries an instruction planted in its description.
 
-Two engines return the 8 products of each query: "demo-engine" and "demo-engine-b", which
+Two engines return the 5 products of each query: "demo-engine" and "demo-engine-b", which
 ranks the same products differently, so the demo ends by comparing them (with the offline
 model's labels, a comparison of noise).
 
@@ -152,31 +152,25 @@ def catalogue() -> dict[str, dict]:
     return p
 
 
-QUERIES = [
+QUERIES = [  # five products a query keep every case the demo shows, in ~40% fewer calls
     ("black levis jeans", "en", ["levis-501-black", "levis-511-darkgrey", "wrangler-black",
-                                 "levis-blue", "levis-belt", "jacke-damen", "nike-af1",
-                                 "pulli-blau"]),
+                                 "levis-blue", "levis-belt"]),
     ("women's long sleeve t-shirt with green stripes", "en",
      ["tee-green-stripes", "tee-green-plain", "tee-navy-stripes-short", "men-green-stripes",
-      "pulli-blau-weiss", "adidas-stan", "kleid-rot", "hawaii-shirt"]),
+      "kleid-rot"]),
     ("on vacation shirt", "en", ["onv-shirt", "hawaii-shirt", "travel-pillow",
-                                 "men-green-stripes", "tee-navy-stripes-short",
-                                 "tee-green-plain", "bag-red-canvas", "levis-belt"]),
-    ("adidas sneaker", "en", ["adidas-samba", "adidas-stan", "nike-af1", "puma-suede",
-                              "adidas-sock", "levis-501-black", "jacke-damen", "onv-shirt"]),
+                                 "men-green-stripes", "bag-red-canvas"]),
+    ("adidas sneaker", "en", ["adidas-samba", "adidas-stan", "nike-af1", "adidas-sock",
+                              "jacke-damen"]),
     ("red leather handbag", "en", ["bag-red-leather", "bag-red-canvas", "bag-brown-leather",
-                                   "puma-suede", "kleid-rot", "levis-belt", "pulli-rot-weiss",
-                                   "travel-pillow"]),
+                                   "puma-suede", "travel-pillow"]),
     ("rotes Sommerkleid", "de", ["kleid-rot", "kleid-rosa", "kleid-blau", "pulli-rot-weiss",
-                                 "bag-red-leather", "puma-suede", "tee-green-plain",
-                                 "jacke-damen"]),
+                                 "bag-red-leather"]),
     ("Herren Winterjacke wasserdicht", "de", ["jacke-wasserdicht", "jacke-damen", "jacke-leder",
-                                              "pulli-blau", "levis-501-black", "men-green-stripes",
-                                              "travel-pillow", "kleid-blau"]),
+                                              "pulli-blau", "levis-501-black"]),
     ("gestreifter Pullover blau weiß", "de", ["pulli-blau-weiss", "pulli-rot-weiss",
                                              "pulli-blau", "tee-navy-stripes-short",
-                                             "men-green-stripes", "jacke-wasserdicht",
-                                             "kleid-blau", "adidas-stan"]),
+                                             "kleid-blau"]),
 ]
 
 

@@ -275,8 +275,8 @@ def test_the_demo_compares_its_two_engines_without_paying_twice(standard_answers
                                        "--base-url", "http://fake.invalid/v1", "--model", "m",
                                        "--vision-model", "pillow", "--json"])
     summary = json.loads(judged.stdout)
-    assert summary["pairs"] == 128 and summary["labels_reused"] == 64
-    assert len(standard_answers.calls("Judgment")) == 64
+    assert summary["pairs"] == 80 and summary["labels_reused"] == 40
+    assert len(standard_answers.calls("Judgment")) == 40
     compared = CliRunner().invoke(main, ["compare", "latest", "--db", db, "--baseline",
                                          "demo-engine", "--candidate", "demo-engine-b",
                                          "--k", "3,5", "--json"])
