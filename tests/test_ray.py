@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.fake_openai import FakeOpenAI
+from tests.test_workers import counts
 
 pytestmark = pytest.mark.server  # starts servers (here a cluster) on loopback addresses
 
@@ -90,20 +91,6 @@ def workload(folder: Path) -> Path:
     path = folder / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def counts(db: Path) -> dict:
-    with sqlite3.connect(db) as conn:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
-        return {"finished": one("select count(*) from judgments where status in "
-                                "('done', 'escalated')"),
-                "pending": one("select count(*) from judgments where status = 'pending'"),
-                "judgments": one("select count(*) from judgments"),
-                "duplicated": one("select count(*) - count(distinct query_id || engine || "
-                                  "product_id) from judgments"),
-                "answers": one("select count(*) from llm_calls where parsed is not null"),
-                "answered_keys": one("select count(distinct cache_key) from llm_calls "
-                                     "where parsed is not null")}
 
 
 def test_a_two_node_cluster_loses_a_node_and_nothing_else(cluster, tmp_path):
