@@ -203,6 +203,7 @@ def _tree_stats(markers: tuple[str, ...], root: int | None) -> dict[int, tuple[f
             chosen.add(pid)
     if root is not None:
         chosen.add(root)
+    if chosen:  # and every descendant (Ray renames its workers "ray::…": no marker left)
         changed = True
         while changed:
             changed = False

@@ -15,6 +15,8 @@ Design, for nodes that share no disk:
   is paid twice is bounded by the shards that node had in flight, which the driver reports
   (each task tells a small ledger actor on the driver's node when it starts). A task that
   fails for good records its pairs as failed with the reason: no pair is ever dropped.
+- The run's limits (calls in flight, requests and tokens per minute, spending) are divided
+  among the tasks that run at once (the cluster's CPUs), as among local workers.
 - Ray tasks cannot be `async def`; each wraps `asyncio.run`.
 The embedded offline model is not shipped to nodes (each task would load its own copy):
 `--ray` needs an endpoint. Local packshot paths must resolve on every node (shared storage),
@@ -128,6 +130,8 @@ class RayReport:
     retried_pairs: int = 0
     """Their pairs: what may have been paid twice is bounded by these pairs' calls."""
     failed: int = 0
+    parallel: int = 0
+    """Tasks run at once (the cluster's CPUs): each gets that share of the run's limits."""
     pairs: int = 0
     done: int = 0
 
@@ -174,14 +178,18 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
               shards: list[list[QueryGroup]], report: RayReport,
               on_progress: Callable[[RayReport], None] | None) -> None:
     from raer.graph.api import _mark
+    from raer.graph.workers import worker_settings
 
-    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
     key_env = settings.api_key_env
     env = {key_env: os.environ[key_env]} if key_env and key_env in os.environ else {}
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False,
                  runtime_env={"env_vars": env} if env else None)
+    # the run's limits are shared by the tasks that run at once (one per CPU of the cluster)
+    parallel = max(1, min(len(shards), int(ray.cluster_resources().get("CPU", 1))))
+    shared = worker_settings(settings, parallel)
+    fields = {f.name: getattr(shared, f.name) for f in dataclasses.fields(Context)}
     task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=True)(judge_shard)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -189,7 +197,7 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
     ledger = ray.remote(num_cpus=0)(Ledger).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(
             node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote()
-    report.shards = len(shards)
+    report.shards, report.parallel = len(shards), parallel
     pending: dict[Any, list[QueryGroup]] = {}
     for index, shard in enumerate(shards):
         payload = [{**p.model_dump(), "language": g.language} for g in shard for p in g.pairs]
