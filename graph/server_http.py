@@ -15,6 +15,7 @@ It also serves the review page at /review/ (graph/review/app.py) on the operator
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -131,7 +132,8 @@ def _review_config():
     from raer.graph.review.app import config_from_environment
 
     config = operator_config()
-    return config_from_environment(config.db_path, config.images_root)
+    return dataclasses.replace(config_from_environment(config.db_path, config.images_root),
+                               on_langgraph_server=True)
 
 
 # The review page at /review/, on the operator's store (graph/review/app.py).

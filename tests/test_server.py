@@ -242,3 +242,45 @@ def test_an_interactive_review_resumed_over_the_api_lands_once(tmp_path, resend)
     assert reviews == [("resolved", "acceptable substitute")]
     assert judgments == [("escalated",)]
     assert not (home / "raer.db").exists()
+
+
+def test_the_review_page_resumes_a_paused_thread_through_the_server(tmp_path):
+    """The page on the LangGraph server lists interactive threads paused for a person and
+    resumes one with the person's label, through the server's own API; the label lands
+    once. A forged thread id or label is refused before anything is sent."""
+    from tests.fake_openai import FakeOpenAI
+
+    model = FakeOpenAI()
+    home = tmp_path / "server-home"  # its own persistence: no other test's paused threads
+    home.mkdir()
+    (home / "graph").symlink_to(REPO / "graph")
+    served = Served(tmp_path, cwd=home, RAER_BASE_URL=model.base_url, RAER_MODEL="fake-4o",
+                    RAER_API_KEY_ENV="SERVER_SECRET_KEY")
+    try:
+        server = served.start()
+        thread = httpx.post(f"{server}/threads", json={}, timeout=30).json()["thread_id"]
+        run = httpx.post(f"{server}/threads/{thread}/runs", timeout=30, json={
+            "assistant_id": "raer", "context": {"review_mode": "interactive",
+                                                "review_below": 0.95},
+            "input": {"query": "black jeans", "products": [
+                {"product_id": "p1", "title": "Levi's 501 black jeans"}]}}).json()
+        assert _wait_for(server, thread, run["run_id"]) == "interrupted"
+        [paused] = httpx.get(f"{server}/review/api/paused", timeout=30).json()["items"]
+        assert paused["thread_id"] == thread and paused["product_id"] == "p1"
+        for forged in ({**paused, "thread_id": "../../runs"}, {**paused, "label": "meh"}):
+            refused = httpx.post(f"{server}/review/api/resume", json=forged, timeout=30)
+            assert refused.status_code == 422, refused.text
+        sent = httpx.post(f"{server}/review/api/resume", timeout=30, json={
+            "thread_id": thread, "interrupt_id": paused["interrupt_id"],
+            "label": "acceptable substitute", "reviewer": "ana"})
+        assert sent.status_code == 200, sent.text
+        assert _wait_for(server, thread, sent.json()["run_id"]) == "success"
+        assert httpx.get(f"{server}/review/api/paused", timeout=30).json()["items"] == []
+    finally:
+        served.stop()
+        model.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "served.db") as conn:
+        assert conn.execute("select status, human_label from reviews").fetchall() == [
+            ("resolved", "acceptable substitute")]

@@ -8,6 +8,8 @@ Routes (relative to where it is mounted):
   GET  /api/packshot/{id}     the pair's local packshot, re-encoded as JPEG
   POST /api/decide            {judgment_id, label|"skip", reviewer, note, role}
   POST /api/undo              {reviewer, run}
+  GET  /api/paused            (on the LangGraph server) threads paused for a person
+  POST /api/resume            (on the LangGraph server) {thread_id, interrupt_id, label}
 
 Rules, because every request is hostile until checked:
 - Packshots: only the image of the product a judgment names, and only as the run read it —
@@ -31,6 +33,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,20 @@ class ReviewConfig:
     images_root: str = ""
     """The operator's folder for local packshots; empty: each run's own images folder."""
     token: str = ""
+    on_langgraph_server: bool = False
+    """Mounted in the LangGraph server: interactive threads paused for a person are listed
+    and resumed through the server's own API (on loopback, at the port it listens on)."""
+
+
+THREAD_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$")
+INTERRUPT_ID = re.compile(r"^[0-9a-zA-Z_-]{1,128}$")
+
+
+def _own_api(request: Request) -> str:
+    """The LangGraph API of the server this request reached: its listening port, on
+    loopback (never the client's Host header)."""
+    server = request.scope.get("server") or ("127.0.0.1", 80)
+    return f"http://127.0.0.1:{server[1]}"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -229,12 +246,66 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
                 "undone": None}
         return await write(request, action)
 
+    async def paused(request: Request) -> Response:
+        problem = refused(request)
+        if problem:
+            return problem
+        if not current().on_langgraph_server:
+            return _problem(404, "paused threads are served by the LangGraph server's page")
+        import httpx
+
+        async with httpx.AsyncClient(timeout=30) as client:
+            found = await client.post(f"{_own_api(request)}/threads/search",
+                                      json={"status": "interrupted", "limit": 100})
+        items = []
+        for thread in found.json() if found.status_code == 200 else []:
+            for task_interrupts in (thread.get("interrupts") or {}).values():
+                for item in task_interrupts:
+                    value = item.get("value") if isinstance(item.get("value"), dict) else {}
+                    items.append({"thread_id": thread["thread_id"],
+                                  "interrupt_id": item.get("id"), **{
+                                      k: value.get(k) for k in (
+                                          "query", "product_id", "title", "engine", "label",
+                                          "confidence", "reasoning", "reasons")}})
+        return _secured(JSONResponse({"items": items}))
+
+    async def resume(request: Request) -> Response:
+        problem = refused(request) or cross_site(request)
+        if problem:
+            return problem
+        if not current().on_langgraph_server:
+            return _problem(404, "paused threads are served by the LangGraph server's page")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _problem(400, "the body is not JSON")
+        if not isinstance(body, dict):
+            return _problem(422, "the body must be a JSON object")
+        thread, interrupt = str(body.get("thread_id", "")), str(body.get("interrupt_id", ""))
+        label = body.get("label")
+        if not THREAD_ID.match(thread) or not INTERRUPT_ID.match(interrupt):
+            return _problem(422, "thread_id and interrupt_id must be ids the page listed")
+        if label not in LABELS:
+            return _problem(422, f"label must be one of {list(LABELS)}")
+        import httpx
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            started = await client.post(
+                f"{_own_api(request)}/threads/{thread}/runs",
+                json={"assistant_id": "raer", "command": {"resume": {interrupt: {
+                    "label": label}}}})
+        if started.status_code != 200:
+            return _problem(started.status_code, f"the server refused: {started.text[:300]}")
+        return _secured(JSONResponse({"thread_id": thread, "run_id":
+                                      started.json().get("run_id"), "label": label}))
+
     return Starlette(routes=[
         Route("/", page), Route("/assets/{name}", asset), Route("/api/runs", runs),
         Route("/api/queue", queue_of), Route("/api/pair/{jid}", pair),
         Route("/api/packshot/{jid}", packshot),
         Route("/api/decide", decide_route, methods=["POST"]),
-        Route("/api/undo", undo_route, methods=["POST"])])
+        Route("/api/undo", undo_route, methods=["POST"]),
+        Route("/api/paused", paused), Route("/api/resume", resume, methods=["POST"])])
 
 
 def _json(text: str | None, default: Any) -> Any:

@@ -80,8 +80,29 @@ function show(item) {
   $("note").value = "";
 }
 
+const PAUSED = "__paused__";  // interactive threads paused on the LangGraph server
+
+function fromPaused(p) {
+  return { judgment_id: p.thread_id, thread_id: p.thread_id, interrupt_id: p.interrupt_id,
+    query: p.query, engine: p.engine, rank: null, language: "paused thread",
+    product: { product_id: p.product_id, title: p.title, attributes: {} },
+    packshot: "", image_note: "a paused thread's payload carries no packshot",
+    review: { status: "paused", reasons: p.reasons || [], decisions: [] },
+    judge: { label: p.label, confidence: p.confidence, reasoning: p.reasoning, verdicts: [] },
+    requirements: [], guidelines: null };
+}
+
+async function loadPaused() {
+  const data = await api("api/paused");
+  $("progress").textContent = `${data.items.length} paused`;
+  $("priority").textContent = "Interactive runs waiting for a person: your label resumes the thread.";
+  if (!data.items.length) { current = null; $("pair").hidden = true; $("done").hidden = false; return; }
+  show(fromPaused(data.items[0]));
+}
+
 async function load(prefer) {
   const run = $("run").value;
+  if (run === PAUSED) { await loadPaused(); return; }
   if (!run) { say("No run has pairs for review."); return; }
   const params = new URLSearchParams({ run, reviewer: reviewer(), overlap: $("overlap").value,
     adjudicator: $("adjudicator").checked ? "1" : "" });
@@ -97,6 +118,16 @@ async function decideLabel(label) {
   if (!current || busy) return;
   if (!reviewer()) { say("Type your name first (reviewer)."); $("reviewer").focus(); return; }
   busy = true;
+  if (current.thread_id) {
+    try {
+      await api("api/resume", { thread_id: current.thread_id, interrupt_id: current.interrupt_id,
+        label, reviewer: reviewer() });
+      say(`${label} sent: thread ${current.thread_id} resumes`);
+      await load();
+    } catch (error) { say(`not sent: ${error.message}`); }
+    finally { busy = false; }
+    return;
+  }
   try {
     const out = await api("api/decide", { judgment_id: current.judgment_id, label,
       reviewer: reviewer(), note: $("note").value,
@@ -146,6 +177,15 @@ async function start() {
       option.textContent = `${r.run_id} (${r.open} open, ${r.disputed} disputed, ${r.pairs} in all)`;
       return option;
     }));
+    try {
+      const paused = await api("api/paused");
+      if (paused.items.length) {
+        const option = document.createElement("option");
+        option.value = PAUSED;
+        option.textContent = `paused interactive threads (${paused.items.length})`;
+        $("run").append(option);
+      }
+    } catch (error) { /* standalone page: no LangGraph server behind it */ }
     if (params.get("run")) $("run").value = params.get("run");
     await load();
   } catch (error) { say(error.message); }
