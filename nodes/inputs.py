@@ -16,6 +16,8 @@ from pydantic import AliasChoices, ConfigDict, Field, ValidationError, field_val
 
 from raer.nodes.schemas import Product
 
+PRODUCT_FIELDS = frozenset(Product.model_fields)
+
 MAX_REPORTED = 20
 
 
@@ -57,7 +59,12 @@ class Pair(Product):
         return "" if value is None else value
 
     def product(self) -> Product:
-        return Product.model_validate(self.model_dump(include=set(Product.model_fields)))
+        return Product.model_validate(self.product_fields())
+
+    def product_fields(self) -> dict[str, Any]:
+        """The product's fields as a dict: a Pair is a validated Product already, so this
+        is `product().model_dump()` without validating it a second time."""
+        return self.model_dump(include=PRODUCT_FIELDS)
 
 
 def check_query_input(state: dict[str, Any]) -> None:
@@ -157,7 +164,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
                              f"duplicate of line {seen[ident]} (same query, engine, product)"))
             continue
         seen[ident] = number
-        content = pair.product().model_dump(exclude={"engine", "rank"})
+        content = {k: v for k, v in pair.product_fields().items() if k not in ("engine", "rank")}
         first = products.setdefault(pair.product_id, (number, content))
         if first[1] != content:
             problems.append((str(path), number, "product_id",

@@ -290,7 +290,7 @@ def _already_judged(db_path: str, run_id: str,
             if jid not in finished:
                 return None
             ids.append((id(pair), jid))
-    if store.product_conflicts([p.product().model_dump()
+    if store.product_conflicts([p.product_fields()
                                 for p in {p.product_id: p for p in records}.values()]):
         return None  # the judging path reports the changed products
     rows = store.run_judgments(run_id)
