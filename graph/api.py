@@ -21,7 +21,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from raer.graph.build import build_graph
-from raer.graph.grouping import QueryGroup, group_by_query, pair_judgment_id
+from raer.graph.grouping import (
+    QueryGroup,
+    group_by_query,
+    in_input_order,
+    pair_judgment_id,
+    unfinished,
+)
 from raer.nodes.common import (
     judgment_id,
     normalise_query,
@@ -122,8 +128,7 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     bound = asyncio.Semaphore(len(groups) if settings.batch else
                               max(1, settings.query_concurrency))
 
-    work = [(g, [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
-            for g in groups]
+    work = unfinished(groups, run_id, finished)
     progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
     # Every pair to do exists as "pending" before any call: a kill leaves nothing unaccounted.
     await asyncio.to_thread(_mark, store, run_id, work, "pending")
@@ -148,9 +153,4 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                     on_progress(progress)
 
     await asyncio.gather(*(run(group, todo) for group, todo in work))
-    rows = store.run_judgments(run_id)
-    by_pair: dict[int, dict[str, Any]] = {}
-    for group in groups:
-        for pair in group.pairs:
-            by_pair[id(pair)] = rows[pair_judgment_id(run_id, group, pair)]
-    return [by_pair[id(pair)] for pair in pairs]
+    return in_input_order(pairs, groups, run_id, store.run_judgments(run_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id
 from raer.nodes.inputs import Pair
@@ -38,3 +39,17 @@ def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
 def pair_judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
     qid = query_id(normalise_query(group.query), group.language)
     return judgment_id(run_id, qid, pair.engine, pair.product_id)
+
+
+def unfinished(groups: list[QueryGroup], run_id: str,
+               finished: set[str]) -> list[tuple[QueryGroup, list[Pair]]]:
+    """Each group with its pairs not yet finished in the run (a rerun skips the rest)."""
+    return [(g, [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
+            for g in groups]
+
+
+def in_input_order(pairs: list[Pair], groups: list[QueryGroup], run_id: str,
+                   rows: dict[str, dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """The store's row for each pair, in the order the pairs were given (None: no row)."""
+    by_pair = {id(p): rows.get(pair_judgment_id(run_id, g, p)) for g in groups for p in g.pairs}
+    return [by_pair[id(p)] for p in pairs]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raer.graph.grouping import QueryGroup, group_by_query, pair_judgment_id
+from raer.graph.grouping import QueryGroup, group_by_query, in_input_order, unfinished
 from raer.nodes.common import start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -157,10 +157,8 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
     store, run_id = start_run(settings)
     finished = store.finished_pairs(run_id)
     groups = group_by_query(pairs)
-    work = [QueryGroup(g.query, g.language, g.query_type,
-                       [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
-            for g in groups]
-    work = [g for g in work if g.pairs]
+    work = [QueryGroup(g.query, g.language, g.query_type, todo)
+            for g, todo in unfinished(groups, run_id, finished) if todo]
     report = RayReport(pairs=len(pairs), done=len(pairs) - sum(len(g.pairs) for g in work))
     if work:
         _mark(store, run_id, [(g, g.pairs) for g in work], "pending")
@@ -169,9 +167,7 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
         with contextlib.redirect_stdout(sys.stderr):
             _dispatch(ray, address, store, run_id, settings, plan_shards(work, shard_pairs),
                       report, on_progress)
-    rows = store.run_judgments(run_id)
-    order = {id(p): rows.get(pair_judgment_id(run_id, g, p)) for g in groups for p in g.pairs}
-    return [order[id(p)] for p in pairs], report
+    return in_input_order(pairs, groups, run_id, store.run_judgments(run_id)), report
 
 
 def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raer.graph.grouping import group_by_query, pair_judgment_id
+from raer.graph.grouping import group_by_query, in_input_order, unfinished
 from raer.nodes.common import normalise_query, start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -120,8 +120,8 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
     store, run_id = start_run(settings)
     finished = store.finished_pairs(run_id)  # a rerun starts no process for finished work
     shards: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
-    for group in group_by_query(pairs):
-        todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
+    groups = group_by_query(pairs)
+    for group, todo in unfinished(groups, run_id, finished):
         index = shard_of(group.query, group.language, workers)
         shards[index] += [{**p.model_dump(), "language": group.language} for p in todo]
     share = _fields(worker_settings(settings, workers))
@@ -172,11 +172,5 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
             break
         if message[0] == "progress":
             progress.update(message[1], message[2:])
-    rows = store.run_judgments(run_id)
-    by_pair = []
-    for group in group_by_query(pairs):
-        for pair in group.pairs:
-            by_pair.append((id(pair), rows.get(pair_judgment_id(run_id, group, pair))))
-    order = dict(by_pair)
-    return [order[id(p)] or {"status": "pending", "label": None, "error": None}
-            for p in pairs], progress
+    rows = in_input_order(pairs, groups, run_id, store.run_judgments(run_id))
+    return [row or {"status": "pending", "label": None, "error": None} for row in rows], progress

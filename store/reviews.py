@@ -96,6 +96,17 @@ def _refresh(store: Store, judgment_id: str) -> dict[str, Any]:
             "reviewers": reviewers}
 
 
+def open_review(store: Store, judgment_id: str, run_id: str, reasons: list[str]) -> None:
+    """Put a pair in the review queue with its reasons (no change if it is there already).
+    Call inside the caller's `atomic()`."""
+    from raer.store.store import now
+
+    store.db.execute(
+        """insert or ignore into reviews (judgment_id, run_id, reasons, status, created_at)
+           values (?, ?, ?, 'open', ?)""",
+        [judgment_id, run_id, json.dumps(reasons, ensure_ascii=False), now()])
+
+
 def decide(store: Store, judgment_id: str, reviewer: str, label: str, note: str = "",
            role: str = "reviewer") -> dict[str, Any]:
     """Record one person's decision (a label, or "skip") and return the pair's outcome.
@@ -114,10 +125,7 @@ def decide(store: Store, judgment_id: str, reviewer: str, label: str, note: str 
                                      [judgment_id]))
         if not judged:
             raise KeyError(judgment_id)
-        store.db.execute(
-            """insert or ignore into reviews (judgment_id, run_id, reasons, status, created_at)
-               values (?, ?, ?, 'open', ?)""",
-            [judgment_id, judged[0]["run_id"], json.dumps(["chosen by a person"]), now()])
+        open_review(store, judgment_id, judged[0]["run_id"], ["chosen by a person"])
         store.db["review_decisions"].insert({
             "judgment_id": judgment_id, "reviewer": reviewer, "label": label,
             "note": note.strip()[:2000], "role": role, "created_at": now()})

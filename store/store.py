@@ -347,6 +347,20 @@ class Store:
             params.append(split)
         return self.rows(sql + " order by h.query_id, h.product_id", params)
 
+    def put_human_label(self, query_id: str, product_id: str, annotator: str, label: str,
+                        source: str, split: str = "") -> None:
+        """One person's label for a pair under a source (again: replaced, not added). Call
+        inside `atomic()` when writing many."""
+        with self.lock:
+            self.db.execute(
+                """insert into human_labels (query_id, product_id, annotator, label, raw_label,
+                                             source, split, created_at)
+                   values (?, ?, ?, ?, ?, ?, ?, ?)
+                   on conflict (query_id, product_id, annotator, source) do update set
+                   label = excluded.label, raw_label = excluded.raw_label,
+                   split = excluded.split""",
+                [query_id, product_id, annotator, label, label, source, split, now()])
+
     def save_evaluation(self, row: dict[str, Any]) -> int:
         with self.atomic():
             return self.db["evaluations"].insert({**row, "created_at": now()}).last_pk

@@ -25,7 +25,7 @@ from raer.graph.cli.options import (
     json_option,
     model_options,
 )
-from raer.graph.grouping import group_by_query, pair_judgment_id
+from raer.graph.grouping import group_by_query, in_input_order, unfinished
 from raer.graph.ray_cluster import RayUnavailable
 from raer.graph.workers import default_workers
 from raer.nodes.context import Context
@@ -283,19 +283,13 @@ def _already_judged(db_path: str, run_id: str,
     finished = store.finished_pairs(run_id)
     if not finished:
         return None
-    ids = []
-    for group in group_by_query(records):
-        for pair in group.pairs:
-            jid = pair_judgment_id(run_id, group, pair)
-            if jid not in finished:
-                return None
-            ids.append((id(pair), jid))
+    groups = group_by_query(records)
+    if any(todo for _, todo in unfinished(groups, run_id, finished)):
+        return None
     if store.product_conflicts([p.product_fields()
                                 for p in {p.product_id: p for p in records}.values()]):
         return None  # the judging path reports the changed products
-    rows = store.run_judgments(run_id)
-    order = dict(ids)
-    return [rows[order[id(p)]] for p in records]
+    return in_input_order(records, groups, run_id, store.run_judgments(run_id))
 
 
 def _counts(store, run_id: str) -> dict[str, int]:

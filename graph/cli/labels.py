@@ -217,16 +217,7 @@ def from_reviews(run_id: str, db_path: str, source: str, split: str) -> None:
            where j.run_id = ? and d.undone_at is null and d.label != 'skip'
            order by d.id""", [run_id])
     latest = {(r["query_id"], r["product_id"], r["reviewer"]): r["label"] for r in rows}
-    from raer.store.store import now
-
     with store.atomic():
         for (qid, pid, reviewer), label in latest.items():
-            store.db.execute(
-                """insert into human_labels (query_id, product_id, annotator, label, raw_label,
-                                             source, split, created_at)
-                   values (?, ?, ?, ?, ?, ?, ?, ?)
-                   on conflict (query_id, product_id, annotator, source) do update set
-                   label = excluded.label, raw_label = excluded.raw_label,
-                   split = excluded.split""",
-                [qid, pid, reviewer, label, label, source, split, now()])
+            store.put_human_label(qid, pid, reviewer, label, source, split)
     click.echo(json.dumps({"source": source, "labels": len(latest)}))

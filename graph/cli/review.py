@@ -14,7 +14,13 @@ from rich.text import Text
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
-from raer.store.reviews import SKIP, ReviewError, inter_reviewer_agreement, undo_last
+from raer.store.reviews import (
+    SKIP,
+    ReviewError,
+    inter_reviewer_agreement,
+    open_review,
+    undo_last,
+)
 
 WIDE = 120  # columns below which the queue is printed as one block per pair
 
@@ -184,7 +190,6 @@ def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
     """Draw BUDGET pairs of RUN_ID for people to label: stratified by query and engine,
     weighted to the judge's uncertainty, each with its inclusion probability."""
     from raer.evals.sampling import sample_for_people
-    from raer.store.store import now
 
     store = open_store(db_path)
     run_id = resolve_run(store, run_id)
@@ -209,12 +214,8 @@ def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
     if enqueue:
         with store.atomic():
             for d in drawn:
-                store.db.execute(
-                    """insert or ignore into reviews (judgment_id, run_id, reasons, status,
-                       created_at) values (?, ?, ?, 'open', ?)""",
-                    [d.judgment_id, run_id, json.dumps(
-                        [f"sampled for people (budget {budget}, inclusion {d.inclusion:.3f})"]),
-                     now()])
+                open_review(store, d.judgment_id, run_id, [
+                    f"sampled for people (budget {budget}, inclusion {d.inclusion:.3f})"])
     strata = len({(d.query_id, d.engine) for d in drawn})
     click.echo(f"drew {len(drawn)} pairs over {strata} query×engine strata"
                + (" and queued them for review" if enqueue else ""), err=True)
@@ -262,7 +263,6 @@ def import_reviews(path: str, db_path: str, fmt: str, source: str, split: str) -
     (or a human label). Checked whole first: a bad task writes nothing."""
     from raer.evals.label_studio import LabelStudioError, check_known, read_export
     from raer.store.reviews import decide
-    from raer.store.store import now
 
     store = open_store(db_path)
     try:
@@ -277,14 +277,8 @@ def import_reviews(path: str, db_path: str, fmt: str, source: str, split: str) -
             if source:
                 j = store.rows("select query_id, product_id from judgments where id = ?",
                                [a.judgment_id])[0]
-                store.db.execute(
-                    """insert into human_labels (query_id, product_id, annotator, label,
-                                                 raw_label, source, split, created_at)
-                       values (?, ?, ?, ?, ?, ?, ?, ?)
-                       on conflict (query_id, product_id, annotator, source) do update set
-                       label = excluded.label, raw_label = excluded.raw_label""",
-                    [j["query_id"], j["product_id"], a.annotator, a.label, a.label, source,
-                     split, now()])
+                store.put_human_label(j["query_id"], j["product_id"], a.annotator, a.label,
+                                      source, split)
                 written += 1
                 continue
             latest = store.rows(
