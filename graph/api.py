@@ -38,6 +38,7 @@ from raer.nodes.common import (
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models.budget import BudgetExhausted
+from raer.nodes.models.door import pooled_clients
 from raer.nodes.models.offline import require_offline_model
 
 __all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "pair_judgment_id"]
@@ -152,5 +153,6 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                 if on_progress:
                     on_progress(progress)
 
-    await asyncio.gather(*(run(group, todo) for group, todo in work))
+    async with pooled_clients():  # this run's HTTP clients, closed when it ends
+        await asyncio.gather(*(run(group, todo) for group, todo in work))
     return in_input_order(pairs, groups, run_id, store.run_judgments(run_id))

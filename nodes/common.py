@@ -13,7 +13,7 @@ from typing import Any
 from raer.nodes.context import ROLES, Context
 from raer.nodes.server_settings import ServerSettings, server_context
 from raer.prompts import prompt_hashes
-from raer.store import Store, open_store
+from raer.store import Store, already_open, open_store
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "it": "Italian",
                   "es": "Spanish", "nl": "Dutch", "pl": "Polish", "sv": "Swedish"}
@@ -58,8 +58,9 @@ def store_for(settings: Context) -> Store:
 
 
 async def store_of(settings: Context) -> Store:
-    """The store, opened off the event loop (the LangGraph server rejects blocking I/O)."""
-    return await asyncio.to_thread(store_for, settings)
+    """The store, opened off the event loop (the LangGraph server rejects blocking I/O);
+    once open, taken from the process's open stores without a thread."""
+    return already_open(settings.db_path) or await asyncio.to_thread(store_for, settings)
 
 
 async def open_run(settings: Context) -> tuple[Store, str]:

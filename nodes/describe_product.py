@@ -102,11 +102,10 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
                 role="vision", schema=PackshotDescription, messages=system_user(system, content),
                 prompt_hash=prompt_hash, cache_key=cache_key)
             description, call_id = result.parsed, result.call_id
-        await asyncio.to_thread(store.put_cached, "descriptions", {
+        return await asyncio.to_thread(store.put_cached, "descriptions", {
             "cache_key": cache_key, "image_hash": packshot.sha256, "model": model,
             "prompt_hash": prompt_hash, "description": description.model_dump_json(),
             "call_id": call_id})
-        return await asyncio.to_thread(store.cached, "descriptions", cache_key)
 
     try:
         row = await once(cache_key, lambda: store.cached("descriptions", cache_key), compute)

@@ -123,13 +123,8 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
             cache_key=input_hash, context=context)
         return result.parsed.as_judgment(), result.call_id
 
-    def lookup() -> tuple[dict[str, Any], int] | None:
-        row = store.successful_call(input_hash)
-        return (schema.model_validate_json(row["parsed"]).as_judgment(), row["id"]) if row \
-            else None
-
-    try:
-        judgment, call_id = await once(input_hash, lookup, compute)
+    try:  # compute looks for a stored answer itself (structured_call)
+        judgment, call_id = await once(input_hash, None, compute)
     except StructuredCallFailed as exc:
         if exc.unchecked is None:
             return {"judge": {**record, "judgment": None, "call_id": exc.call_id,

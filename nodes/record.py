@@ -23,7 +23,6 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
     settings = settings_of(runtime, state)
     store = await store_of(settings)
     product = state["product"]
-    await asyncio.to_thread(store.upsert_product, product)
     engine = product.get("engine") or ""
     jid = judgment_id(state["run_id"], state["query_id"], engine, product["product_id"])
     judge = state.get("judge") or {}
@@ -56,7 +55,7 @@ async def record(state: ProductState, runtime: Runtime[Context]) -> dict[str, An
                   "reasons": json.dumps(reasons, ensure_ascii=False),
                   "status": "resolved" if human else "open", "human_label": human or None,
                   "reviewer": "interactive" if human else None}
-    await asyncio.to_thread(store.record_judgment, row, review)
+    await asyncio.to_thread(store.record_judgment, row, review, product)
     summary = {"judgment_id": jid, "product_id": product["product_id"], "engine": engine,
                "status": status, "label": row["label"], "confidence": row["confidence"],
                "review_reasons": reasons, "human_label": state.get("human_label"),

@@ -1,5 +1,6 @@
 """The SQLite store: every artefact and judgment, with the run, model and prompt that made it."""
 
-from raer.store.store import Store, StoreUnusable, open_store
+import raer.store.lean_imports  # noqa: F401  (first: sqlite-utils without pandas)
+from raer.store.store import Store, StoreUnusable, already_open, open_store
 
-__all__ = ["Store", "StoreUnusable", "open_store"]
+__all__ = ["Store", "StoreUnusable", "already_open", "open_store"]

@@ -19,15 +19,20 @@ timeouts) are retried inside the OpenAI client, which honours Retry-After, and n
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import os
 import re
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import instructor
@@ -39,6 +44,7 @@ from instructor.v2.core.response_model import prepare_response_model
 from instructor.v2.core.retry import retry_async_v2
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, convert_to_messages
+from langchain_core.messages import content as _content_blocks
 from openai import BadRequestError
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
@@ -57,6 +63,12 @@ CLAIM_POLL_SECONDS = 0.25
 # instructor logs each failed attempt at ERROR; every attempt is already an llm_calls row,
 # and a CLI user should not see a stack of log lines for a re-ask that then succeeded.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
+
+# langchain-core (1.8) works out the typing hints of its content-block TypedDicts again for
+# every image block it formats (~6% of a pair's CPU in the benchmark); they are constants.
+_block_types = getattr(_content_blocks, "_get_data_content_block_types", None)
+if _block_types is not None and not hasattr(_block_types, "cache_info"):
+    _content_blocks._get_data_content_block_types = functools.cache(_block_types)
 
 T = TypeVar("T", bound=BaseModel)
 Message = dict[str, Any]
@@ -89,13 +101,58 @@ class CallResult(Generic[T]):
     model: str
 
 
-@lru_cache(maxsize=32)
-def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
-                 max_retries: int) -> BaseChatModel:
+# The clients of one batch of work (`pooled_clients`), or None: the shared default clients.
+_pooled: contextvars.ContextVar[dict[tuple, BaseChatModel] | None] = contextvars.ContextVar(
+    "raer_pooled_clients", default=None)
+
+
+def _new_chat_openai(base_url: str, model: str, api_key: str, timeout: float,
+                     max_retries: int, **http: Any) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(base_url=base_url, model=model, api_key=api_key, timeout=timeout,
-                      max_retries=max_retries, max_completion_tokens=MAX_OUTPUT_TOKENS)
+                      max_retries=max_retries, max_completion_tokens=MAX_OUTPUT_TOKENS, **http)
+
+
+_shared_chat_openai = lru_cache(maxsize=32)(_new_chat_openai)
+
+
+def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
+                 max_retries: int) -> BaseChatModel:
+    """The endpoint's client: inside `pooled_clients`, one over aiohttp owned by that scope;
+    elsewhere (the LangGraph server, scripts calling the graph) a shared httpx one."""
+    pooled = _pooled.get()
+    if pooled is None or urlsplit(base_url).username is not None:
+        # (credentials in the URL: aiohttp refuses them beside the key's header; httpx
+        # sends them as the operator wrote them)
+        return _shared_chat_openai(base_url, model, api_key, timeout, max_retries)
+    key = (base_url, model, api_key, timeout, max_retries)
+    if key not in pooled:
+        from openai import DefaultAioHttpClient
+
+        pooled[key] = _new_chat_openai(*key,
+                                       http_async_client=DefaultAioHttpClient(timeout=timeout))
+    return pooled[key]
+
+
+@asynccontextmanager
+async def pooled_clients() -> AsyncIterator[None]:
+    """Model clients over aiohttp for the work done inside, closed when it ends.
+
+    httpx's connection pool walks every connection on each request (~9% of a pair's CPU at
+    128 calls in flight); aiohttp's does not. An aiohttp session belongs to the event loop
+    that opened it, so these clients live in a scope on one loop (a `raer judge` run, a
+    worker, a Ray task) and are closed with it, never shared across loops."""
+    clients: dict[tuple, BaseChatModel] = {}
+    token = _pooled.set(clients)
+    try:
+        yield
+    finally:
+        _pooled.reset(token)
+        for chat in clients.values():
+            root = getattr(chat, "root_async_client", None)
+            if root is not None:
+                await root.close()
 
 
 def make_chat_model(role: str, settings: Context) -> tuple[BaseChatModel, str]:
@@ -324,10 +381,13 @@ class _Call:
                   f"{MAX_OUTPUT_TOKENS} tokens)" if self.pending.truncated else ""
             self.pending.error = f"invalid output{cut}: {error}".strip()[:2000]
 
-    async def record(self, attempt: _Attempt, parsed: BaseModel | None = None) -> int:
+    async def record(self, attempt: _Attempt, parsed: BaseModel | None = None,
+                     claim: Claim | None = None) -> int:
+        """One llm_calls row for an attempt; the answer's row also ends the call's claim."""
         if attempt is self.pending:
             self.pending = None
         inp, out, cached = _usage(attempt.answer)
+        release = claim.owner if claim is not None and claim.held else None
         call_id = await asyncio.to_thread(self.store.record_call, {
             "run_id": self.run_id, "node": self.node, "role": self.endpoint.role,
             "model": self.endpoint.model, "prompt_hash": self.prompt_hash,
@@ -341,7 +401,9 @@ class _Call:
             if attempt.answer is not None else None,
             "temperature": attempt.temperature, "output_mode": self.mode,
             "error": attempt.error or None,
-        })
+        }, release)
+        if release is not None:
+            claim.held = False
         self.last_call_id, self.last_error, self.last_raw = call_id, attempt.error, attempt.raw
         self.last_answer = attempt.answer
         return call_id
@@ -419,10 +481,13 @@ def _mode_refused(exc: BaseException | None) -> bool:
 
 async def _ask_structured(store: Store, settings: Context, run_id: str, node: str, role: str,
                           schema: type[T], messages: list[Message], prompt_hash: str,
-                          cache_key: str, context: dict[str, Any] | None) -> CallResult[T]:
-    # Building a client (and starting the embedded model) does file I/O: keep it off the loop.
-    chat, model = await asyncio.to_thread(make_chat_model, role, settings)
+                          cache_key: str, context: dict[str, Any] | None,
+                          claim: Claim | None = None) -> CallResult[T]:
     endpoint = settings.endpoints[role]
+    if endpoint.offline:  # starting the embedded model does file I/O: keep it off the loop
+        chat, model = await asyncio.to_thread(make_chat_model, role, settings)
+    else:
+        chat, model = make_chat_model(role, settings)
     modes = _modes_to_try(endpoint)
     for mode in modes:
         call = _Call(store, settings, endpoint, chat, run_id, node, prompt_hash, cache_key, mode)
@@ -449,7 +514,7 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
             _detected[(endpoint.base_url, endpoint.model)] = mode
         # instructor validates into a subclass of the schema; callers get the schema itself
         parsed = schema.model_validate_json(parsed.model_dump_json())
-        call_id = await call.record(call.pending, parsed)
+        call_id = await call.record(call.pending, parsed, claim)
         return CallResult(parsed=parsed, call_id=call_id, model=model)
     raise StructuredCallFailed(f"the endpoint accepted none of the output modes {list(modes)}",
                                "", None)
@@ -471,24 +536,32 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     # Another process on the same store may be asking the same thing right now: wait for
     # its answer instead of paying again (a claim left by a killed process expires).
     lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
-    owner = f"{_owner()}:{uuid4().hex[:8]}"  # per call: two branches of one process wait too
+    claim = Claim(cache_key, f"{_owner()}:{uuid4().hex[:8]}")  # per call: branches wait too
     while True:
-        stored = await asyncio.to_thread(store.successful_call, cache_key)
+        stored, claimed = await asyncio.to_thread(store.answer_or_claim, cache_key,
+                                                  claim.owner, lifetime + 60)
         if stored is not None:
             return _reused(stored, schema)
-        if await asyncio.to_thread(store.claim, cache_key, owner, lifetime + 60):
+        if claimed:
             break
         await asyncio.sleep(CLAIM_POLL_SECONDS)
+    claim.held = True
     try:
-        # checked again under the claim: the holder before us records its answer, then
-        # releases, and may have done both between our first look and our claim
-        stored = await asyncio.to_thread(store.successful_call, cache_key)
-        if stored is not None:
-            return _reused(stored, schema)
         return await _ask_structured(store, settings, run_id, node, role, schema, messages,
-                                     prompt_hash, cache_key, context)
+                                     prompt_hash, cache_key, context, claim)
     finally:
-        await asyncio.to_thread(store.release, cache_key, owner)
+        if claim.held:  # no answer was recorded (it releases the claim as it is written)
+            await asyncio.to_thread(store.release, cache_key, claim.owner)
+
+
+@dataclass
+class Claim:
+    """This call's cross-process claim on its cache key, released when the answer is
+    recorded (one transaction) or, failing that, when the call ends."""
+
+    cache_key: str
+    owner: str
+    held: bool = False
 
 
 def _reused(stored: dict[str, Any], schema: type[T]) -> CallResult[T]:
