@@ -29,7 +29,7 @@ def settings_of(runtime: Any, state: Mapping[str, Any] | None = None) -> Context
     caller may not send the settings again — uses those, whatever context it was given."""
     stored = (state or {}).get("run_settings")
     if stored:
-        return _settings_from(json.dumps(stored, sort_keys=True))
+        return _stored_settings(stored)
     context = getattr(runtime, "context", None)
     if isinstance(context, ServerSettings):
         return server_context(context)
@@ -43,6 +43,23 @@ def thread_settings(runtime: Any) -> dict[str, Any]:
     if isinstance(context, ServerSettings):
         return {"server": dataclasses.asdict(context)}
     return {"context": dataclasses.asdict(Context.coerce(context))}
+
+
+_by_identity: dict[int, tuple[Mapping[str, Any], Context]] = {}
+
+
+def _stored_settings(stored: Mapping[str, Any]) -> Context:
+    """A run's every branch carries the same settings object: known by identity, it is not
+    serialised again for each node of each pair (the entry keeps the object alive, so its
+    id is not reused)."""
+    hit = _by_identity.get(id(stored))
+    if hit is not None and hit[0] is stored:
+        return hit[1]
+    settings = _settings_from(json.dumps(stored, sort_keys=True))
+    if len(_by_identity) >= 64:
+        _by_identity.clear()
+    _by_identity[id(stored)] = (stored, settings)
+    return settings
 
 
 @lru_cache(maxsize=64)

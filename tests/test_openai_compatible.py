@@ -103,3 +103,38 @@ def test_a_killed_run_continues_without_duplicates_or_repeated_calls(fake_server
     assert repeated == []  # no answer that was already stored was asked for again
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(again.stdout)["model_calls_this_invocation"] == 0
+
+
+@pytest.mark.parametrize("request_fields", [
+    {"extra_body": {"response_format": {"type": "json_schema", "json_schema": {
+        "name": "Judgment", "schema": {"type": "object"}, "strict": False}}}},
+    {"tools": [{"type": "function", "function": {"name": "Judgment", "parameters": {
+        "type": "object"}}}], "tool_choice": {"type": "function",
+                                              "function": {"name": "Judgment"}}},
+])
+async def test_raer_sends_the_same_body_as_langchain_does(fake_server, request_fields):
+    """raer's client hands the request fields to the SDK as extra body (skipping its slow
+    parameter walk) and uses aiohttp inside a run: the server must see the same JSON."""
+    from langchain_openai import ChatOpenAI
+
+    from raer.nodes.models import door
+
+    server = fake_server()
+    conversation = [("system", "You judge."), ("human", [
+        {"type": "text", "text": "Describe « this » packshot"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}])]
+    args = dict(base_url=server.base_url, model="gpt-4o-mini", api_key="k", timeout=10,
+                max_retries=0, max_completion_tokens=door.MAX_OUTPUT_TOKENS)
+    await ChatOpenAI(**args).ainvoke(conversation, temperature=0.0, **request_fields)
+    await door._chat_openai(*list(args.values())[:5]).ainvoke(
+        conversation, temperature=0.0, **request_fields)
+    async with door.pooled_clients():
+        pooled = door._chat_openai(*list(args.values())[:5])
+        await pooled.ainvoke(conversation, temperature=0.0, **request_fields)
+    assert pooled.http_async_client is not None  # the run's own (aiohttp) client
+    assert type(pooled).__name__ == "RaerChatOpenAI"
+    assert len(server.requests) == 3
+    assert server.requests[1] == server.requests[0]
+    assert server.requests[2] == server.requests[0]
+    assert server.requests[0]["messages"][1]["content"][1]["image_url"]["url"].startswith(
+        "data:image/png")
