@@ -43,6 +43,14 @@ class Mock:
         self.window: deque[float] = deque()
         self.counts: dict[str, int] = {"requests": 0, "ok": 0, "429": 0,
                                        **{f: 0 for f in FAULTS}}
+        # requests being served now, and its integral over time: the mean number in flight
+        # between two reads of /stats is d(in_flight_seconds) / d(time)
+        self.in_flight, self.in_flight_seconds, self.changed = 0, 0.0, time.monotonic()
+
+    def _count_in_flight(self, change: int) -> None:
+        moment = time.monotonic()
+        self.in_flight_seconds += self.in_flight * (moment - self.changed)
+        self.in_flight, self.changed = self.in_flight + change, moment
 
     def over_limit(self) -> bool:
         if not self.rpm:
@@ -56,6 +64,13 @@ class Mock:
         return False
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        self._count_in_flight(+1)
+        try:
+            return await self._answer(request)
+        finally:
+            self._count_in_flight(-1)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.counts["requests"] += 1
         if self.over_limit():
@@ -95,7 +110,10 @@ class Mock:
                       "prompt_tokens_details": {"cached_tokens": prompt // 2}}})
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.counts)
+        self._count_in_flight(0)
+        return web.json_response({**self.counts, "in_flight": self.in_flight,
+                                  "in_flight_seconds": self.in_flight_seconds,
+                                  "at": self.changed})
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from PIL import Image
@@ -214,6 +215,24 @@ def _tree_stats(markers: tuple[str, ...], root: int | None) -> dict[int, tuple[f
     return {p: stats[p] for p in chosen if p in stats}
 
 
+def _mock_stats(mock: subprocess.Popen, base_url: str) -> dict:
+    """The mock server's counters and its own CPU seconds so far."""
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=10) as r:
+        stats = json.loads(r.read())
+    fields = (Path("/proc") / str(mock.pid) / "stat").read_text().rpartition(")")[2].split()
+    stats["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stats
+
+
+def _serving(before: dict, after: dict) -> dict:
+    """What the mock saw between two reads: calls served, the mean number in flight (the
+    bound assumes the full concurrency all the time), and its CPU seconds."""
+    span = after["at"] - before["at"]
+    return {"mean_in_flight": round((after["in_flight_seconds"] - before["in_flight_seconds"])
+                                    / span, 1) if span > 0 else 0.0,
+            "mock_cpu_s": round(after["cpu_s"] - before["cpu_s"], 1)}
+
+
 def _measured(command: list[str], env: dict, markers: tuple[str, ...] = ()) -> dict:
     """Run a command; wall time, CPU of it and its children (and of the marked processes:
     a Ray node's, which are not our children, as last sampled every 0.5 s), and the peak
@@ -300,7 +319,9 @@ def scaling(args, folder: Path, pairs: list[Pair]) -> dict:
                 command += ["--workers", name.removeprefix("workers-")]
             try:
                 print(f"  {name} …", file=sys.stderr, flush=True)
+                served = _mock_stats(mock, base_url)
                 first = _measured(command, env, markers)
+                serving = _serving(served, _mock_stats(mock, base_url))
                 after = counts(db)
                 rerun = _measured(command, env, markers)
             finally:
@@ -317,7 +338,7 @@ def scaling(args, folder: Path, pairs: list[Pair]) -> dict:
                 "done": after["done"], "lost": after["pending"] + len(pairs)
                 - after["judgments"], "duplicated": after["duplicate_rows"],
                 "rerun_calls": counts(db)["calls"] - after["calls"],
-                "rerun_wall_s": round(rerun["wall_s"], 2)}
+                "rerun_wall_s": round(rerun["wall_s"], 2), **serving}
             print(json.dumps({name: rows[name]}), file=sys.stderr, flush=True)
     finally:
         mock.kill()

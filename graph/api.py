@@ -20,6 +20,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from raer.graph.admission import PAIRS_PER_SLOT, Admission, Ticket
 from raer.graph.build import build_graph
 from raer.graph.grouping import (
     QueryGroup,
@@ -59,7 +60,7 @@ class Progress:
 
 async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: Context,
                      reviewer: Reviewer | None, progress: Progress,
-                     on_progress: ProgressHook | None) -> None:
+                     on_progress: ProgressHook | None, ticket: Ticket) -> None:
     state = {"query": group.query, "language": group.language, "query_type": group.query_type,
              "products": [p.product().model_dump() for p in todo]}
     config = {"configurable": {"thread_id": f"raer-{uuid.uuid4().hex}"},
@@ -74,6 +75,7 @@ async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: 
                 progress.done += 1
                 progress.failed += summary["status"] == "failed"
                 progress.escalated += summary["status"] == "escalated"
+                ticket.finished()
                 if on_progress:
                     on_progress(progress)
         if reviewer is None:
@@ -126,8 +128,8 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
     progress = Progress(total=len(pairs))
     # In batch mode every query runs at once, so each stage's requests share one batch.
-    bound = asyncio.Semaphore(len(groups) if settings.batch else
-                              max(1, settings.query_concurrency))
+    admission = Admission(len(groups), None) if settings.batch else Admission(
+        settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency))
 
     work = unfinished(groups, run_id, finished)
     progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
@@ -138,12 +140,13 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     async def run(group: QueryGroup, todo: list[Pair]) -> None:
         if not todo:
             return
-        async with bound:
+        async with admission.query(len(todo)) as ticket:
             if stop.is_set():
                 return  # the budget ran out: these pairs stay pending for a later run
             try:
                 await _run_query(graph, group, todo, settings,
-                                 reviewer if interactive else None, progress, on_progress)
+                                 reviewer if interactive else None, progress, on_progress,
+                                 ticket)
             except BudgetExhausted:
                 stop.set()
             except Exception as exc:  # never lose a pair: record why the query failed
