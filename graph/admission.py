@@ -1,72 +1,76 @@
-"""Which queries start now: enough to keep every model-call slot busy, no more.
+"""Which queries start now: enough to keep every model-call slot busy, not many more.
 
 A query makes two calls in a row (requirements, then guidelines) and then one branch per
-product, each with at most one call in flight at a time (description, then judgment). So
-`max_concurrency` calls in flight need about `max_concurrency` pairs past their query's first
-two calls, plus the queries still making those. A query started beyond that only waits, and
-waiting branches are what a run's memory is made of: with `--query-concurrency 128` and
-20 products a query, 2,560 branches waited at once for 128 call slots.
+product, each with at most one call in flight at a time (description, then judgment).
+Started all at once (`--query-concurrency 128`, 20 products a query), 2,560 branches waited
+for 128 call slots: the waiting branches were most of a run's memory. Started only as room
+freed, queries moved in waves: a wave's products filled the slots, then every slot idled
+while the next wave made its first two calls (measured: 46 of 64 slots busy on average).
 
-So a query starts while fewer than `query_concurrency` queries run *and* fewer than
-`PAIRS_PER_SLOT × max_concurrency` of the started queries' pairs are unfinished (a query
-larger than that starts alone). Pairs count as finished as they are recorded, so the next
-query starts as soon as there is room, not when the whole query ends. In Batch mode every
-query starts at once (all requests of a stage should share one batch).
+So one admitter starts queries in input order while fewer than `query_concurrency` run, and
+  - fewer calls wait for a slot than there are slots (more work is needed soon), and
+  - the started queries' unfinished pairs stay under `PAIRS_PER_SLOT × max_concurrency`
+    (the memory bound; a query larger than that starts alone).
+A new query's first calls go ahead of queued product calls (nodes/models/call_slots.py), so
+its products are ready as the slots free. Pairs count as finished as they are recorded. In
+Batch mode every query starts at once (each stage's requests should share one batch).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-PAIRS_PER_SLOT = 3
+from raer.nodes.models.call_slots import CallSlots
+
+PAIRS_PER_SLOT = 6
+RECHECK_SECONDS = 0.05  # while blocked, how often the admitter looks at the waiting calls
 
 
 class Admission:
-    def __init__(self, queries: int, pairs: int | None):
-        self.queries, self.pairs = max(1, queries), pairs
+    def __init__(self, queries: int, pairs: int | None, slots: CallSlots | None):
+        self.queries, self.pairs, self.slots = max(1, queries), pairs, slots
         self.running = self.open_pairs = 0
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def _room_for(self, pairs: int) -> bool:
         if self.running >= self.queries:
             return False
-        return self.pairs is None or self.open_pairs == 0 or (
-            self.open_pairs + pairs <= self.pairs)
+        if self.pairs is None or self.running == 0:
+            return True
+        demand_low = self.slots is None or self.slots.waiting < self.slots.limit
+        return demand_low and self.open_pairs + pairs <= self.pairs
 
-    @asynccontextmanager
-    async def query(self, pairs: int) -> AsyncIterator[Ticket]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._room_for(pairs))
-            self.running += 1
-            self.open_pairs += pairs
-        ticket = Ticket(self, pairs)
-        try:
-            yield ticket
-        finally:
-            async with self._changed:
-                self.running -= 1
-                self.open_pairs -= ticket.open
-                self._changed.notify_all()
+    async def start(self, pairs: int) -> Ticket:
+        """Wait until a query of `pairs` pairs may start; the ticket ends with `done`."""
+        while not self._room_for(pairs):
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), RECHECK_SECONDS)
+            except TimeoutError:
+                pass
+        self.running += 1
+        self.open_pairs += pairs
+        return Ticket(self, pairs)
 
-    def pair_finished(self, ticket: Ticket) -> None:
-        """Called on the event loop as each pair is recorded (no await: progress hooks)."""
-        if ticket.open:
-            ticket.open -= 1
-            self.open_pairs -= 1
-            asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _update(self) -> None:
+        self._changed.set()
 
 
 class Ticket:
-    """A started query's pairs not yet recorded."""
+    """A started query: its pairs not yet recorded."""
 
     def __init__(self, admission: Admission, pairs: int):
         self.admission, self.open = admission, pairs
 
     def finished(self) -> None:
-        self.admission.pair_finished(self)
+        """A pair was recorded (called on the event loop by the progress stream)."""
+        if self.open:
+            self.open -= 1
+            self.admission.open_pairs -= 1
+            self.admission._update()
+
+    def done(self) -> None:
+        self.admission.running -= 1
+        self.admission.open_pairs -= self.open
+        self.open = 0
+        self.admission._update()

@@ -39,7 +39,8 @@ from raer.nodes.common import (
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models.budget import BudgetExhausted
-from raer.nodes.models.door import pooled_clients
+from raer.nodes.models.call_slots import call_slots
+from raer.nodes.models.door import in_flight_limit, pooled_clients
 from raer.nodes.models.offline import require_offline_model
 
 __all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "pair_judgment_id"]
@@ -128,8 +129,9 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
     progress = Progress(total=len(pairs))
     # In batch mode every query runs at once, so each stage's requests share one batch.
-    admission = Admission(len(groups), None) if settings.batch else Admission(
-        settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency))
+    admission = Admission(len(groups), None, None) if settings.batch else Admission(
+        settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency),
+        call_slots(in_flight_limit(settings.endpoints["judge"], settings)))
 
     work = unfinished(groups, run_id, finished)
     progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
@@ -137,25 +139,30 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
     await asyncio.to_thread(_mark, store, run_id, work, "pending")
     stop = asyncio.Event()
 
-    async def run(group: QueryGroup, todo: list[Pair]) -> None:
-        if not todo:
-            return
-        async with admission.query(len(todo)) as ticket:
-            if stop.is_set():
-                return  # the budget ran out: these pairs stay pending for a later run
-            try:
-                await _run_query(graph, group, todo, settings,
-                                 reviewer if interactive else None, progress, on_progress,
-                                 ticket)
-            except BudgetExhausted:
-                stop.set()
-            except Exception as exc:  # never lose a pair: record why the query failed
-                await asyncio.to_thread(_mark, store, run_id, [(group, todo)], "failed",
-                                        f"{type(exc).__name__}: {exc}"[:1000])
-                progress.failed += len(todo)
-                if on_progress:
-                    on_progress(progress)
+    async def run(group: QueryGroup, todo: list[Pair], ticket: Ticket) -> None:
+        try:
+            await _run_query(graph, group, todo, settings, reviewer if interactive else None,
+                             progress, on_progress, ticket)
+        except BudgetExhausted:
+            stop.set()
+        except Exception as exc:  # never lose a pair: record why the query failed
+            await asyncio.to_thread(_mark, store, run_id, [(group, todo)], "failed",
+                                    f"{type(exc).__name__}: {exc}"[:1000])
+            progress.failed += len(todo)
+            if on_progress:
+                on_progress(progress)
+        finally:
+            ticket.done()
 
     async with pooled_clients():  # this run's HTTP clients, closed when it ends
-        await asyncio.gather(*(run(group, todo) for group, todo in work))
+        running = []
+        for group, todo in work:
+            if not todo:
+                continue
+            ticket = await admission.start(len(todo))
+            if stop.is_set():  # the budget ran out: the rest stay pending for a later run
+                ticket.done()
+                break
+            running.append(asyncio.create_task(run(group, todo, ticket)))
+        await asyncio.gather(*running)
     return in_input_order(pairs, groups, run_id, store.run_judgments(run_id))

@@ -8,6 +8,7 @@ attempt with its temperature and mode).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -110,9 +111,42 @@ def test_language_is_detected_once_per_query(monkeypatch):
 
 
 async def test_each_concurrency_limit_gets_its_own_bound():
-    first, second = door._in_flight_bound(1), door._in_flight_bound(5)
-    assert first is not second and second._value == 5
-    assert door._in_flight_bound(5) is second
+    from raer.nodes.models.call_slots import call_slots
+
+    first, second = call_slots(1), call_slots(5)
+    assert first is not second and second.limit == 5
+    assert call_slots(5) is second
+
+
+async def test_a_query_call_waits_before_product_calls_and_cancelled_waiters_give_way():
+    """Slots go to a query's first calls before queued product calls (they unlock the next
+    wave of products), first come first served within a priority; a caller cancelled while
+    waiting neither holds nor loses a slot."""
+    from raer.nodes.models.call_slots import PRODUCT_CALL, QUERY_CALL, CallSlots
+
+    slots, order = CallSlots(1), []
+    gate = asyncio.Event()
+
+    async def call(name, priority):
+        async with slots.slot(priority):
+            order.append(name)
+            if name == "first":
+                await gate.wait()
+
+    first = asyncio.create_task(call("first", PRODUCT_CALL))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(call(name, priority)) for name, priority in (
+        ("product 1", PRODUCT_CALL), ("cancelled", QUERY_CALL), ("product 2", PRODUCT_CALL),
+        ("query", QUERY_CALL))]
+    await asyncio.sleep(0)
+    assert slots.in_flight == 1 and slots.waiting == 4
+    tasks[1].cancel()
+    await asyncio.sleep(0)
+    assert slots.waiting == 3
+    gate.set()
+    await asyncio.gather(first, tasks[0], tasks[2], tasks[3])
+    assert order == ["first", "query", "product 1", "product 2"]
+    assert slots.in_flight == 0 and slots.waiting == 0
 
 
 # ------------------------------------------------------------ input checked before any call

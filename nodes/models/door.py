@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import time
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from raer.nodes.context import Context, Endpoint
 from raer.nodes.models import offline
 from raer.nodes.models.batch import ask_in_batch
 from raer.nodes.models.budget import BudgetExhausted, within_budget
+from raer.nodes.models.call_slots import PRODUCT_CALL, QUERY_CALL, call_slots
 from raer.nodes.models.offline import offline_base_url
 from raer.nodes.models.prices import estimate_cost
 from raer.nodes.models.rate_limits import rate_limit
@@ -79,6 +79,7 @@ REASK_TEMPERATURE = 0.5
 MODES = {"json_schema": instructor.Mode.JSON_SCHEMA, "tools": instructor.Mode.TOOLS,
          "json": instructor.Mode.JSON, "md_json": instructor.Mode.MD_JSON}
 AUTO_ORDER = ("json_schema", "tools", "json", "md_json")
+QUERY_NODES = frozenset({"extract_requirements", "draft_guidelines"})  # first in line
 
 
 class StructuredCallFailed(RuntimeError):
@@ -197,20 +198,6 @@ def make_chat_model(role: str, settings: Context) -> tuple[BaseChatModel, str]:
         base_url, api_key = endpoint.base_url, os.environ.get(endpoint.api_key_env, "unset")
     chat = _chat_openai(base_url, endpoint.model, api_key, timeout, settings.max_retries)
     return chat, endpoint.model
-
-
-# One bound per event loop and limit: a later run with another limit gets its own.
-_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                       dict[int, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _in_flight_bound(limit: int) -> asyncio.Semaphore:
-    per_loop = _semaphores.setdefault(asyncio.get_running_loop(), {})
-    sem = per_loop.get(limit)
-    if sem is None:
-        sem = per_loop[limit] = asyncio.Semaphore(max(1, limit))
-    return sem
 
 
 def in_flight_limit(endpoint: Endpoint, settings: Context) -> int:
@@ -395,7 +382,8 @@ class _Call:
                                  worst_case) as settle:
             answer = None
             try:
-                async with _in_flight_bound(in_flight_limit(self.endpoint, settings)):
+                slots = call_slots(in_flight_limit(self.endpoint, settings))
+                async with slots.slot(QUERY_CALL if self.node in QUERY_NODES else PRODUCT_CALL):
                     await rate_limit(self.endpoint.base_url, settings,
                                      prompt_tokens + MAX_OUTPUT_TOKENS)
                     answer = await self.chat.ainvoke(conversation, temperature=temperature,
