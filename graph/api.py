@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +26,11 @@ from raer.graph.grouping import (
     QueryGroup,
     group_by_query,
     in_input_order,
+    mark_pairs,
     pair_judgment_id,
     unfinished,
 )
 from raer.nodes.common import (
-    judgment_id,
-    normalise_query,
-    query_id,
     start_run,
     store_for,
 )
@@ -43,7 +41,8 @@ from raer.nodes.models.call_slots import call_slots
 from raer.nodes.models.door import in_flight_limit, pooled_clients
 from raer.nodes.models.offline import require_offline_model
 
-__all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "pair_judgment_id"]
+__all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "judge_queries",
+           "pair_judgment_id"]
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]
@@ -88,25 +87,6 @@ async def _run_query(graph: Any, group: QueryGroup, todo: list[Pair], settings: 
         payload = Command(resume=answers)
 
 
-def _mark(store: Any, run_id: str, work: list[tuple[QueryGroup, list[Pair]]], status: str,
-          error: str | None = None) -> None:
-    """Pair rows for `work` with a status: "pending" before judging, "failed" on a crash."""
-    queries, products, judgments = [], [], []
-    for group, todo in work:
-        normalised = normalise_query(group.query)
-        qid = query_id(normalised, group.language)
-        queries.append({"id": qid, "text": group.query, "normalised": normalised,
-                        "language": group.language, "query_type": group.query_type})
-        for pair in todo:
-            products.append(pair.product().model_dump())
-            judgments.append({"id": judgment_id(run_id, qid, pair.engine, pair.product_id),
-                              "run_id": run_id, "query_id": qid, "product_id": pair.product_id,
-                              "engine": pair.engine, "rank": pair.rank, "status": status,
-                              "error": error})
-    if judgments:
-        store.mark_pairs(queries, products, judgments)
-
-
 async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                       reviewer: Reviewer | None = None,
                       on_progress: ProgressHook | None = None) -> list[dict[str, Any]]:
@@ -125,18 +105,38 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
                           for pid, fields in conflicts])
     store, run_id = start_run(settings)
     groups = group_by_query(pairs)
-    finished = store.finished_pairs(run_id)
-    graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
+    work = unfinished(groups, run_id, store.finished_pairs(run_id))
     progress = Progress(total=len(pairs))
-    # In batch mode every query runs at once, so each stage's requests share one batch.
-    admission = Admission(len(groups), None, None) if settings.batch else Admission(
-        settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency),
-        call_slots(in_flight_limit(settings.endpoints["judge"], settings)))
-
-    work = unfinished(groups, run_id, finished)
     progress.skipped = sum(len(g.pairs) - len(todo) for g, todo in work)
     # Every pair to do exists as "pending" before any call: a kill leaves nothing unaccounted.
-    await asyncio.to_thread(_mark, store, run_id, work, "pending")
+    await asyncio.to_thread(mark_pairs, store, run_id, work, "pending")
+
+    async def queries() -> AsyncIterator[tuple[QueryGroup, list[Pair]]]:
+        for group, todo in work:
+            if todo:
+                yield group, todo
+
+    await judge_queries(queries(), settings, reviewer=reviewer, on_progress=on_progress,
+                        progress=progress, queries_in_all=len(groups))
+    return in_input_order(pairs, groups, run_id, store.run_judgments(run_id))
+
+
+async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
+                        settings: Context, *, reviewer: Reviewer | None = None,
+                        on_progress: ProgressHook | None = None,
+                        on_query_done: Callable[[QueryGroup], None] | None = None,
+                        progress: Progress | None = None, queries_in_all: int = 0) -> None:
+    """Judge queries as they come (their pairs already marked pending in the store): each
+    is started when the run's admission has room for it (graph/admission.py), so a source
+    that hands out work on demand (a `--workers` process) takes no more than it can judge."""
+    store, run_id = start_run(settings)
+    interactive = settings.review_mode == "interactive"
+    graph = build_graph().compile(checkpointer=InMemorySaver() if interactive else None)
+    progress = progress or Progress(total=0)
+    # In batch mode every query runs at once, so each stage's requests share one batch.
+    admission = Admission(max(1, queries_in_all), None, None) if settings.batch else Admission(
+        settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency),
+        call_slots(in_flight_limit(settings.endpoints["judge"], settings)))
     stop = asyncio.Event()
 
     async def run(group: QueryGroup, todo: list[Pair], ticket: Ticket) -> None:
@@ -146,23 +146,24 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
         except BudgetExhausted:
             stop.set()
         except Exception as exc:  # never lose a pair: record why the query failed
-            await asyncio.to_thread(_mark, store, run_id, [(group, todo)], "failed",
+            await asyncio.to_thread(mark_pairs, store, run_id, [(group, todo)], "failed",
                                     f"{type(exc).__name__}: {exc}"[:1000])
             progress.failed += len(todo)
             if on_progress:
                 on_progress(progress)
         finally:
             ticket.done()
+            if on_query_done:
+                on_query_done(group)
 
     async with pooled_clients():  # this run's HTTP clients, closed when it ends
-        running = []
-        for group, todo in work:
-            if not todo:
-                continue
+        running = set()
+        async for group, todo in queries:
             ticket = await admission.start(len(todo))
             if stop.is_set():  # the budget ran out: the rest stay pending for a later run
                 ticket.done()
                 break
-            running.append(asyncio.create_task(run(group, todo, ticket)))
+            task = asyncio.create_task(run(group, todo, ticket))
+            running.add(task)
+            task.add_done_callback(running.discard)
         await asyncio.gather(*running)
-    return in_input_order(pairs, groups, run_id, store.run_judgments(run_id))

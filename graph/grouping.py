@@ -53,3 +53,22 @@ def in_input_order(pairs: list[Pair], groups: list[QueryGroup], run_id: str,
     """The store's row for each pair, in the order the pairs were given (None: no row)."""
     by_pair = {id(p): rows.get(pair_judgment_id(run_id, g, p)) for g in groups for p in g.pairs}
     return [by_pair[id(p)] for p in pairs]
+
+
+def mark_pairs(store: Any, run_id: str, work: list[tuple[QueryGroup, list[Pair]]], status: str,
+               error: str | None = None) -> None:
+    """Pair rows for `work` with a status: "pending" before judging, "failed" on a crash."""
+    queries, products, judgments = [], [], []
+    for group, todo in work:
+        normalised = normalise_query(group.query)
+        qid = query_id(normalised, group.language)
+        queries.append({"id": qid, "text": group.query, "normalised": normalised,
+                        "language": group.language, "query_type": group.query_type})
+        for pair in todo:
+            products.append(pair.product().model_dump())
+            judgments.append({"id": judgment_id(run_id, qid, pair.engine, pair.product_id),
+                              "run_id": run_id, "query_id": qid, "product_id": pair.product_id,
+                              "engine": pair.engine, "rank": pair.rank, "status": status,
+                              "error": error})
+    if judgments:
+        store.mark_pairs(queries, products, judgments)

@@ -1,24 +1,27 @@
-"""Judging on several cores: queries sharded across worker processes, one store.
+"""Judging on several cores: queries handed to worker processes as they have room, one store.
 
 One event loop saturates one core (the benchmark's CPU per pair), so `--workers N` runs N
-processes, each with its own event loop and HTTP client, each judging a shard of the
-queries (a query's pairs stay together: its requirements and guidelines are made once).
-They write to the same SQLite store, which already serves several processes: WAL, an
-IMMEDIATE write lock, and cross-process claims on model calls in flight, so a packshot two
-shards share is still described once (the second process waits for the first's answer).
+processes, each with its own event loop and HTTP client. A query's pairs stay together (its
+requirements and guidelines are made once). Workers ask the driver for their next query
+when their admission has room for one (graph/admission.py), so all of them stay busy to
+the end: fixed shards by hash left one worker judging alone for the last fifth of a run.
+They write to the same store, which already serves several processes: WAL, an IMMEDIATE
+write lock, and cross-process claims on model calls in flight, so a packshot two workers
+share is still described once (the second waits for the first's answer).
 
 The run's limits are the run's, not each worker's: calls in flight, requests and tokens per
 minute and the spending limit are divided among the workers. A worker that dies (killed,
-out of memory) leaves its unfinished pairs pending in the store; its shard is started again
-(at most `RESTARTS` times), and finished pairs are skipped, so nothing is lost or judged
-twice. Progress reaches the driver through a queue, as counts.
+out of memory) leaves its unfinished pairs pending in the store; the queries it was given
+go back to the front of the line for a new worker (at most `RESTARTS` per worker), and their
+finished pairs are skipped, so nothing is lost or judged twice. Progress reaches the driver
+through a queue, as counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
-import hashlib
 import math
 import multiprocessing
 import os
@@ -27,8 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raer.graph.grouping import group_by_query, in_input_order, unfinished
-from raer.nodes.common import normalise_query, start_run
+from raer.graph.grouping import (
+    QueryGroup,
+    group_by_query,
+    in_input_order,
+    mark_pairs,
+    pair_judgment_id,
+    unfinished,
+)
+from raer.nodes.common import start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 
@@ -48,11 +58,6 @@ def default_workers(settings: Context, pairs: int) -> int:
                else os.cpu_count() or 1)
 
 
-def shard_of(query: str, language: str, workers: int) -> int:
-    digest = hashlib.sha256(f"{normalise_query(query)}\x1f{language}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % workers
-
-
 def worker_settings(settings: Context, workers: int) -> Context:
     """Each worker's share of the run's limits (identity fields untouched: same run id)."""
     share = {"max_concurrency": max(1, math.ceil(settings.max_concurrency / workers)),
@@ -69,10 +74,10 @@ def _fields(settings: Context) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
 
 
-def _work(index: int, pairs: list[dict[str, Any]], fields: dict[str, Any],
-          messages: Any) -> None:
-    """A worker process: judge its shard, report progress as counts."""
-    from raer.graph.api import judge_pairs
+def _work(index: int, fields: dict[str, Any], inbox: Any, messages: Any) -> None:
+    """A worker process: ask for a query when there is room for one, judge it, report
+    progress as counts and each query as done; ends when the driver has no more."""
+    from raer.graph.api import judge_queries
 
     settings = Context(**fields)
 
@@ -81,8 +86,24 @@ def _work(index: int, pairs: list[dict[str, Any]], fields: dict[str, Any],
         messages.put(("progress", index, progress.done, progress.skipped, progress.failed,
                       progress.escalated, tally.calls, tally.tokens, tally.cost_usd))
 
+    async def queries() -> Any:
+        while True:
+            messages.put(("want", index))
+            item = await asyncio.to_thread(inbox.get)
+            if item is None:
+                return
+            key, group_fields, pairs = item
+            todo = [Pair(**p) for p in pairs]
+            group = QueryGroup(**group_fields, pairs=todo)
+            keys[id(group)] = key
+            yield group, todo
+
+    def done(group: QueryGroup) -> None:
+        messages.put(("done", index, keys.pop(id(group))))
+
+    keys: dict[int, int] = {}
     store, _ = start_run(settings)
-    asyncio.run(judge_pairs([Pair(**p) for p in pairs], settings, on_progress=report))
+    asyncio.run(judge_queries(queries(), settings, on_progress=report, on_query_done=done))
     tally = store.tally(settings.run_id)
     messages.put(("finished", index, tally.calls, tally.tokens, tally.cost_usd))
 
@@ -104,9 +125,18 @@ class WorkerProgress:
     """Pairs finished before this invocation (no worker was given them)."""
     per_worker: dict[int, tuple] = field(default_factory=dict)
 
+    banked: list[float] = field(default_factory=lambda: [0.0] * 7)
+    """The counts of workers that ended (a restarted worker counts again from zero)."""
+
+    def bank(self, index: int) -> None:
+        values = self.per_worker.pop(index, None)
+        if values is not None:
+            self.banked = [b + v for b, v in zip(self.banked, values, strict=True)]
+
     def update(self, index: int, values: tuple) -> None:
         self.per_worker[index] = values
-        sums = [sum(v[i] for v in self.per_worker.values()) for i in range(7)]
+        sums = [b + sum(v[i] for v in self.per_worker.values())
+                for i, b in enumerate(self.banked)]
         (self.done, self.skipped, self.failed, self.escalated, self.calls, self.tokens,
          self.cost_usd) = sums
         self.skipped += self.skipped_before
@@ -118,53 +148,77 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
     """Judge `pairs` in `workers` processes; returns one judgment row per pair, in input
     order (from the store), and the summed progress."""
     store, run_id = start_run(settings)
-    finished = store.finished_pairs(run_id)  # a rerun starts no process for finished work
-    shards: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
     groups = group_by_query(pairs)
-    for group, todo in unfinished(groups, run_id, finished):
-        index = shard_of(group.query, group.language, workers)
-        shards[index] += [{**p.model_dump(), "language": group.language} for p in todo]
+    work = [(g, todo) for g, todo in unfinished(groups, run_id, store.finished_pairs(run_id))
+            if todo]  # a rerun starts no process for finished work
+    mark_pairs(store, run_id, work, "pending")  # before any worker: a kill loses nothing
+    items = {key: (key, {"query": g.query, "language": g.language,
+                         "query_type": g.query_type},
+                   [p.model_dump() | {"language": g.language} for p in todo])
+             for key, (g, todo) in enumerate(work)}
+    line = collections.deque(items)  # queries not yet given to a worker, in input order
+    given: dict[int, set[int]] = {i: set() for i in range(workers)}
     share = _fields(worker_settings(settings, workers))
     context = multiprocessing.get_context("spawn")  # no forked event loops or connections
     messages = context.Queue()
+    inboxes = {i: context.Queue() for i in range(workers)}
     progress = WorkerProgress(total=len(pairs))
-    progress.skipped = progress.skipped_before = len(pairs) - sum(len(s) for s in shards)
+    progress.skipped = progress.skipped_before = len(pairs) - sum(len(t) for _, t in work)
     running: dict[int, Any] = {}
     restarts = {i: 0 for i in range(workers)}
 
     def start(index: int) -> None:
-        proc = context.Process(target=_work, args=(index, shards[index], share, messages),
+        inboxes[index] = context.Queue()  # a dead worker's inbox may hold an unread query
+        proc = context.Process(target=_work, args=(index, share, inboxes[index], messages),
                                name=f"raer-worker-{index}", daemon=True)
         proc.start()
         running[index] = proc
 
-    for index, shard in enumerate(shards):
-        if shard:
-            start(index)
-    finished: set[int] = set()
+    for index in range(min(workers, len(work))):
+        start(index)
     while running:
         try:
             message = messages.get(timeout=0.5)
         except queue_module.Empty:
             message = None
-        if message and message[0] == "progress":
+        if message and message[0] == "want":
+            index = message[1]
+            key = line.popleft() if line else None
+            if key is not None:
+                given[index].add(key)
+            if index in running:
+                inboxes[index].put(items[key] if key is not None else None)
+        elif message and message[0] == "done":
+            given[message[1]].discard(message[2])
+        elif message and message[0] == "progress":
             # a restarted worker counts again from zero, its earlier pairs as skipped
             progress.update(message[1], message[2:])
             if on_progress:
                 on_progress(progress)
-        elif message and message[0] == "finished":
-            finished.add(message[1])
         for index, proc in list(running.items()):
             if proc.is_alive():
                 continue
             proc.join()
             del running[index]
-            if index in finished or proc.exitcode == 0:
+            progress.bank(index)  # what it finished stays counted
+            if not given[index] and (proc.exitcode == 0 or not line):
                 continue
-            if restarts[index] < RESTARTS:  # died: its finished pairs are skipped on restart
+            # its queries go back to the front of the line, without their finished pairs
+            done_pairs = store.finished_pairs(run_id)
+            for key in sorted(given[index], reverse=True):
+                group, todo = work[key]
+                left = [p for p in todo if pair_judgment_id(run_id, group, p) not in done_pairs]
+                if left:
+                    items[key] = (key, items[key][1], [p.model_dump() | {
+                        "language": group.language} for p in left])
+                    line.appendleft(key)
+            given[index].clear()
+            if restarts[index] < RESTARTS:
                 restarts[index] += 1
                 progress.restarts += 1
                 start(index)
+        if line and not running:  # every worker gave up: the rest stay pending
+            break
     while True:  # the last messages of processes that finished meanwhile
         try:
             message = messages.get_nowait()
