@@ -38,7 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raer.graph.grouping import QueryGroup, group_by_query, in_input_order, unfinished
+from raer.graph.grouping import (
+    QueryGroup,
+    group_by_query,
+    in_input_order,
+    mark_pairs,
+    unfinished,
+)
 from raer.nodes.common import start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
@@ -152,7 +158,6 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
     if settings.learn_from_reviews or settings.batch or settings.review_mode == "interactive":
         raise RayUnavailable("--ray judges in tasks with stores of their own: it does not "
                              "combine with --learn-from-reviews, --batch or --interactive")
-    from raer.graph.api import _mark
 
     store, run_id = start_run(settings)
     finished = store.finished_pairs(run_id)
@@ -161,7 +166,7 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
             for g, todo in unfinished(groups, run_id, finished) if todo]
     report = RayReport(pairs=len(pairs), done=len(pairs) - sum(len(g.pairs) for g in work))
     if work:
-        _mark(store, run_id, [(g, g.pairs) for g in work], "pending")
+        mark_pairs(store, run_id, [(g, g.pairs) for g in work], "pending")
         # Ray's driver prints cluster events ("(raylet) …") on stdout: keep stdout for
         # raer's own output (--json)
         with contextlib.redirect_stdout(sys.stderr):
@@ -173,7 +178,6 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
 def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context,
               shards: list[list[QueryGroup]], report: RayReport,
               on_progress: Callable[[RayReport], None] | None) -> None:
-    from raer.graph.api import _mark
     from raer.graph.workers import worker_settings
 
     key_env = settings.api_key_env
@@ -207,7 +211,7 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
                     data = ray.get(ref)
                 except Exception as exc:  # retries exhausted: record why, drop nothing
                     report.failed += 1
-                    _mark(store, run_id, [(g, g.pairs) for g in shard], "failed",
+                    mark_pairs(store, run_id, [(g, g.pairs) for g in shard], "failed",
                           f"cluster task failed: {type(exc).__name__}: {exc}"[:1000])
                     continue
                 with tempfile.TemporaryDirectory(prefix="raer-merge-") as folder:
