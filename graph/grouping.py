@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from raer.nodes.common import detect_language, judgment_id, normalise_query, query_id
@@ -17,6 +18,19 @@ class QueryGroup:
     language: str
     query_type: str
     pairs: list[Pair]
+
+    @cached_property
+    def query_id(self) -> str:
+        return query_id(normalise_query(self.query), self.language)
+
+    def judgment_ids(self, run_id: str) -> list[str]:
+        """Its pairs' judgment ids in a run (made once: a 20,000-pair rerun needs each
+        twice, and each is a hash)."""
+        cached = self.__dict__.setdefault("_judgment_ids", {})
+        if run_id not in cached:
+            cached[run_id] = [judgment_id(run_id, self.query_id, p.engine, p.product_id)
+                              for p in self.pairs]
+        return cached[run_id]
 
 
 def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
@@ -37,21 +51,21 @@ def group_by_query(pairs: Iterable[Pair]) -> list[QueryGroup]:
 
 
 def pair_judgment_id(run_id: str, group: QueryGroup, pair: Pair) -> str:
-    qid = query_id(normalise_query(group.query), group.language)
-    return judgment_id(run_id, qid, pair.engine, pair.product_id)
+    return judgment_id(run_id, group.query_id, pair.engine, pair.product_id)
 
 
 def unfinished(groups: list[QueryGroup], run_id: str,
                finished: set[str]) -> list[tuple[QueryGroup, list[Pair]]]:
     """Each group with its pairs not yet finished in the run (a rerun skips the rest)."""
-    return [(g, [p for p in g.pairs if pair_judgment_id(run_id, g, p) not in finished])
-            for g in groups]
+    return [(g, [p for p, jid in zip(g.pairs, g.judgment_ids(run_id), strict=True)
+                 if jid not in finished]) for g in groups]
 
 
 def in_input_order(pairs: list[Pair], groups: list[QueryGroup], run_id: str,
                    rows: dict[str, dict[str, Any]]) -> list[dict[str, Any] | None]:
     """The store's row for each pair, in the order the pairs were given (None: no row)."""
-    by_pair = {id(p): rows.get(pair_judgment_id(run_id, g, p)) for g in groups for p in g.pairs}
+    by_pair = {id(p): rows.get(jid) for g in groups
+               for p, jid in zip(g.pairs, g.judgment_ids(run_id), strict=True)}
     return [by_pair[id(p)] for p in pairs]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +133,21 @@ def _read_records(path: Path) -> list[tuple[int, Any]]:
                        "unsupported format: use .jsonl, .csv, .tsv or .parquet")])
 
 
-def resolve_image(image: str, folder: Path) -> str:
+def resolve_image(image: str, folder: Path, folders: dict[str, str] | None = None) -> str:
+    """A relative packshot path made absolute against the pairs file's folder, symlinks
+    resolved (an absolute one is kept as given). `folders`: resolved folders, shared by the
+    lines of one file (resolving each of 20,000 paths whole took half of a no-op rerun)."""
     if not image or image.startswith(("http://", "https://", "data:")):
         return image
-    path = Path(image)
-    return str(path if path.is_absolute() else (folder / path).resolve())
+    if os.path.isabs(image):
+        return image
+    joined = os.path.join(folder, image)
+    if folders is None or os.path.islink(joined):
+        return os.path.realpath(joined)
+    head, tail = os.path.split(joined)
+    if head not in folders:
+        folders[head] = os.path.realpath(head)
+    return os.path.join(folders[head], tail)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -146,6 +157,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     pairs: list[Pair] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     products: dict[str, tuple[int, dict[str, Any]]] = {}
+    folders: dict[str, str] = {}
     for number, record in read_records(path):
         if not isinstance(record, dict):
             problems.append((str(path), number, "(line)", "expected an object"))
@@ -171,7 +183,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
                              f"{pair.product_id!r} has other content than on line {first[0]}; "
                              f"a product id names one product"))
             continue
-        pairs.append(pair.model_copy(update={"image": resolve_image(pair.image, path.parent)}))
+        pairs.append(pair.model_copy(update={"image": resolve_image(pair.image, path.parent,
+                                                                     folders)}))
     if problems:
         raise InputError(problems)
     if not pairs:
