@@ -315,3 +315,49 @@ def test_an_offline_request_gets_the_long_timeout(monkeypatch):
     door.make_chat_model("judge", Context(base_url="http://127.0.0.1:9/v1", model="m",
                                           request_timeout=120))
     assert built["args"][3] == 120
+
+
+async def test_admission_starts_queries_while_slots_need_work_and_pairs_fit():
+    """Queries start while the slots have little waiting and the started queries' open pairs
+    fit the bound; a finished pair makes room; a query larger than the bound starts alone."""
+    from raer.graph.admission import Admission
+    from raer.nodes.models.call_slots import CallSlots
+
+    slots = CallSlots(4)
+    admission = Admission(queries=10, pairs=40, slots=slots)
+    first = await admission.start(20)
+    second = await admission.start(20)
+    third = asyncio.create_task(admission.start(20))
+    await asyncio.sleep(0.12)
+    assert not third.done() and admission.open_pairs == 40  # 60 would not fit
+    for _ in range(20):
+        first.finished()
+    assert (await asyncio.wait_for(third, 1)).open == 20
+    assert admission.open_pairs == 40 and admission.running == 3
+
+    held = [slots.slot() for _ in range(8)]  # 4 in flight, 4 waiting: demand is high
+    entered = [asyncio.create_task(h.__aenter__()) for h in held]
+    await asyncio.sleep(0)
+    assert slots.waiting == 4
+    first.done()
+    for _ in range(10):
+        second.finished()
+    fourth = asyncio.create_task(admission.start(1))
+    await asyncio.sleep(0.12)
+    assert not fourth.done()  # the pairs fit, but calls already wait for every slot
+    for task in entered[:4]:
+        await task
+    for h in held[:4]:
+        await h.__aexit__(None, None, None)  # the waiting calls get the slots
+    await asyncio.wait_for(fourth, 1)
+    for task, h in zip(entered[4:], held[4:], strict=True):
+        await task
+        await h.__aexit__(None, None, None)
+
+    alone = Admission(queries=10, pairs=5, slots=None)
+    big = await alone.start(50)  # larger than the bound: starts, but alone
+    small = asyncio.create_task(alone.start(1))
+    await asyncio.sleep(0.12)
+    assert not small.done()
+    big.done()
+    await asyncio.wait_for(small, 1)
