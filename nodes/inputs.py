@@ -145,9 +145,10 @@ def resolve_image(image: str, folder: Path, folders: dict[str, str] | None = Non
     if folders is None or os.path.islink(joined):
         return os.path.realpath(joined)
     head, tail = os.path.split(joined)
-    if head not in folders:
-        folders[head] = os.path.realpath(head)
-    return os.path.join(folders[head], tail)
+    real = folders.get(head)
+    if real is None:
+        real = folders[head] = os.path.realpath(head)
+    return os.path.join(real, tail)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:

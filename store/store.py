@@ -49,10 +49,11 @@ def dumps(value: Any) -> str:
 
 def product_row(product: dict[str, Any]) -> dict[str, Any]:
     """A `Product` (model dump) as a products row."""
+    attributes = product.get("attributes")
     return {"id": product["product_id"],
             **{k: product.get(k, "") for k in
                ("title", "brand", "colour", "category", "description", "image")},
-            "attributes": dumps(product.get("attributes") or {})}
+            "attributes": dumps(attributes) if attributes else "{}"}
 
 
 def claim_owner() -> str:

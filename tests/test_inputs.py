@@ -66,3 +66,23 @@ def test_unknown_format_and_missing_file_are_clear(tmp_path):
         read_pairs(tmp_path / "p.xlsx")
     with pytest.raises(InputError, match="no such file"):
         read_pairs(tmp_path / "nope.jsonl")
+
+
+def test_packshot_paths_resolve_as_path_resolve_does(tmp_path):
+    """Resolving each line's folder once (for speed) follows the same symlinks as resolving
+    every path whole: a linked folder, a linked file, '..' through a link, a missing file."""
+    import os
+    from pathlib import Path
+
+    from raer.nodes.inputs import resolve_image
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.png").write_bytes(b"x")
+    os.symlink(tmp_path / "real", tmp_path / "img")
+    os.symlink(tmp_path / "real" / "a.png", tmp_path / "link.png")
+    folders: dict[str, str] = {}
+    for image in ("img/a.png", "link.png", "img/../real/a.png", "missing.png", "img/a.png"):
+        assert resolve_image(image, tmp_path, folders) == str((tmp_path / image).resolve())
+    assert resolve_image("/abs/x.png", tmp_path, folders) == "/abs/x.png"
+    assert resolve_image("https://shop.example/x.png", tmp_path, folders).startswith("https")
+    assert resolve_image("x.png", Path("/"), {}) == "/x.png"
