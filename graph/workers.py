@@ -83,8 +83,9 @@ def _work(index: int, fields: dict[str, Any], inbox: Any, messages: Any) -> None
 
     def report(progress: Any) -> None:
         tally = store.tally(settings.run_id)
-        messages.put(("progress", index, progress.done, progress.skipped, progress.failed,
-                      progress.escalated, tally.calls, tally.tokens, tally.cost_usd))
+        messages.put(("progress", index, os.getpid(), progress.done, progress.skipped,
+                      progress.failed, progress.escalated, tally.calls, tally.tokens,
+                      tally.cost_usd))
 
     async def queries() -> Any:
         while True:
@@ -126,14 +127,21 @@ class WorkerProgress:
     per_worker: dict[int, tuple] = field(default_factory=dict)
 
     banked: list[float] = field(default_factory=lambda: [0.0] * 7)
-    """The counts of workers that ended (a restarted worker counts again from zero)."""
+    """The counts of workers that died (a restarted worker counts again from zero)."""
+    pids: dict[int, int] = field(default_factory=dict)
+    dead: set[int] = field(default_factory=set)
 
     def bank(self, index: int) -> None:
+        """A worker died: keep what it counted; its messages still queued are ignored."""
         values = self.per_worker.pop(index, None)
         if values is not None:
             self.banked = [b + v for b, v in zip(self.banked, values, strict=True)]
+            self.dead.add(self.pids[index])
 
-    def update(self, index: int, values: tuple) -> None:
+    def update(self, index: int, pid: int, values: tuple) -> None:
+        if pid in self.dead:
+            return
+        self.pids[index] = pid
         self.per_worker[index] = values
         sums = [b + sum(v[i] for v in self.per_worker.values())
                 for i, b in enumerate(self.banked)]
@@ -192,7 +200,7 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
             given[message[1]].discard(message[2])
         elif message and message[0] == "progress":
             # a restarted worker counts again from zero, its earlier pairs as skipped
-            progress.update(message[1], message[2:])
+            progress.update(message[1], message[2], message[3:])
             if on_progress:
                 on_progress(progress)
         for index, proc in list(running.items()):
@@ -200,9 +208,9 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
                 continue
             proc.join()
             del running[index]
-            progress.bank(index)  # what it finished stays counted
             if not given[index] and (proc.exitcode == 0 or not line):
                 continue
+            progress.bank(index)  # what it finished stays counted
             # its queries go back to the front of the line, without their finished pairs
             done_pairs = store.finished_pairs(run_id)
             for key in sorted(given[index], reverse=True):
@@ -225,6 +233,6 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
         except queue_module.Empty:
             break
         if message[0] == "progress":
-            progress.update(message[1], message[2:])
+            progress.update(message[1], message[2], message[3:])
     rows = in_input_order(pairs, groups, run_id, store.run_judgments(run_id))
     return [row or {"status": "pending", "label": None, "error": None} for row in rows], progress

@@ -116,3 +116,15 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(tmp_path):
         assert final["answers"] - MINIMUM <= 16
     finally:
         server.close()
+
+
+def test_progress_keeps_a_dead_workers_counts_and_ignores_its_late_messages():
+    from raer.graph.workers import WorkerProgress
+
+    progress = WorkerProgress(total=100)
+    progress.update(0, 111, (10, 0, 1, 2, 20, 500, 0.5))
+    progress.update(1, 222, (5, 0, 0, 0, 9, 100, 0.1))
+    progress.bank(0)  # worker 0 (pid 111) died; it is restarted as pid 333
+    progress.update(0, 333, (3, 0, 0, 0, 4, 50, 0.05))
+    progress.update(0, 111, (12, 0, 1, 2, 24, 600, 0.6))  # its last message, read late
+    assert (progress.done, progress.failed, progress.calls) == (18, 1, 33)
