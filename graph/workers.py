@@ -199,7 +199,8 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
         elif message and message[0] == "done":
             given[message[1]].discard(message[2])
         elif message and message[0] == "progress":
-            # a restarted worker counts again from zero, its earlier pairs as skipped
+            # per worker process: a restarted worker counts again from zero (a dead
+            # worker's counts are banked; its late messages are ignored)
             progress.update(message[1], message[2], message[3:])
             if on_progress:
                 on_progress(progress)
