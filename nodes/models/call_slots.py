@@ -26,12 +26,9 @@ class CallSlots:
     def __init__(self, limit: int):
         self.limit = max(1, limit)
         self.in_flight = 0
+        self.waiting = 0  # callers waiting now (a count: read on every acquisition)
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-
-    @property
-    def waiting(self) -> int:
-        return sum(not future.done() for _, _, future in self._waiters)
 
     @asynccontextmanager
     async def slot(self, priority: int = PRODUCT_CALL) -> AsyncIterator[None]:
@@ -40,11 +37,14 @@ class CallSlots:
         else:
             future = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiters, (priority, next(self._order), future))
+            self.waiting += 1
             try:
                 await future  # the releasing call counted us in
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release()  # handed a slot just as we were cancelled
+                else:
+                    self.waiting -= 1  # its entry stays in the heap, skipped when popped
                 raise
         try:
             yield
@@ -57,6 +57,7 @@ class CallSlots:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():  # skip callers cancelled while waiting
                 self.in_flight += 1
+                self.waiting -= 1
                 future.set_result(None)
                 return
 
