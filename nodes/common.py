@@ -11,7 +11,12 @@ from functools import cache, lru_cache
 from typing import Any
 
 from raer.nodes.context import ROLES, Context
-from raer.nodes.server_settings import ServerSettings, server_context
+from raer.nodes.server_settings import (
+    ForbiddenSetting,
+    ServerSettings,
+    client_settings,
+    server_context,
+)
 from raer.prompts import prompt_hashes
 from raer.store import Store, already_open, open_store
 
@@ -26,13 +31,22 @@ def settings_of(runtime: Any, state: Mapping[str, Any] | None = None) -> Context
 
     A thread knows its own run: the first node stores the settings it started with in the
     state (`thread_settings`), and every later step — above all a resumed review, whose
-    caller may not send the settings again — uses those, whatever context it was given."""
+    caller may not send the settings again — uses those, whatever context it was given.
+
+    On the server (the runtime's context is a `ServerSettings`: the server coerces every
+    run's context, given or not, to the graph's schema) a thread's state is a client's
+    to write, so it is never trusted for the operator's part: only stored client choices
+    are read, validated again as a client's, and completed by the operator's configuration.
+    Full settings stored in state (`{"context": …}`) are a script's or the CLI's, whose
+    caller is the operator; on the server they are ignored."""
+    context = getattr(runtime, "context", None)
     stored = (state or {}).get("run_settings")
+    if isinstance(context, ServerSettings):
+        if isinstance(stored, Mapping) and "server" in stored:
+            return _stored_settings(stored, on_server=True)
+        return server_context(context)
     if stored:
         return _stored_settings(stored)
-    context = getattr(runtime, "context", None)
-    if isinstance(context, ServerSettings):
-        return server_context(context)
     return Context.coerce(context)
 
 
@@ -45,28 +59,30 @@ def thread_settings(runtime: Any) -> dict[str, Any]:
     return {"context": dataclasses.asdict(Context.coerce(context))}
 
 
-_by_identity: dict[int, tuple[Mapping[str, Any], Context]] = {}
+_by_identity: dict[int, tuple[Mapping[str, Any], bool, Context]] = {}
 
 
-def _stored_settings(stored: Mapping[str, Any]) -> Context:
+def _stored_settings(stored: Mapping[str, Any], on_server: bool = False) -> Context:
     """A run's every branch carries the same settings object: known by identity, it is not
     serialised again for each node of each pair (the entry keeps the object alive, so its
     id is not reused)."""
     hit = _by_identity.get(id(stored))
-    if hit is not None and hit[0] is stored:
-        return hit[1]
-    settings = _settings_from(json.dumps(stored, sort_keys=True))
+    if hit is not None and hit[0] is stored and hit[1] == on_server:
+        return hit[2]
+    settings = _settings_from(json.dumps(stored, sort_keys=True, default=str), on_server)
     if len(_by_identity) >= 64:
         _by_identity.clear()
-    _by_identity[id(stored)] = (stored, settings)
+    _by_identity[id(stored)] = (stored, on_server, settings)
     return settings
 
 
 @lru_cache(maxsize=64)
-def _settings_from(blob: str) -> Context:
+def _settings_from(blob: str, on_server: bool) -> Context:
     stored = json.loads(blob)
     if "server" in stored:
-        return server_context(ServerSettings(**stored["server"]))
+        return server_context(client_settings(stored["server"]))
+    if on_server:  # unreachable through settings_of; kept so no caller can get it wrong
+        raise ForbiddenSetting("a thread's state cannot carry the operator's settings")
     return Context(**stored["context"])
 
 

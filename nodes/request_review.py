@@ -17,12 +17,12 @@ from raer.nodes.context import Context
 from raer.nodes.schemas import LABELS
 from raer.nodes.state import ProductState
 
+MAX_ASKS = 20
 
-def _label_from(answer: Any) -> str:
+
+def _label_from(answer: Any) -> str | None:
     label = answer.get("label") if isinstance(answer, dict) else answer
-    if label not in LABELS:
-        raise ValueError(f"a reviewer's label must be one of {list(LABELS)}, not {label!r}")
-    return label
+    return label if isinstance(label, str) and label in LABELS else None
 
 
 async def request_review(state: ProductState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -31,11 +31,20 @@ async def request_review(state: ProductState, runtime: Runtime[Context]) -> dict
         return {}
     judge = state.get("judge") or {}
     judgment = judge.get("judgment") or {}
-    answer = interrupt({
+    question = {
         "query": state["query"], "product_id": state["product"]["product_id"],
         "title": state["product"]["title"], "engine": state["product"].get("engine", ""),
         "label": judgment.get("label"), "confidence": judgment.get("confidence"),
         "reasoning": judgment.get("reasoning"), "reasons": judge.get("review_reasons", []),
         "choices": list(LABELS),
-    })
-    return {"human_label": _label_from(answer)}
+    }
+    # An answer that is not a label pauses the thread again with the reason, instead of
+    # failing it (a failed thread never writes its pair): the person is asked once more.
+    for _ in range(MAX_ASKS):
+        answer = interrupt(question)
+        label = _label_from(answer)
+        if label is not None:
+            return {"human_label": label}
+        question = {**question, "refused": f"the answer {str(answer)[:200]!r} is not one "
+                    f"of {list(LABELS)}; answer again"}
+    raise ValueError(f"no valid label after {MAX_ASKS} answers")

@@ -10,9 +10,13 @@ configuration:
   `{"db_path": "...", "images_root": "...", "default_profile": "NAME",
     "profiles": {"NAME": {"base_url": "...", "model": "...", "api_key_env": "..."}},
     "settings": {"max_concurrency": 16}}`
-  where a profile and `settings` may set any run setting (`Context` field);
+  where a profile and `settings` may set any run setting (`Context` field); optional
+  `allowed_hosts`, `allowed_origins` (lists), `allow_state_edits` (true/false) and
+  `max_body_mb` (see `OperatorConfig`);
 - without it, `RAER_DB` (default `raer.db`), `RAER_BASE_URL`, `RAER_MODEL`,
-  `RAER_API_KEY_ENV` and `RAER_IMAGES_ROOT` give one profile, "default".
+  `RAER_API_KEY_ENV` and `RAER_IMAGES_ROOT` give one profile, "default";
+  `RAER_ALLOWED_HOSTS`, `RAER_ALLOWED_ORIGINS` (comma-separated) and
+  `RAER_ALLOW_STATE_EDITS=1` the rest.
 
 Relative paths in the configuration resolve against the configuration file's folder (or,
 from environment variables, the server's working directory at start). Without an images
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
 
 from raer.nodes.context import Context
 
@@ -60,6 +66,12 @@ class ServerSettings:
         "description": "Queue doubtful pairs for review, or pause the thread for a person."})
 
 
+_CLIENT_ADAPTER = TypeAdapter(ServerSettings)
+
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # a query's products with data: URL packshots fit
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     db_path: str
@@ -67,6 +79,21 @@ class OperatorConfig:
     default_profile: str
     profiles: dict[str, dict[str, Any]]
     settings: dict[str, Any]
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names the server answers besides loopback and its listening address."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins (scheme://host[:port]) allowed to call the server, e.g. Studio's."""
+    allow_state_edits: bool = False
+    """Let clients write threads' state (state updates, `command.update`/`goto`, thread
+    creation with `supersteps`): Studio's edit-and-rerun, for a trusted single-user server.
+    Off, those requests are refused: a client could otherwise forge judgments, run ids and
+    human labels that `record` writes into the operator's store."""
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+CONFIG_KEYS = frozenset({"db_path", "images_root", "default_profile", "profiles", "settings",
+                         "allowed_hosts", "allowed_origins", "allow_state_edits",
+                         "max_body_mb"})
 
 
 def _resolve(path: str, root: Path) -> str:
@@ -90,11 +117,20 @@ def load_operator_config(environ: dict[str, str] | None = None) -> OperatorConfi
             if unknown:
                 raise ValueError(f"RAER_SERVER_CONFIG {path}: {name}: unknown run settings "
                                  f"{sorted(unknown)}")
+        unknown = set(data) - CONFIG_KEYS
+        if unknown:
+            raise ValueError(f"RAER_SERVER_CONFIG {path}: unknown keys {sorted(unknown)}; "
+                             f"known: {sorted(CONFIG_KEYS)}")
         return OperatorConfig(
             db_path=_resolve(data.get("db_path") or "raer.db", root),
             images_root=_resolve(data.get("images_root") or "", root),
             default_profile=data.get("default_profile") or next(iter(profiles)),
-            profiles=profiles, settings=data.get("settings") or {})
+            profiles=profiles, settings=data.get("settings") or {},
+            allowed_hosts=_names(data.get("allowed_hosts"), path, "allowed_hosts"),
+            allowed_origins=_names(data.get("allowed_origins"), path, "allowed_origins"),
+            allow_state_edits=data.get("allow_state_edits") is True,
+            max_body_bytes=int(float(data.get("max_body_mb") or MAX_BODY_BYTES / 2**20)
+                               * 2**20))
     root = Path.cwd()
     profile = {k: v for k, v in (("base_url", env.get("RAER_BASE_URL", "")),
                                  ("model", env.get("RAER_MODEL", "")),
@@ -102,7 +138,22 @@ def load_operator_config(environ: dict[str, str] | None = None) -> OperatorConfi
     return OperatorConfig(db_path=_resolve(env.get("RAER_DB", "raer.db"), root),
                           images_root=_resolve(env.get("RAER_IMAGES_ROOT", ""), root),
                           default_profile="default", profiles={"default": profile},
-                          settings={})
+                          settings={},
+                          allowed_hosts=_split(env.get("RAER_ALLOWED_HOSTS", "")),
+                          allowed_origins=_split(env.get("RAER_ALLOWED_ORIGINS", "")),
+                          allow_state_edits=env.get("RAER_ALLOW_STATE_EDITS", "") == "1")
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _names(value: Any, path: str, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"RAER_SERVER_CONFIG {path}: {name} must be a list of strings")
+    return tuple(value)
 
 
 @lru_cache(maxsize=1)
@@ -130,6 +181,23 @@ def check_client_settings(value: Any) -> None:
                         f"{sorted(operator_config().profiles)}")
     if problems:
         raise ForbiddenSetting("; ".join(problems) + f". A client may set: {list(CLIENT_FIELDS)}")
+
+
+def client_settings(value: Any) -> ServerSettings:
+    """A client's choices, checked as they would be at the door: known fields only, each of
+    its type and range, a profile the operator configured. Used for the choices a thread's
+    state carries, which a client can write (a state update, a resume `command`)."""
+    if isinstance(value, ServerSettings):
+        value = dataclasses.asdict(value)
+    check_client_settings(value)
+    try:
+        checked = _CLIENT_ADAPTER.validate_python(value or {}, strict=False)
+    except ValidationError as exc:
+        raise ForbiddenSetting(f"client settings refused: {exc.errors()[0]['loc']}: "
+                               f"{exc.errors()[0]['msg']}") from exc
+    if not 0.0 <= checked.review_below <= 1.0:
+        raise ForbiddenSetting("review_below must lie between 0 and 1")
+    return checked
 
 
 @lru_cache(maxsize=256)

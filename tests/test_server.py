@@ -71,9 +71,19 @@ class Served:
         self.proc = None
 
 
+def private_home(tmp_path: Path) -> Path:
+    """A folder of the test's own for the server's persistence (.langgraph_api): runs left
+    running by an earlier test or session are not resumed into this test's store."""
+    home = tmp_path / "server-home"
+    home.mkdir(exist_ok=True)
+    if not (home / "graph").exists():
+        (home / "graph").symlink_to(REPO / "graph")  # the server reads http.app from its cwd
+    return home
+
+
 @pytest.fixture
 def server(tmp_path):
-    served = Served(tmp_path)
+    served = Served(tmp_path, cwd=private_home(tmp_path))
     try:
         yield served.start()
     finally:
@@ -219,13 +229,15 @@ def test_an_interactive_review_resumed_over_the_api_lands_once(tmp_path, resend)
         assert paused["value"]["product_id"] == "p1"
         served.stop()
         server = served.start()  # the server's own persistence keeps the paused thread
-        for label in ("acceptable substitute", "irrelevant"):  # the second finds it done
+        for label, status in (("acceptable substitute", 200), ("irrelevant", 409)):
+            # the second is refused: the thread is no longer paused for a person
             resume = {"assistant_id": "raer", "command": {"resume": {"label": label}}}
             if resend:
                 resume["context"] = settings
             again = httpx.post(f"{server}/threads/{thread}/runs", json=resume, timeout=30)
-            assert again.status_code == 200, again.text
-            _wait_for(server, thread, again.json()["run_id"])
+            assert again.status_code == status, again.text
+            if status == 200:
+                _wait_for(server, thread, again.json()["run_id"])
         # the review page is served by the same server, on the operator's store
         page = httpx.get(f"{server}/review/", timeout=30)
         assert page.status_code == 200 and "raer review" in page.text
