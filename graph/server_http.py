@@ -229,7 +229,7 @@ def _review_config():
 
     config = operator_config()
     return dataclasses.replace(config_from_environment(config.db_path, config.images_root),
-                               on_langgraph_server=True)
+                               on_langgraph_server=True, allowed_hosts=config.allowed_hosts)
 
 
 def _web_policy() -> tuple[tuple[str, ...], tuple[str, ...], int]:

@@ -84,8 +84,8 @@ class WebGuard:
         host = headers.get("host", "")
         name = host_name(host)
         listening = (scope.get("server") or ("", 0))[0] or ""
-        if not (is_loopback_name(name) or name in allowed_hosts or (
-                name and name == listening.lower() and not _any_address(listening))):
+        if not (is_loopback_name(name) or name in allowed_hosts
+                or (name and name == listening.lower() and _specific_address(listening))):
             await self._refuse(scope, send, 421, f"Host {host!r} refused: this server answers "
                                f"its own addresses and the names its operator allows "
                                f"({self.setting_names[0]})")
@@ -136,8 +136,10 @@ class BodyTooLarge(Exception):
         super().__init__(f"request body over {limit} bytes")
 
 
-def _any_address(host: str) -> bool:
+def _specific_address(host: str) -> bool:
+    """An IP address the server's socket is bound to (a bound socket never has a name;
+    0.0.0.0 and :: mean every interface and name no host)."""
     try:
-        return ipaddress.ip_address(host).is_unspecified
+        return not ipaddress.ip_address(host).is_unspecified
     except ValueError:
         return False

@@ -141,9 +141,14 @@ def test_label_three_pairs_with_the_keyboard_and_undo_one(served):
                        ids["p4"]: ("open", None), ids["p2"]: ("open", None)}
 
 
+def page_client(app, **kwargs) -> TestClient:
+    """A client that reaches the page as a browser on this machine does (Host 127.0.0.1)."""
+    return TestClient(app, base_url="http://127.0.0.1:8765", **kwargs)
+
+
 def test_packshots_come_only_from_the_runs_folder_and_as_images(queue_store):
     store, run_id, ids = queue_store
-    client = TestClient(review_app(ReviewConfig(db_path=store.path)))
+    client = page_client(review_app(ReviewConfig(db_path=store.path)))
     shot = client.get(f"/api/packshot/{ids['p1']}")
     assert shot.status_code == 200 and shot.headers["content-type"] == "image/jpeg"
     assert shot.content[:2] == b"\xff\xd8"  # re-encoded, not the file's own bytes
@@ -164,12 +169,12 @@ def test_packshots_come_only_from_the_runs_folder_and_as_images(queue_store):
 def test_tokens_off_loopback_and_cross_site_writes(queue_store):
     store, run_id, ids = queue_store
     decide = {"judgment_id": ids["p1"], "label": "irrelevant", "reviewer": "mallory"}
-    remote = TestClient(review_app(ReviewConfig(db_path=store.path)),
+    remote = page_client(review_app(ReviewConfig(db_path=store.path)),
                         client=("203.0.113.9", 5555))
     assert remote.get("/api/runs").status_code == 403
     assert remote.post("/api/decide", json=decide).status_code == 403
     guarded = review_app(ReviewConfig(db_path=store.path, token="t0ken-123"))
-    remote = TestClient(guarded, client=("203.0.113.9", 5555), follow_redirects=False)
+    remote = page_client(guarded, client=("203.0.113.9", 5555), follow_redirects=False)
     assert remote.get("/api/runs").status_code == 401
     assert remote.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert remote.get("/api/runs", headers={
@@ -178,7 +183,7 @@ def test_tokens_off_loopback_and_cross_site_writes(queue_store):
     assert entered.status_code == 303 and entered.headers["location"] == "/?run=x"
     assert "httponly" in entered.headers["set-cookie"].lower()
     assert remote.get("/api/runs").status_code == 200  # the cookie now carries the token
-    local = TestClient(review_app(ReviewConfig(db_path=store.path)))
+    local = page_client(review_app(ReviewConfig(db_path=store.path)))
     assert local.post("/api/decide", content=json.dumps(decide),
                       headers={"content-type": "text/plain"}).status_code == 415
     assert local.post("/api/decide", json=decide,
@@ -194,3 +199,56 @@ def test_serve_refuses_to_bind_off_loopback_without_a_token(queue_store, monkeyp
     monkeypatch.delenv("RAER_REVIEW_TOKEN", raising=False)
     out = CliRunner().invoke(main, ["review", "serve", "--db", store.path, "--host", "0.0.0.0"])
     assert out.exit_code == 2 and "RAER_REVIEW_TOKEN" in out.output
+
+
+def test_a_reviewers_token_binds_their_name_and_only_adjudicators_adjudicate(queue_store):
+    """Issue 22: with one shared token (or none) anyone could decide or undo under another
+    reviewer's name and act as adjudicator. Tokens of one's own bind the name."""
+    store, run_id, ids = queue_store
+    config = ReviewConfig(db_path=store.path, identities=(("ana", "ana-token-1"),
+                                                          ("ben", "ben-token-2")),
+                          adjudicators=("ana",))
+    app = review_app(config)
+    ben = page_client(app, headers={"Authorization": "Bearer ben-token-2"})
+    ana = page_client(app, headers={"Authorization": "Bearer ana-token-1"})
+    assert ben.get("/api/whoami").json() == {"reviewer": "ben", "bound": True,
+                                             "adjudicator": False}
+    decide = {"judgment_id": ids["p1"], "label": "irrelevant"}
+    assert ana.post("/api/decide", json={**decide, "reviewer": "ana"}).status_code == 200
+    # ben cannot write as ana, undo ana's decision, or adjudicate
+    assert ben.post("/api/decide", json={**decide, "reviewer": "ana"}).status_code == 403
+    assert ben.post("/api/undo", json={"reviewer": "ana", "run": run_id}).status_code == 403
+    assert ben.post("/api/undo", json={"reviewer": "", "run": run_id}).json() == {
+        "undone": None}  # ben has nothing to undo: ana's decision stays
+    assert ben.post("/api/decide", json={**decide, "label": "highly relevant",
+                                         "role": "adjudicator"}).status_code == 403
+    assert ben.post("/api/decide", json={**decide, "label": "highly relevant"}
+                    ).status_code == 200  # as himself, with no name typed: ben
+    assert ana.post("/api/decide", json={**decide, "label": "highly relevant",
+                                         "role": "adjudicator"}).status_code == 200
+    rows = store.rows("select reviewer, role, undone_at is null as active from "
+                      "review_decisions order by id")
+    assert rows == [{"reviewer": "ana", "role": "reviewer", "active": 1},
+                    {"reviewer": "ben", "role": "reviewer", "active": 1},
+                    {"reviewer": "ana", "role": "adjudicator", "active": 1}]
+    # without tokens (loopback, one person) nobody is an adjudicator unless named
+    local = page_client(review_app(ReviewConfig(db_path=store.path)))
+    assert local.post("/api/decide", json={**decide, "reviewer": "eve",
+                                           "role": "adjudicator"}).status_code == 403
+
+
+def test_rebound_host_names_and_oversized_bodies_are_refused(queue_store):
+    store, _, ids = queue_store
+    app = review_app(ReviewConfig(db_path=store.path))
+    rebound = TestClient(app, base_url="http://evil.example:8765")
+    assert rebound.get("/api/runs").status_code == 421
+    assert rebound.get("/").status_code == 421
+    named = TestClient(review_app(ReviewConfig(db_path=store.path,
+                                               allowed_hosts=("review.shop.example",))),
+                       base_url="http://review.shop.example")
+    assert named.get("/api/runs").status_code == 200
+    local = page_client(app)
+    huge = {"judgment_id": ids["p1"], "label": "irrelevant", "reviewer": "ana",
+            "note": "x" * 100_000}
+    assert local.post("/api/decide", json=huge).status_code == 413
+    assert store.db["review_decisions"].count == 0

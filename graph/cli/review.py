@@ -157,6 +157,7 @@ def serve(db_path: str, host: str, port: int, images_root: str) -> None:
 
         from raer.graph.review.app import (
             TOKEN_ENV,
+            TOKENS_ENV,
             config_from_environment,
             is_loopback,
             review_app,
@@ -165,11 +166,15 @@ def serve(db_path: str, host: str, port: int, images_root: str) -> None:
         click.echo(f"not set up: `raer review serve` needs {exc.name}: "
                    f"pip install 'raer[review]'", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    config = config_from_environment(str(Path(db_path).resolve()),
-                                     str(Path(images_root).resolve()) if images_root else "")
-    if not is_loopback(host) and not config.token:
-        click.echo(f"refused: binding {host} (off loopback) needs a token in {TOKEN_ENV}",
-                   err=True)
+    try:
+        config = config_from_environment(str(Path(db_path).resolve()),
+                                         str(Path(images_root).resolve()) if images_root else "")
+    except ValueError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if not is_loopback(host) and not config.token and not config.identities:
+        click.echo(f"refused: binding {host} (off loopback) needs tokens in {TOKENS_ENV} "
+                   f"(one per reviewer) or {TOKEN_ENV}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     open_store(db_path)  # an unusable store fails here, not at the first request
     click.echo(f"review page: http://{host}:{port}/  (store {db_path}; Ctrl-C stops)")

@@ -16,9 +16,14 @@ Rules, because every request is hostile until checked:
   a local file inside the run's images folder (or the operator's), decoded by Pillow and
   re-encoded, or a data URL; an http(s) packshot is shown by the reviewer's browser from its
   own address and never fetched by this server. No path or URL comes from the request.
-- A client that is not on loopback needs the token (`RAER_REVIEW_TOKEN`), and with a token
-  configured every client does: as `Authorization: Bearer …`, or `?token=` once, which
-  sets an HttpOnly, SameSite=Strict cookie.
+- A client that is not on loopback needs a token, and with tokens configured every client
+  does: as `Authorization: Bearer …`, or `?token=` once, which sets an HttpOnly,
+  SameSite=Strict cookie. `RAER_REVIEW_TOKENS` ("ana=TOKEN,ben=TOKEN") gives each person a
+  token of their own: the reviewer is then the token's name, whatever a request says, so
+  nobody decides or undoes under another's name; `RAER_REVIEW_TOKEN` is one shared token
+  (names as typed). Only reviewers named in `RAER_REVIEW_ADJUDICATORS` may adjudicate.
+- Host and Origin are checked and bodies capped at 64 KB (graph/web_guard.py): a page
+  whose DNS name was re-pointed at this machine is refused.
 - Writes take JSON only (a cross-site form cannot send it without a preflight this app
   never answers) and, when the browser says where it comes from, only from this origin.
 - Text reaches the page as JSON and is set with textContent: seller text cannot inject
@@ -41,10 +46,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from raer.graph.web_guard import WebGuard
 from raer.nodes.images import ImagePolicy, ImageUnavailable, load_packshot
 from raer.nodes.schemas import LABELS
 from raer.store import Store, open_store
@@ -53,6 +60,10 @@ from raer.store.reviews import PRIORITY_TEXT, SKIP, ReviewError, decide, queue, 
 HERE = Path(__file__).resolve().parent
 ASSETS = {"page.js": "text/javascript", "page.css": "text/css"}
 TOKEN_ENV = "RAER_REVIEW_TOKEN"
+TOKENS_ENV = "RAER_REVIEW_TOKENS"
+ADJUDICATORS_ENV = "RAER_REVIEW_ADJUDICATORS"
+HOSTS_ENV = "RAER_ALLOWED_HOSTS"
+MAX_BODY = 64 * 1024
 COOKIE = "raer_review_token"
 PACKSHOT_SIDE = 800
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -66,6 +77,13 @@ class ReviewConfig:
     images_root: str = ""
     """The operator's folder for local packshots; empty: each run's own images folder."""
     token: str = ""
+    """One token shared by every reviewer (names as typed)."""
+    identities: tuple[tuple[str, str], ...] = ()
+    """(reviewer, token) pairs: a token of one's own binds the reviewer's name."""
+    adjudicators: tuple[str, ...] = ()
+    """Reviewers who may adjudicate; nobody else can."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names the page answers besides loopback and its listening address."""
     on_langgraph_server: bool = False
     """Mounted in the LangGraph server: interactive threads paused for a person are listed
     and resumed through the server's own API (on loopback, at the port it listens on)."""
@@ -114,19 +132,43 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
         server refuses blocking calls on it)."""
         return await asyncio.to_thread(store)
 
-    def refused(request: Request) -> Response | None:
-        token = current().token
+    def identify(request: Request) -> tuple[Response | None, str | None]:
+        """(refusal, bound reviewer name): the name is None when tokens do not bind one."""
+        config = current()
         client = request.client.host if request.client else None
-        if not token:
+        if not config.token and not config.identities:
             if is_loopback(client):
-                return None
+                return None, None
             return _problem(403, f"the review page answers clients off this machine only "
-                                 f"with a token: the operator sets {TOKEN_ENV}")
+                                 f"with a token: the operator sets {TOKENS_ENV} or "
+                                 f"{TOKEN_ENV}"), None
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         given = given or request.cookies.get(COOKIE, "")
-        if given and hmac.compare_digest(given.encode(), token.encode()):
-            return None
-        return _problem(401, "a valid review token is needed")
+        for name, token in config.identities:
+            if given and hmac.compare_digest(given.encode(), token.encode()):
+                return None, name
+        if config.token and given and hmac.compare_digest(given.encode(),
+                                                          config.token.encode()):
+            return None, None
+        return _problem(401, "a valid review token is needed"), None
+
+    def refused(request: Request) -> Response | None:
+        return identify(request)[0]
+
+    def acting(request: Request, body: dict[str, str]) -> tuple[Response | None, str]:
+        """Who is writing: the token's name when it binds one (a different name in the
+        body is refused), else the name typed; adjudication only for named adjudicators."""
+        problem, bound = identify(request)
+        if problem:
+            return problem, ""
+        typed = body.get("reviewer", "").strip()
+        if bound is not None and typed and typed != bound:
+            return _problem(403, f"this token is {bound}'s: it cannot act as {typed!r}"), ""
+        name = bound or typed
+        if body.get("role") == "adjudicator" and name not in current().adjudicators:
+            return _problem(403, f"{name or 'this reviewer'} may not adjudicate: the "
+                                 f"operator names adjudicators in {ADJUDICATORS_ENV}"), ""
+        return None, name
 
     def cross_site(request: Request) -> Response | None:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -138,8 +180,10 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
 
     async def page(request: Request) -> Response:
         given = request.query_params.get("token", "")
-        token = current().token
-        if given and token and hmac.compare_digest(given.encode(), token.encode()):
+        tokens = [current().token, *(t for _, t in current().identities)]
+        token = next((t for t in tokens if t and given
+                      and hmac.compare_digest(given.encode(), t.encode())), "")
+        if token:
             # the token moves into a cookie and out of the address bar (and history)
             target = request.url.remove_query_params("token")
             response = RedirectResponse(str(target.path) + (
@@ -225,6 +269,10 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
             return _problem(400, "the body is not JSON")
         if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
             return _problem(422, "the body must be a JSON object of strings")
+        problem, name = acting(request, body)
+        if problem:
+            return problem
+        body = {**body, "reviewer": name}
         try:
             result = await asyncio.to_thread(action, body)
         except KeyError:
@@ -245,6 +293,13 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
             return undo_last(store(), body["reviewer"].strip(), body.get("run", "")) or {
                 "undone": None}
         return await write(request, action)
+
+    async def whoami(request: Request) -> Response:
+        problem, bound = identify(request)
+        if problem:
+            return problem
+        return _secured(JSONResponse({"reviewer": bound, "bound": bound is not None,
+                                      "adjudicator": bound in current().adjudicators}))
 
     async def paused(request: Request) -> Response:
         problem = refused(request)
@@ -287,6 +342,9 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
             return _problem(422, "thread_id and interrupt_id must be ids the page listed")
         if label not in LABELS:
             return _problem(422, f"label must be one of {list(LABELS)}")
+        problem, _ = acting(request, {k: v for k, v in body.items() if isinstance(v, str)})
+        if problem:
+            return problem
         import httpx
 
         async with httpx.AsyncClient(timeout=60) as client:
@@ -299,8 +357,13 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
         return _secured(JSONResponse({"thread_id": thread, "run_id":
                                       started.json().get("run_id"), "label": label}))
 
-    return Starlette(routes=[
+    def web_policy() -> tuple[tuple[str, ...], tuple[str, ...], int]:
+        return current().allowed_hosts, (), MAX_BODY
+
+    return Starlette(middleware=[Middleware(WebGuard, policy=web_policy, setting_names=(
+        HOSTS_ENV, "no other origin"))], routes=[
         Route("/", page), Route("/assets/{name}", asset), Route("/api/runs", runs),
+        Route("/api/whoami", whoami),
         Route("/api/queue", queue_of), Route("/api/pair/{jid}", pair),
         Route("/api/packshot/{jid}", packshot),
         Route("/api/decide", decide_route, methods=["POST"]),
@@ -384,6 +447,29 @@ def local_packshot(store: Store, judgment_id: str, operator_root: str = "") -> b
     return buffer.getvalue()
 
 
+def parse_identities(text: str) -> tuple[tuple[str, str], ...]:
+    """"ana=TOKEN,ben=TOKEN" → (("ana", "TOKEN"), …); a malformed entry is an error naming
+    the variable (never echoing a token)."""
+    pairs = []
+    for index, entry in enumerate(part.strip() for part in text.split(",") if part.strip()):
+        name, sep, token = entry.partition("=")
+        if not sep or not name.strip() or len(token.strip()) < 8:
+            raise ValueError(f"{TOKENS_ENV}: entry {index + 1} must be NAME=TOKEN with a "
+                             f"token of 8 or more characters")
+        pairs.append((name.strip(), token.strip()))
+    tokens = [t for _, t in pairs]
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"{TOKENS_ENV}: two reviewers share a token")
+    return tuple(pairs)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def config_from_environment(db_path: str, images_root: str = "") -> ReviewConfig:
     return ReviewConfig(db_path=db_path, images_root=images_root,
-                        token=os.environ.get(TOKEN_ENV, ""))
+                        token=os.environ.get(TOKEN_ENV, ""),
+                        identities=parse_identities(os.environ.get(TOKENS_ENV, "")),
+                        adjudicators=_names(os.environ.get(ADJUDICATORS_ENV, "")),
+                        allowed_hosts=_names(os.environ.get(HOSTS_ENV, "")))

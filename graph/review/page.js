@@ -170,6 +170,12 @@ async function start() {
   $("reviewer").addEventListener("change", () => { localStorage.setItem("raer-reviewer", reviewer()); load(); });
   for (const id of ["run", "overlap", "adjudicator"]) $(id).addEventListener("change", () => load());
   try {
+    const me = await api("api/whoami");
+    if (me.bound) {  // the token names the reviewer: the page acts under that name only
+      $("reviewer").value = me.reviewer;
+      $("reviewer").readOnly = true;
+    }
+    if (!me.adjudicator && me.bound) $("adjudicator").disabled = true;
     const data = await api("api/runs");
     $("run").replaceChildren(...data.runs.map((r) => {
       const option = document.createElement("option");
