@@ -21,6 +21,17 @@ Design, for nodes that share no disk:
 The embedded offline model is not shipped to nodes (each task would load its own copy):
 `--ray` needs an endpoint. Local packshot paths must resolve on every node (shared storage),
 or use URLs.
+
+Safety, because a Ray cluster runs any code its clients send (CVE-2023-48022):
+- `--ray` connects only with Ray's token authentication on (`RAY_AUTH_MODE=token` and the
+  cluster's token in this process's environment or ~/.ray/auth_token), unless the operator
+  says `--ray-insecure`. Ray's GCS and raylets listen on every interface whatever
+  `--node-ip-address` says (seen with `ss -ltnp` on Ray 2.60): the token is the lock.
+- No secret travels through Ray: the API key is not put in a runtime environment (Ray logs
+  those on every node) and a base URL with credentials is refused (task arguments and the
+  job table's command line keep it); each node reads the key from its own environment, set
+  when the node was started.
+- An address nothing answers at is refused at once, before Ray retries it for minutes.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections import defaultdict
@@ -49,6 +61,7 @@ from raer.nodes.common import start_run
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.store.merge import merge_store
+from raer.store.redact import strip_credentials
 
 SHARD_PAIRS = 100
 TASK_RETRIES = 3
@@ -91,9 +104,14 @@ def plan_shards(groups: list[QueryGroup], target: int = SHARD_PAIRS) -> list[lis
 
 
 def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int = 0,
-                ledger: Any = None) -> bytes:
+                ledger: Any = None, key_expected: bool = False) -> bytes:
     """A Ray task: judge a shard into a store of its own on this node; return the file.
     It first tells the driver's ledger it started, so a rerun after a lost node is counted."""
+    key_env = fields.get("api_key_env", "")
+    if key_expected and key_env not in os.environ:
+        raise RuntimeError(f"{key_env} is set where raer judge runs but not on node "
+                           f"{socket.gethostname()}: start every node with it in its "
+                           f"environment (raer never sends keys through Ray)")
     if ledger is not None:
         import ray
 
@@ -142,16 +160,44 @@ class RayReport:
     done: int = 0
 
 
+def check_cluster_safety(settings: Context, address: str, insecure: bool = False,
+                         environ: dict[str, str] | None = None) -> None:
+    """Refuse, before anything is written or sent, a cluster connection that would run
+    unauthenticated or carry a secret (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    if not insecure and env.get("RAY_AUTH_MODE", "").lower() != "token":
+        raise RayUnavailable(
+            "--ray connects only to a cluster with Ray's token authentication: without it "
+            "anyone who reaches the cluster's ports runs code on every node. Start each "
+            "node and this command with RAY_AUTH_MODE=token and the cluster's token "
+            "(RAY_AUTH_TOKEN, or ~/.ray/auth_token), or pass --ray-insecure for a cluster "
+            "you have secured otherwise")
+    for role, endpoint in settings.endpoints.items():
+        if endpoint.base_url and strip_credentials(endpoint.base_url) != endpoint.base_url:
+            raise RayUnavailable(
+                f"the {role} endpoint's URL carries credentials: under --ray they would be "
+                f"kept in Ray's task arguments and job table. Put the key in the variable "
+                f"--api-key-env names, set on every node")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except OSError as exc:
+            raise RayUnavailable(f"nothing answers at {address} ({exc.strerror or exc}): "
+                                 f"is the head started there?") from exc
+
+
 def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
                  shard_pairs: int = SHARD_PAIRS,
-                 on_progress: Callable[[RayReport], None] | None = None
-                 ) -> tuple[list[dict[str, Any]], RayReport]:
+                 on_progress: Callable[[RayReport], None] | None = None,
+                 insecure: bool = False) -> tuple[list[dict[str, Any]], RayReport]:
     """Judge `pairs` as Ray tasks on the cluster at `address`; one row per pair in input
     order (from the store) and a report of shards merged, retried and failed."""
     try:
         import ray
     except ModuleNotFoundError as exc:
         raise RayUnavailable("--ray needs Ray: pip install 'raer[ray]'") from exc
+    check_cluster_safety(settings, address, insecure)
     if settings.endpoints["judge"].offline:
         raise RayUnavailable("--ray needs a model endpoint (--base-url/--model): the "
                              "embedded offline model is not shipped to cluster nodes")
@@ -180,12 +226,12 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
               on_progress: Callable[[RayReport], None] | None) -> None:
     from raer.graph.workers import worker_settings
 
-    key_env = settings.api_key_env
-    env = {key_env: os.environ[key_env]} if key_env and key_env in os.environ else {}
+    # the key stays out of Ray: each node reads it from its own environment; the task is
+    # told only whether one is expected, to name a node started without it
+    key_expected = bool(settings.api_key_env and settings.api_key_env in os.environ)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False,
-                 runtime_env={"env_vars": env} if env else None)
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     # the run's limits are shared by the tasks that run at once (one per CPU of the cluster)
     parallel = max(1, min(len(shards), int(ray.cluster_resources().get("CPU", 1))))
     shared = worker_settings(settings, parallel)
@@ -201,7 +247,7 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
     pending: dict[Any, list[QueryGroup]] = {}
     for index, shard in enumerate(shards):
         payload = [{**p.model_dump(), "language": g.language} for g in shard for p in g.pairs]
-        pending[task.remote(payload, fields, index, ledger)] = shard
+        pending[task.remote(payload, fields, index, ledger, key_expected)] = shard
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)

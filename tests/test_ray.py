@@ -7,6 +7,7 @@ machine: the fixture stops its own by PID.)"""
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -76,9 +77,15 @@ def kill_all(marker: str) -> None:
             pass
 
 
+KEY = "sk-raer-ray-secret-0123456789abcdef"
+
+
 @pytest.fixture
 def cluster(tmp_path):
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OPENAI_API_KEY": "test"}
+    """Started as the README says: token authentication on, the API key in each node's own
+    environment (raer never sends it through Ray)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OPENAI_API_KEY": KEY,
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     port = free_port("127.0.0.2")
     temp = Path(tempfile.mkdtemp(prefix="raer-ray-", dir="/tmp"))  # AF_UNIX paths ≤ 107
     common = ["--num-cpus", "1", "--disable-usage-stats"]
@@ -90,7 +97,7 @@ def cluster(tmp_path):
         subprocess.run([str(BIN / "ray"), "start", "--address", f"127.0.0.2:{port}",
                         "--node-ip-address", "127.0.0.3", *common], env=env, check=True,
                        capture_output=True, timeout=120)
-        yield f"127.0.0.2:{port}", env
+        yield f"127.0.0.2:{port}", env, temp
     finally:
         kill_all("127.0.0.3")
         kill_all(str(temp))
@@ -112,7 +119,7 @@ def workload(folder: Path) -> Path:
 
 
 def test_a_two_node_cluster_loses_a_node_and_nothing_else(cluster, tmp_path):
-    address, env = cluster
+    address, env, temp = cluster
     pairs, db = workload(tmp_path), tmp_path / "ray.db"
     server = FakeOpenAI(latency=0.05, fail_every=20)
     command = [str(BIN / "raer"), "judge", str(pairs), "--db", str(db), "--json", "--ray",
@@ -156,5 +163,47 @@ def test_a_two_node_cluster_loses_a_node_and_nothing_else(cluster, tmp_path):
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         assert json.loads(rerun.stdout)["model_calls_this_invocation"] == 0
         assert time.monotonic() - started < 30
+        # the key never landed in Ray's files (it logged a runtime env's variables on
+        # every node), and a client without the cluster's token is turned away
+        leaked = [str(f) for f in temp.rglob("*") if f.is_file() and KEY.encode() in
+                  f.read_bytes()]
+        assert leaked == []
+        intruder = subprocess.run(
+            [sys.executable, "-c", "import ray; ray.init(address='" + address + "')"],
+            env={**env, "RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""},
+            capture_output=True, text=True, timeout=120)
+        assert intruder.returncode != 0
+        assert "Authentication token is missing or incorrect" in intruder.stderr
     finally:
         server.close()
+
+
+def test_ray_refuses_unauthenticated_clusters_secrets_in_urls_and_dead_addresses(tmp_path):
+    """Each refused before the store exists or anything is sent (exit 2)."""
+    pairs, db = workload(tmp_path), tmp_path / "ray.db"
+    server = FakeOpenAI()
+    closed = free_port("127.0.0.1")  # bound, then released: nothing listens there
+    base = [str(BIN / "raer"), "judge", str(pairs), "--db", str(db), "--model", "gpt-4o-mini",
+            "--images-root", str(tmp_path)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OPENAI_API_KEY": KEY}
+    env.pop("RAY_AUTH_MODE", None)
+    token = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    url = server.base_url
+    try:
+        for extra, environment, said in (
+                (["--ray", f"127.0.0.1:{closed}", "--base-url", url], env,
+                 "token authentication"),
+                (["--ray", f"127.0.0.1:{closed}", "--base-url",
+                  url.replace("http://", "http://user:pass@")], token, "carries credentials"),
+                (["--ray", f"127.0.0.1:{closed}", "--base-url", url], token,
+                 "nothing answers")):
+            started = time.monotonic()
+            out = subprocess.run(base + extra, env=environment, capture_output=True, text=True,
+                                 timeout=120)
+            assert out.returncode == 2, out.stderr[-2000:]
+            assert said in out.stderr and KEY not in out.stderr + out.stdout
+            assert time.monotonic() - started < 30  # Ray retried a dead address for minutes
+            assert not db.exists()
+    finally:
+        server.close()
+    assert server.requests == []

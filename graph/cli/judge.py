@@ -102,6 +102,9 @@ async def _ask_person(item: dict) -> str:
 @click.option("--ray", "ray_address", default="",
               help="Run shards of queries as tasks on the Ray cluster at this address "
                    "(host:port; `auto` for the local one); needs raer[ray].")
+@click.option("--ray-insecure", is_flag=True,
+              help="Connect --ray to a cluster without Ray's token authentication (only "
+                   "for a cluster secured otherwise: an open cluster runs anyone's code).")
 @click.option("--shard-pairs", default=100, show_default=True, type=click.IntRange(1),
               help="With --ray: about this many pairs per task (whole queries).")
 @click.option("--dry-run", is_flag=True,
@@ -112,7 +115,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           query_concurrency: int, prompt_set: str,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
-          max_retries: int, workers: int, ray_address: str, shard_pairs: int, dry_run: bool,
+          max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
+          shard_pairs: int, dry_run: bool,
           as_json: bool,
           **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
@@ -146,6 +150,14 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
 
         _print_estimate(estimate(records, settings), as_json)
         return
+    if ray_address:
+        from raer.graph.ray_cluster import check_cluster_safety
+
+        try:  # before the store is opened: a refused cluster writes nothing
+            check_cluster_safety(settings, ray_address, ray_insecure)
+        except RayUnavailable as exc:
+            click.echo(f"refused: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
     run_id = settings.run_id
     # A finished run is answered from the store: no graph, no model client, no model.
     finished_rows = _already_judged(db_path, run_id, records)
@@ -196,7 +208,8 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                         f"shards merged {r.merged} of {r.shards} · failed {r.failed}"))
 
                 rows, cluster = judge_on_ray(records, settings, ray_address, shard_pairs,
-                                             on_progress=on_ray_progress)
+                                             on_progress=on_ray_progress,
+                                             insecure=ray_insecure)
             elif workers > 1:
                 from raer.graph.workers import judge_with_workers
 
