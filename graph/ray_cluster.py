@@ -260,10 +260,7 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
                     mark_pairs(store, run_id, [(g, g.pairs) for g in shard], "failed",
                           f"cluster task failed: {type(exc).__name__}: {exc}"[:1000])
                     continue
-                with tempfile.TemporaryDirectory(prefix="raer-merge-") as folder:
-                    path = Path(folder) / "shard.db"
-                    path.write_bytes(data)
-                    merge_store(store, path)
+                merge_store(store, data)  # in memory: no file left if the driver dies
                 report.merged += 1
                 report.done += sum(len(g.pairs) for g in shard)
                 if on_progress:

@@ -24,11 +24,30 @@ def _rows(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(f"select * from {table}")]  # noqa: S608
 
 
-def merge_store(store: Store, shard_path: str | Path) -> dict[str, int]:
-    """Merge the store at `shard_path` into `store`; returns rows written per table."""
-    with sqlite3.connect(f"file:{shard_path}?mode=ro", uri=True) as conn:
+def _open_shard(shard: str | Path | bytes) -> sqlite3.Connection:
+    """A shard as a read-only connection. Bytes are opened in memory: a driver killed
+    mid-merge leaves no shard file behind. A WAL-mode file's header (bytes 18–19 = 2) is
+    set to the rollback journal's (1), which an in-memory database needs."""
+    if not isinstance(shard, bytes):
+        return sqlite3.connect(f"file:{shard}?mode=ro", uri=True)
+    data = bytearray(shard)
+    if data[:16] != b"SQLite format 3\x00":
+        raise ValueError("a shard's result is not an SQLite database")
+    data[18:20] = b"\x01\x01"
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(bytes(data))
+    return conn
+
+
+def merge_store(store: Store, shard: str | Path | bytes) -> dict[str, int]:
+    """Merge a shard's store (a path, or the file's bytes as a Ray task returns them)
+    into `store`; returns rows written per table."""
+    conn = _open_shard(shard)
+    try:
         data = {t: _rows(conn, t) for t in ("runs", "queries", "products", "llm_calls",
                                             *ARTEFACTS, "judgments", "reviews")}
+    finally:
+        conn.close()
     written: dict[str, int] = {}
     with store.atomic():
         db = store.db

@@ -54,3 +54,35 @@ def test_reopening_applies_nothing_twice(tmp_path):
                                             "m007_call_request_settings", "m008_evaluations",
                                             "m009_review_decisions",
                                             "m010_guideline_examples"]
+
+
+def test_a_shard_merges_from_its_bytes_without_a_file(tmp_path, monkeypatch):
+    """A Ray task returns its store's bytes; the driver merged them through a temporary
+    file, which a driver killed mid-merge left in /tmp. Bytes are now merged in memory."""
+    import dataclasses
+    import tempfile
+
+    from raer.graph.ray_cluster import judge_shard
+    from raer.nodes.context import Context
+    from raer.store.merge import merge_store
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI()
+    try:
+        settings = Context(base_url=server.base_url, model="gpt-4o-mini",
+                           describe_images=False, db_path=str(tmp_path / "main.db"))
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
+        pairs = [{"query": "black jeans", "language": "en", "product_id": f"p{i}",
+                  "title": f"Jeans {i}"} for i in range(3)]
+        shard = judge_shard(pairs, fields)
+    finally:
+        server.close()
+    made: list[str] = []
+    real = tempfile.TemporaryDirectory
+    monkeypatch.setattr(tempfile, "TemporaryDirectory",
+                        lambda *a, **k: made.append("dir") or real(*a, **k))
+    main = Store(str(tmp_path / "main.db"))
+    written = merge_store(main, shard)
+    assert written["judgments"] == 3 and made == []
+    assert sorted(r["product_id"] for r in main.rows("select product_id from judgments")) == [
+        "p0", "p1", "p2"]
