@@ -14,8 +14,8 @@ from scipy import stats
 from raer.evals.engines import Gains, err_at, evaluate_engines
 from raer.graph.api import judge_pairs
 from raer.graph.cli import main
-from raer.nodes.inputs import Pair
-from raer.store import open_store
+from raer.nodes.inputs import Pair, read_pairs
+from raer.store import Store, open_store
 from tests.conftest import guidelines, judgment, requirements, write_jsonl
 
 # the judge's label for each title (the fake model reads the product block)
@@ -183,6 +183,58 @@ async def test_trec_round_trip_and_bad_trec_input(judged, settings, tmp_path):
     assert failed.exit_code == 2
     assert f"{bad}:2: rank" in failed.stderr and f"{bad}:3: line" in failed.stderr
     assert not (tmp_path / "never.jsonl").exists()
+
+
+async def test_outputs_never_overwrite_inputs_or_stores(judged, settings, tmp_path):
+    """Issue 22: `export … --out store.db` replaced the store with qrels text (exit 0),
+    `import-run --out` overwrote its own run file, `export … latest` wrote an empty file."""
+    store, run_id = judged
+    db = settings.db_path
+    judgments = store.db["judgments"].count
+    refused = CliRunner().invoke(main, ["export", "qrels", run_id, "--db", db, "--out", db])
+    assert refused.exit_code == 2 and "input of this command" in refused.stderr
+    other_store = tmp_path / "other.db"
+    Store(str(other_store)).close()
+    for target, said in ((other_store, "SQLite database"),
+                         (tmp_path / "missing" / "q.txt", "does not exist")):
+        out = CliRunner().invoke(main, ["export", "qrels", run_id, "--db", db,
+                                        "--out", str(target), "--force"])
+        assert out.exit_code == 2 and said in out.stderr, out.output
+    assert Store(db).db["judgments"].count == judgments  # the store is whole
+    qrels = tmp_path / "qrels.txt"
+    assert CliRunner().invoke(main, ["export", "qrels", "latest", "--db", db, "--out",
+                                     str(qrels)]).exit_code == 0
+    assert qrels.read_text().strip()  # "latest" is the store's newest judging run
+    again = CliRunner().invoke(main, ["export", "qrels", run_id, "--db", db, "--out",
+                                      str(qrels)])
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert CliRunner().invoke(main, ["export", "qrels", run_id, "--db", db, "--out",
+                                     str(qrels), "--force"]).exit_code == 0
+    assert not list(tmp_path.glob(".qrels.txt.*"))  # the temporary file was renamed
+    unknown = CliRunner().invoke(main, ["export", "qrels", "run-nope", "--db", db, "--out",
+                                        str(tmp_path / "none.txt")])
+    assert unknown.exit_code == 2 and not (tmp_path / "none.txt").exists()
+    # import-run: never over one of its inputs; a docid ranked twice is named by line
+    run_file = tmp_path / "engine.run"
+    run_file.write_text("q1 Q0 1 1 0.5 B\nq1 Q0 1 2 0.4 B\n")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("q1\tblack jeans\n")
+    catalogue = write_jsonl(tmp_path / "cat.jsonl", [{"product_id": "1", "title": "Jeans",
+                                                      "image": "img/1.png"}])
+    base = ["import-run", str(run_file), "--queries", str(queries), "--catalogue",
+            str(catalogue)]
+    before = run_file.read_text()
+    over = CliRunner().invoke(main, [*base, "--out", str(run_file), "--force"])
+    assert over.exit_code == 2 and run_file.read_text() == before
+    twice = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "p.jsonl")])
+    assert twice.exit_code == 2 and f"{run_file}:2: docid" in twice.stderr
+    run_file.write_text("q1 Q0 1 1 0.5 B\n")
+    (tmp_path / "sub").mkdir()
+    made = tmp_path / "sub" / "p.jsonl"
+    assert CliRunner().invoke(main, [*base, "--out", str(made)]).exit_code == 0
+    # what import-run writes, raer judge reads: the image still names the catalogue's file
+    [pair] = read_pairs(made)
+    assert pair.image == str((tmp_path / "img" / "1.png").resolve())
 
 
 def test_judge_says_how_many_labels_it_reused(fake_model, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -22,6 +21,7 @@ from raer.evals.labels import (
     store_labels,
 )
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
+from raer.graph.cli.output import force_option, write_output
 from raer.nodes.inputs import InputError
 from raer.store import open_store
 
@@ -141,9 +141,11 @@ def _scale(text: str) -> tuple[int, int] | None:
               help="At most this many queries, spread over query types (0: all).")
 @click.option("--max-pairs", type=int, default=0,
               help="At most this many pairs, whole queries only, in the same spread (0: all).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Pairs file to write; never the store.")
+@force_option
 def export_pairs(db_path: str, source: str, split: str, max_queries: int, max_pairs: int,
-                 output: str) -> None:
+                 output: str, force: bool) -> None:
     """Write the labelled pairs as a pairs file for `raer judge`."""
     store = open_store(db_path)
     pairs = labelled_pairs(store, source, split)
@@ -155,18 +157,19 @@ def export_pairs(db_path: str, source: str, split: str, max_queries: int, max_pa
     order = _spread(sorted({p["query_id"] for p in pairs}), queries, max_queries)
     chosen = _within_pairs(order, pairs, max_pairs)
     products = {r["id"]: r for r in store.rows("select * from products")}
-    with Path(output).open("w", encoding="utf-8") as out:
-        for pair in pairs:
-            if pair["query_id"] not in chosen:
-                continue
-            query, product = queries[pair["query_id"]], products[pair["product_id"]]
-            out.write(json.dumps({
-                "query": query["text"], "language": query["language"],
-                "query_type": query["query_type"], "product_id": product["id"],
-                **{k: product[k] or "" for k in ("title", "brand", "colour", "category",
-                                                  "description", "image")},
-                "attributes": json.loads(product["attributes"] or "{}")},
-                ensure_ascii=False) + "\n")
+    lines = []
+    for pair in pairs:
+        if pair["query_id"] not in chosen:
+            continue
+        query, product = queries[pair["query_id"]], products[pair["product_id"]]
+        lines.append(json.dumps({
+            "query": query["text"], "language": query["language"],
+            "query_type": query["query_type"], "product_id": product["id"],
+            **{k: product[k] or "" for k in ("title", "brand", "colour", "category",
+                                              "description", "image")},
+            "attributes": json.loads(product["attributes"] or "{}")},
+            ensure_ascii=False) + "\n")
+    write_output(output, "".join(lines), [db_path], force, what="pairs within the limits")
     click.echo(json.dumps({"queries": len(chosen),
                            "pairs": sum(p["query_id"] in chosen for p in pairs),
                            "output": output}))

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
+from raer.graph.cli.output import force_option, write_output
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
 from raer.store.reviews import (
@@ -190,8 +191,9 @@ def serve(db_path: str, host: str, port: int, images_root: str) -> None:
               help="JSONL of the drawn pairs with their inclusion probability (default: stdout).")
 @click.option("--enqueue", is_flag=True,
               help="Also put the drawn pairs in the review queue (the review page shows them).")
+@force_option
 def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
-           enqueue: bool) -> None:
+           enqueue: bool, force: bool) -> None:
     """Draw BUDGET pairs of RUN_ID for people to label: stratified by query and engine,
     weighted to the judge's uncertainty, each with its inclusion probability."""
     from raer.evals.sampling import sample_for_people
@@ -212,10 +214,7 @@ def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
                       "confidence": j["confidence"], "inclusion": round(d.inclusion, 6),
                       "weight": round(d.weight, 6)})
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    if out_path == "-":
-        click.echo(text, nl=False)
-    else:
-        Path(out_path).write_text(text, encoding="utf-8")
+    write_output(out_path, text, [db_path], force, what=f"pairs drawn from {run_id}")
     if enqueue:
         with store.atomic():
             for d in drawn:

@@ -21,8 +21,9 @@ import click
 
 from raer.evals.engines import Gains, effective_labels, qrels_of
 from raer.evals.trec import read_catalogue, read_queries, read_trec_run
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
-from raer.nodes.inputs import InputError, Pair
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, resolve_run
+from raer.graph.cli.output import OutputRefused, check_output, force_option, write_output
+from raer.nodes.inputs import InputError, Pair, resolve_image
 from raer.nodes.schemas import LABELS
 from raer.store import open_store
 
@@ -52,15 +53,25 @@ def _human_qrels(store, source: str, gains: Gains) -> dict[tuple[str, str], int]
                    "(majority per pair) instead of RUN_ID's labels.")
 @click.option("--gains", "gains_text", default="2,1,0", show_default=True,
               help="Grades of highly relevant, acceptable substitute, irrelevant.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="-",
-              help="File to write (default: stdout).")
+@click.option("--out", "out_path", default="-",
+              help="File to write (default: stdout); never an input or a store.")
+@force_option
 def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains_text: str,
-           out_path: str) -> None:
-    """Write KIND (qrels, run, queries, quepid, opensearch) for RUN_ID."""
+           out_path: str, force: bool) -> None:
+    """Write KIND (qrels, run, queries, quepid, opensearch) for RUN_ID ("latest": the
+    store's most recent judging run)."""
+    if out_path != "-":
+        try:  # before anything is read: a refused --out costs nothing
+            check_output(out_path, [db_path], force)
+        except OutputRefused as exc:
+            click.echo(f"refused: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
     store = open_store(db_path)
     gains = Gains.parse(gains_text)
     if not run_id and not (source and kind in ("qrels", "quepid", "opensearch")):
         raise click.UsageError("give a RUN_ID (or --human SOURCE for qrels/quepid/opensearch)")
+    if run_id:
+        run_id = resolve_run(store, run_id)
     try:
         items = effective_labels(store, run_id) if run_id else []
         grades = _human_qrels(store, source, gains) if source else qrels_of(items, gains)
@@ -102,10 +113,8 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains
                    "judgmentRatings": [{"query": q, "ratings": r}
                                        for q, r in by_query.items()]},
                   buffer, indent=2, ensure_ascii=False)
-    if out_path == "-":
-        click.echo(buffer.getvalue(), nl=False)
-    else:
-        Path(out_path).write_text(buffer.getvalue(), encoding="utf-8")
+    write_output(out_path, buffer.getvalue() if grades or items else "", [db_path], force,
+                 what=f"labels in {run_id or source}")
 
 
 @click.command("import-run")
@@ -118,21 +127,35 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains
 @click.option("--engine", default="", help="Engine name (default: the run's tag).")
 @click.option("--depth", default=0, type=click.IntRange(0),
               help="Only the top N per query (0: all).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Pairs file to write (JSONL), for `raer judge`.")
+@click.option("--out", "out_path", required=True,
+              help="Pairs file to write (JSONL), for `raer judge`; never an input.")
+@force_option
 def import_run(run_file: str, queries_file: str, catalogue: str, engine: str, depth: int,
-               out_path: str) -> None:
+               out_path: str, force: bool) -> None:
     """Build a pairs file from a TREC RUN_FILE, its queries and a product catalogue."""
+    inputs = [run_file, queries_file, catalogue]
+    try:
+        check_output(out_path, inputs, force)
+    except OutputRefused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     try:
         rows = read_trec_run(Path(run_file))
         queries = read_queries(Path(queries_file))
         products = read_catalogue(Path(catalogue))
         problems = []
-        for n, qid, docid, _, _ in rows:
+        seen: dict[tuple[str, str, str], int] = {}
+        for n, qid, docid, _, tag in rows:
             if qid not in queries:
                 problems.append((run_file, n, "qid", f"{qid!r} is not in {queries_file}"))
             if docid not in products:
                 problems.append((run_file, n, "docid", f"{docid!r} is not in {catalogue}"))
+            # `raer judge` refuses a product twice for one query and engine (and trec_eval
+            # a docid twice for one topic): refused here, naming both lines
+            first = seen.setdefault((qid, docid, engine or tag), n)
+            if first != n:
+                problems.append((run_file, n, "docid", f"{docid!r} is ranked twice for "
+                                 f"{qid!r} (first on line {first})"))
         if problems:
             raise InputError(problems)
     except InputError as exc:
@@ -142,9 +165,13 @@ def import_run(run_file: str, queries_file: str, catalogue: str, engine: str, de
     for _, qid, docid, rank, tag in sorted(rows, key=lambda r: (r[1], r[3])):
         if depth and rank > depth:
             continue
-        pair = Pair(query=queries[qid], **{**products[docid].model_dump(),
-                                          "engine": engine or tag, "rank": rank})
+        product = products[docid].model_dump()
+        # a relative packshot path is the catalogue's: written absolute, so the pairs file
+        # means the same image wherever it is written
+        product["image"] = resolve_image(product.get("image") or "", Path(catalogue).parent)
+        pair = Pair(query=queries[qid], **{**product, "engine": engine or tag, "rank": rank})
         lines.append(pair.model_dump_json(exclude_defaults=True))
-    Path(out_path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_output(out_path, "".join(line + "\n" for line in lines), inputs, force,
+                 what="pairs within --depth")
     click.echo(json.dumps({"pairs": len(lines), "queries": len({r[1] for r in rows}),
                            "out": out_path}))
