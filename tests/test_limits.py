@@ -99,3 +99,80 @@ def test_429_with_retry_after_is_retried_by_the_client(tmp_path):
     assert json.loads(result.stdout)["statuses"]["done"] == 1
     assert len(server.requests) == 2 + 3
     assert Path(tmp_path / "x.db").exists() and open_store(tmp_path / "x.db")
+
+
+class Dripping:
+    """A loopback server that sends its headers, then one byte a second: each read is
+    quick, the answer never complete."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.stop = threading.Event()
+        self.requests = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.requests += 1
+            threading.Thread(target=self.drip, args=(conn,), daemon=True).start()
+
+    def drip(self, conn) -> None:
+
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n{")
+            for _ in range(40):  # bounded: 40 s at most
+                if self.stop.wait(1.0):
+                    return
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["httpx", "aiohttp"])
+async def test_request_timeout_is_an_overall_deadline(pooled):
+    """Issue 22: `--request-timeout 5` let calls run 24–32 s against a dripping answer
+    (each read arrived in time). Now each request ends by its deadline, body included."""
+    import time
+
+    from raer.nodes.context import Context
+    from raer.nodes.models.door import make_chat_model, pooled_clients
+
+    server = Dripping()
+    settings = Context(base_url=server.base_url, model="m", request_timeout=1.5,
+                       max_retries=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            if pooled:
+                async with pooled_clients():
+                    chat, _ = make_chat_model("judge", settings)
+                    await chat.ainvoke("hello")
+            else:
+                chat, _ = make_chat_model("judge", settings)
+                await chat.ainvoke("hello")
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    named = f"{type(caught.value).__name__} {caught.value}".lower()
+    assert "timeout" in named or "timed out" in named
+    assert server.requests == 2  # the first try and one retry, each cut at its deadline
+    assert took < 1.5 * 2 + 3, took  # two deadlines plus the SDK's short backoff

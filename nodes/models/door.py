@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -138,11 +138,49 @@ def _chat_openai_class() -> type[BaseChatModel]:
     return RaerChatOpenAI
 
 
+@cache
+def _deadline_clients() -> tuple[type, type]:
+    """httpx clients (the SDK's defaults: httpx's pool and aiohttp's) whose every request
+    ends by its deadline, body included: httpx's and aiohttp's timeouts are per read, so a
+    server dripping a byte a second kept a 5-second request alive for half a minute. A
+    request past its deadline raises httpx's ReadTimeout, which the SDK retries as it
+    retries any timeout (`--max-retries`)."""
+    import httpx
+    from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
+
+    class Deadline:
+        deadline: float
+
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            try:
+                async with asyncio.timeout(self.deadline):
+                    return await super().send(request, **kwargs)  # type: ignore[misc]
+            except TimeoutError as exc:
+                raise httpx.ReadTimeout(f"no complete answer within {self.deadline:g} s "
+                                        f"(--request-timeout)", request=request) from exc
+
+    class DeadlineHttpx(Deadline, DefaultAsyncHttpxClient):
+        pass
+
+    class DeadlineAioHttp(Deadline, DefaultAioHttpClient):
+        pass
+
+    return DeadlineHttpx, DeadlineAioHttp
+
+
+def _http_client(timeout: float, pooled: bool) -> Any:
+    kind = _deadline_clients()[1 if pooled else 0]
+    client = kind(timeout=timeout)
+    client.deadline = timeout
+    return client
+
+
 def _new_chat_openai(base_url: str, model: str, api_key: str, timeout: float,
-                     max_retries: int, **http: Any) -> BaseChatModel:
+                     max_retries: int, pooled: bool = False) -> BaseChatModel:
     return _chat_openai_class()(base_url=base_url, model=model, api_key=api_key,
                                 timeout=timeout, max_retries=max_retries,
-                                max_completion_tokens=MAX_OUTPUT_TOKENS, **http)
+                                max_completion_tokens=MAX_OUTPUT_TOKENS,
+                                http_async_client=_http_client(timeout, pooled))
 
 
 _shared_chat_openai = lru_cache(maxsize=32)(_new_chat_openai)
@@ -159,10 +197,7 @@ def _chat_openai(base_url: str, model: str, api_key: str, timeout: float,
         return _shared_chat_openai(base_url, model, api_key, timeout, max_retries)
     key = (base_url, model, api_key, timeout, max_retries)
     if key not in pooled:
-        from openai import DefaultAioHttpClient
-
-        pooled[key] = _new_chat_openai(*key,
-                                       http_async_client=DefaultAioHttpClient(timeout=timeout))
+        pooled[key] = _new_chat_openai(*key, pooled=True)
     return pooled[key]
 
 
