@@ -40,6 +40,7 @@ from raer.nodes.models.budget import BudgetExhausted
 from raer.nodes.models.call_slots import call_slots
 from raer.nodes.models.door import in_flight_limit, pooled_clients
 from raer.nodes.models.offline import require_offline_model
+from raer.store import StoreFull, is_disk_full
 
 __all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "judge_queries",
            "pair_judgment_id"]
@@ -138,6 +139,19 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
         settings.query_concurrency, PAIRS_PER_SLOT * max(1, settings.max_concurrency),
         call_slots(in_flight_limit(settings.endpoints["judge"], settings)))
     stop = asyncio.Event()
+    full: list[BaseException] = []
+    running: set[asyncio.Task] = set()
+
+    def _stop_full(exc: BaseException) -> None:
+        """A full disk stops the run at once: no query starts and the running ones are
+        cancelled, so no call is paid whose answer cannot be stored (only those already in
+        flight are); their pairs stay pending for the same command once there is room."""
+        if not full:
+            full.append(exc)
+        stop.set()
+        for task in running:
+            if task is not asyncio.current_task():
+                task.cancel()
 
     async def run(group: QueryGroup, todo: list[Pair], ticket: Ticket) -> None:
         try:
@@ -146,8 +160,17 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
         except BudgetExhausted:
             stop.set()
         except Exception as exc:  # never lose a pair: record why the query failed
-            await asyncio.to_thread(mark_pairs, store, run_id, [(group, todo)], "failed",
-                                    f"{type(exc).__name__}: {exc}"[:1000])
+            if is_disk_full(exc):
+                _stop_full(exc)
+                return
+            try:
+                await asyncio.to_thread(mark_pairs, store, run_id, [(group, todo)], "failed",
+                                        f"{type(exc).__name__}: {exc}"[:1000])
+            except Exception as again:
+                if not is_disk_full(again):
+                    raise
+                _stop_full(again)
+                return
             progress.failed += len(todo)
             if on_progress:
                 on_progress(progress)
@@ -157,7 +180,6 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
                 on_query_done(group)
 
     async with pooled_clients():  # this run's HTTP clients, closed when it ends
-        running = set()
         async for group, todo in queries:
             ticket = await admission.start(len(todo))
             if stop.is_set():  # the budget ran out: the rest stay pending for a later run
@@ -166,4 +188,11 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
             task = asyncio.create_task(run(group, todo, ticket))
             running.add(task)
             task.add_done_callback(running.discard)
-        await asyncio.gather(*running)
+        results = await asyncio.gather(*running, return_exceptions=True)
+    if full:
+        raise StoreFull(f"{settings.db_path}: the disk is full ({full[0]}); the run stopped "
+                        f"at once. What was written is whole; free space and run the same "
+                        f"command again to judge the pending pairs")
+    for result in results:
+        if isinstance(result, Exception):
+            raise result

@@ -1,6 +1,13 @@
 """The SQLite store: every artefact and judgment, with the run, model and prompt that made it."""
 
 import raer.store.lean_imports  # noqa: F401  (first: sqlite-utils without pandas)
-from raer.store.store import Store, StoreUnusable, already_open, open_store
+from raer.store.store import (
+    Store,
+    StoreFull,
+    StoreUnusable,
+    already_open,
+    is_disk_full,
+    open_store,
+)
 
-__all__ = ["Store", "StoreUnusable", "already_open", "open_store"]
+__all__ = ["Store", "StoreFull", "StoreUnusable", "already_open", "is_disk_full", "open_store"]

@@ -475,6 +475,19 @@ class StoreUnusable(Exception):
     """The --db path cannot be used as raer's store; the message says why, naming it."""
 
 
+class StoreFull(StoreUnusable):
+    """The store's disk (or SQLite's page limit) is full: the run stopped at once; what
+    was written is whole, the rest stays pending for the same command once there is room."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full"), or the OS's ENOSPC."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "database or disk is full" in str(exc))
+    return isinstance(exc, OSError) and exc.errno == 28
+
+
 def already_open(path: str | Path) -> Store | None:
     """The process's Store for a path if it is open (no I/O: safe on an event loop)."""
     return _OPEN.get(str(path))

@@ -176,3 +176,23 @@ async def test_request_timeout_is_an_overall_deadline(pooled):
     assert "timeout" in named or "timed out" in named
     assert server.requests == 2  # the first try and one retry, each cut at its deadline
     assert took < 1.5 * 2 + 3, took  # two deadlines plus the SDK's short backoff
+
+
+def test_a_full_disk_stops_the_run_at_once_and_says_so(standard_answers, tmp_path):
+    """Issue 22: a full disk ended with exit 3 and a message about --max-cost. SQLite's
+    page limit stands in for the disk here (the same SQLITE_FULL error)."""
+    db = tmp_path / "full.db"
+    pairs = pairs_file(tmp_path, queries=30, products=4)
+    store = open_store(db)  # the process's one store for this path: the run uses it too
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages + 12}")
+    full = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), *MODEL])
+    assert full.exit_code == 5, full.output
+    assert "disk is full" in full.stderr and "max-cost" not in full.stderr
+    calls_when_full = len(standard_answers.requests)
+    assert calls_when_full < 30 * 6  # stopped early: not every query went on paying
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    again = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), "--json", *MODEL])
+    assert again.exit_code == 0, again.output
+    statuses = json.loads(again.stdout)["statuses"]
+    assert statuses["pending"] == 0 and statuses["done"] + statuses["escalated"] == 120

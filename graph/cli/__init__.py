@@ -17,7 +17,8 @@ import click
 from raer.nodes.context import SettingsError
 from raer.nodes.models.offline import OfflineModelMissing
 from raer.prompts import PromptError
-from raer.store import StoreUnusable
+from raer.graph.cli.options import EXIT_STORE_FULL
+from raer.store import StoreFull, StoreUnusable, is_disk_full
 
 # name: (module, attribute, one-line help shown by `raer --help`)
 COMMANDS = {
@@ -80,6 +81,9 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except StoreFull as exc:
+            click.echo(f"stopped: {exc}", err=True)
+            ctx.exit(EXIT_STORE_FULL)
         except (StoreUnusable, SettingsError, PromptError) as exc:
             click.echo(f"bad input: {exc}", err=True)
             ctx.exit(2)
@@ -87,6 +91,10 @@ class _Main(click.Group):
             click.echo(f"not set up: {exc}", err=True)
             ctx.exit(2)
         except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                click.echo(f"stopped: the store's disk is full ({exc}); free space and run "
+                           f"the same command again", err=True)
+                ctx.exit(EXIT_STORE_FULL)
             if "readonly" not in str(exc):
                 raise
             click.echo(f"bad input: the store is read-only ({exc}); choose a writable --db",

@@ -16,6 +16,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # stopped by --max-cost; pending pairs remain
 EXIT_NOTHING_JUDGED = 4  # every pair failed: nothing was judged
+EXIT_STORE_FULL = 5  # the store's disk is full: stopped at once, pending pairs remain
 
 
 def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
