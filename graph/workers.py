@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import math
 import multiprocessing
 import os
 import queue as queue_module
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +78,34 @@ def _fields(settings: Context) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(Context)}
 
 
-def _work(index: int, fields: dict[str, Any], inbox: Any, messages: Any) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when the driver does, even when it is killed with SIGKILL (a
+    daemon process is only ended by a driver that exits normally; orphans went on judging
+    and paying indefinitely). Linux: the kernel sends SIGKILL at the parent's death
+    (prctl PR_SET_PDEATHSIG); everywhere: a thread that sees the parent change."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the driver died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="raer-parent-watch", daemon=True).start()
+
+
+def _work(index: int, fields: dict[str, Any], inbox: Any, messages: Any,
+          parent: int = 0) -> None:
     """A worker process: ask for a query when there is room for one, judge it, report
     progress as counts and each query as done; ends when the driver has no more."""
+    if parent:
+        die_with_parent(parent)
     from raer.graph.api import judge_queries
 
     settings = Context(**fields)
@@ -177,7 +206,8 @@ def judge_with_workers(pairs: list[Pair], settings: Context, workers: int,
 
     def start(index: int) -> None:
         inboxes[index] = context.Queue()  # a dead worker's inbox may hold an unread query
-        proc = context.Process(target=_work, args=(index, share, inboxes[index], messages),
+        proc = context.Process(target=_work, args=(index, share, inboxes[index], messages,
+                                                   os.getpid()),
                                name=f"raer-worker-{index}", daemon=True)
         proc.start()
         running[index] = proc

@@ -128,3 +128,35 @@ def test_progress_keeps_a_dead_workers_counts_and_ignores_its_late_messages():
     progress.update(0, 333, (3, 0, 0, 0, 4, 50, 0.05))
     progress.update(0, 111, (12, 0, 1, 2, 24, 600, 0.6))  # its last message, read late
     assert (progress.done, progress.failed, progress.calls) == (18, 1, 33)
+
+
+def test_workers_die_with_a_killed_driver(tmp_path):
+    """Issue 22: `--workers` processes outlived a driver killed with SIGKILL and went on
+    judging (and paying) indefinitely. Now they end within seconds of it."""
+    pairs, db = workload(tmp_path), tmp_path / "d.db"
+    server = FakeOpenAI(latency=0.3)
+    env = {**os.environ, "OPENAI_API_KEY": "test"}
+    try:
+        proc = subprocess.Popen(command(pairs, db, server.base_url), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, workers = time.monotonic() + 120, []
+        while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+            time.sleep(0.3)
+            workers = workers_of(proc.pid)
+        assert len(workers) == 2, "the workers never started"
+        time.sleep(1.0)  # judging now
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists()
+                                                  for w in workers):
+            time.sleep(0.2)
+        alive = [w for w in workers if Path(f"/proc/{w}").exists()]
+        for pid in alive:  # a failed test leaves no orphans behind either
+            os.kill(pid, signal.SIGKILL)
+        assert alive == []
+        settled = len(server.requests)
+        time.sleep(1.0)
+        assert len(server.requests) == settled  # nobody is calling the model any more
+    finally:
+        server.close()

@@ -14,10 +14,10 @@ import sqlite3
 
 import click
 
+from raer.graph.cli.options import EXIT_STORE_FULL
 from raer.nodes.context import SettingsError
 from raer.nodes.models.offline import OfflineModelMissing
 from raer.prompts import PromptError
-from raer.graph.cli.options import EXIT_STORE_FULL
 from raer.store import StoreFull, StoreUnusable, is_disk_full
 
 # name: (module, attribute, one-line help shown by `raer --help`)
