@@ -99,11 +99,14 @@ def _annotator(annotation: dict[str, Any]) -> str:
 
 
 def read_export(path: str | Path) -> list[Annotation]:
-    """The completed, not cancelled annotations of a Label Studio JSON export."""
+    """The completed, not cancelled annotations of a Label Studio JSON export. Every shape
+    is checked: a mistyped field is named (task, annotation, result, field), never a
+    traceback; nesting too deep for the parser is refused as not an export."""
     try:
         tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LabelStudioError(f"{path}: not a Label Studio JSON export ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise LabelStudioError(f"{path}: not a Label Studio JSON export ({reason})") from exc
     if not isinstance(tasks, list):
         raise LabelStudioError(f"{path}: a Label Studio JSON export is a list of tasks")
     problems, out = [], []
@@ -117,17 +120,39 @@ def read_export(path: str | Path) -> list[Annotation]:
         if not isinstance(jid, str) or not jid:
             problems.append(f"{name}: data.judgment_id missing (not a task raer exported)")
             continue
-        for annotation in task.get("annotations") or []:
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            problems.append(f"{name}: annotations must be a list")
+            continue
+        for a_index, annotation in enumerate(annotations):
+            where = f"{name}: annotations[{a_index}]"
+            if not isinstance(annotation, dict):
+                problems.append(f"{where}: must be an object")
+                continue
             if annotation.get("was_cancelled"):
                 continue
-            label, note = None, ""
-            for result in annotation.get("result") or []:
-                value = result.get("value") or {}
+            label, note, results = None, "", annotation.get("result") or []
+            if not isinstance(results, list):
+                problems.append(f"{where}.result: must be a list")
+                continue
+            for r_index, result in enumerate(results):
+                field = f"{where}.result[{r_index}]"
+                value = result.get("value") if isinstance(result, dict) else None
+                if not isinstance(value, dict):
+                    problems.append(f"{field}.value: must be an object")
+                    continue
                 if result.get("from_name") == FROM_NAME:
                     choices = value.get("choices") or []
+                    if not _strings(choices):
+                        problems.append(f"{field}.value.choices: must be a list of labels")
+                        continue
                     label = choices[0] if len(choices) == 1 else choices
                 elif result.get("from_name") == NOTE_NAME:
-                    note = " ".join(value.get("text") or [])
+                    text = value.get("text") or []
+                    if not _strings(text):
+                        problems.append(f"{field}.value.text: must be a list of strings")
+                        continue
+                    note = " ".join(text)
             if label is None:
                 continue  # an annotation without a relevance choice (skipped)
             if label not in LABELS:
@@ -136,8 +161,13 @@ def read_export(path: str | Path) -> list[Annotation]:
             out.append(Annotation(str(task.get("id", position + 1)), jid, _annotator(annotation),
                                   label, note))
     if problems:
-        raise LabelStudioError(f"{path}: " + "; ".join(problems))
+        raise LabelStudioError(f"{path}: " + "; ".join(problems[:20])
+                               + (f"; … {len(problems) - 20} more" if len(problems) > 20 else ""))
     return out
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def check_known(store: Store, annotations: list[Annotation], path: str | Path) -> None:

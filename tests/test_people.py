@@ -380,3 +380,27 @@ def test_a_bad_label_studio_export_names_the_task_and_writes_nothing(ls_store, t
         out = CliRunner().invoke(main, ["review", "import", str(path), "--db", store.path])
         assert out.exit_code == 2 and named in out.output, out.output
     assert store.db["review_decisions"].count == 0
+
+
+@pytest.mark.parametrize("content, named", [
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    (json.dumps([{"id": 1, "data": {"judgment_id": "j-1"}, "annotations": "nope"}]),
+     "task 1: annotations must be a list"),
+    (json.dumps([{"id": 2, "data": {"judgment_id": "j-1"}, "annotations": [
+        {"result": [{"from_name": "relevance", "value": {"choices": 5}}]}]}]),
+     "task 2: annotations[0].result[0].value.choices"),
+    (json.dumps([{"id": 3, "data": {"judgment_id": "j-1"}, "annotations": [
+        {"result": ["x"]}]}]), "task 3: annotations[0].result[0].value"),
+    (json.dumps([{"id": 4, "data": {"judgment_id": "j-1"}, "annotations": [7]}]),
+     "task 4: annotations[0]: must be an object"),
+])
+def test_mistyped_label_studio_exports_are_bad_input_named_by_field(tmp_path, content,
+                                                                    named):
+    """Issue 22: deeply nested or mistyped Label Studio JSON gave tracebacks, exit 1."""
+    path = tmp_path / "export.json"
+    path.write_text(content)
+    db = tmp_path / "r.db"
+    out = CliRunner().invoke(main, ["review", "import", str(path), "--db", str(db)])
+    assert out.exit_code == 2, out.output
+    assert named in out.stderr
+    assert open_store(db).db["review_decisions"].count == 0
