@@ -44,6 +44,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,9 +105,13 @@ def plan_shards(groups: list[QueryGroup], target: int = SHARD_PAIRS) -> list[lis
 
 
 def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int = 0,
-                ledger: Any = None, key_expected: bool = False) -> bytes:
-    """A Ray task: judge a shard into a store of its own on this node; return the file.
-    It first tells the driver's ledger it started, so a rerun after a lost node is counted."""
+                ledger: Any = None, key_expected: bool = False, box: Any = None,
+                key: str = "") -> bytes | str:
+    """A Ray task: judge a shard into a store of its own on this node. With a result box
+    the store's bytes go there and the task returns their key (they outlive a killed
+    driver); without one it returns the bytes. It first tells the driver's ledger it
+    started, so a rerun after a lost node is counted."""
+    _remove_stale_shard_folders()
     key_env = fields.get("api_key_env", "")
     if key_expected and key_env not in os.environ:
         raise RuntimeError(f"{key_env} is set where raer judge runs but not on node "
@@ -118,7 +123,7 @@ def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int 
         ray.get(ledger.started.remote(index))
     from raer.graph.api import judge_pairs
 
-    folder = Path(tempfile.mkdtemp(prefix="raer-shard-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{SHARD_PREFIX}{os.getpid()}-"))
     try:
         settings = Context(**{**fields, "db_path": str(folder / "shard.db")})
         asyncio.run(judge_pairs([Pair(**p) for p in pairs], settings))
@@ -127,9 +132,27 @@ def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int 
         store = open_store(settings.db_path)
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         store.close()
-        return (folder / "shard.db").read_bytes()
+        data = (folder / "shard.db").read_bytes()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if box is None:
+        return data
+    import ray
+
+    ray.get(box.put.remote(key, data))
+    return key
+
+
+SHARD_PREFIX = "raer-shard-"
+
+
+def _remove_stale_shard_folders() -> None:
+    """Shard folders of tasks killed on this node (their process is gone) are removed by
+    the next task here: a killed task cannot clean up after itself."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SHARD_PREFIX}*"):
+        pid = folder.name[len(SHARD_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform == "linux":
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Ledger:
@@ -154,6 +177,8 @@ class RayReport:
     retried_pairs: int = 0
     """Their pairs: what may have been paid twice is bounded by these pairs' calls."""
     failed: int = 0
+    recovered: int = 0
+    """Shards an earlier, killed driver left finished but unmerged: merged, not paid again."""
     parallel: int = 0
     """Tasks run at once (the cluster's CPUs): each gets that share of the run's limits."""
     pairs: int = 0
@@ -206,22 +231,86 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
                              "combine with --learn-from-reviews, --batch or --interactive")
 
     store, run_id = start_run(settings)
-    finished = store.finished_pairs(run_id)
     groups = group_by_query(pairs)
-    work = [QueryGroup(g.query, g.language, g.query_type, todo)
-            for g, todo in unfinished(groups, run_id, finished) if todo]
-    report = RayReport(pairs=len(pairs), done=len(pairs) - sum(len(g.pairs) for g in work))
+    report = RayReport(pairs=len(pairs))
+    work = _work_left(store, run_id, groups, report)
     if work:
-        mark_pairs(store, run_id, [(g, g.pairs) for g in work], "pending")
         # Ray's driver prints cluster events ("(raylet) …") on stdout: keep stdout for
         # raer's own output (--json)
         with contextlib.redirect_stdout(sys.stderr):
-            _dispatch(ray, address, store, run_id, settings, plan_shards(work, shard_pairs),
-                      report, on_progress)
+            started_here = not ray.is_initialized()
+            if started_here:
+                ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            try:
+                box = _result_box(ray, run_id)
+                # shards an earlier driver left unmerged (it was killed): merged, not paid
+                report.recovered = _merge_recovered(ray, box, store)
+                if report.recovered:
+                    work = _work_left(store, run_id, groups, report)
+                if work:
+                    mark_pairs(store, run_id, [(g, g.pairs) for g in work], "pending")
+                    _dispatch(ray, box, store, run_id, settings,
+                              plan_shards(work, shard_pairs), report, on_progress)
+                if not ray.get(box.keys.remote()):
+                    ray.kill(box)  # nothing left to recover: the box goes with the run
+            finally:
+                if started_here:
+                    ray.shutdown()
     return in_input_order(pairs, groups, run_id, store.run_judgments(run_id)), report
 
 
-def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context,
+def _work_left(store: Any, run_id: str, groups: list[QueryGroup],
+               report: RayReport) -> list[QueryGroup]:
+    finished = store.finished_pairs(run_id)
+    work = [QueryGroup(g.query, g.language, g.query_type, todo)
+            for g, todo in unfinished(groups, run_id, finished) if todo]
+    report.done = report.pairs - sum(len(g.pairs) for g in work)
+    return work
+
+
+class ResultBox:
+    """A detached Ray actor on the driver's node, one per run: each task puts its shard's
+    store here before it ends, and the driver drops it only once merged. A driver killed
+    mid-run leaves its finished shards here; the next driver of the same run merges them
+    first instead of paying for them again."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.results[key] = data
+
+    def get(self, key: str) -> bytes | None:
+        return self.results.get(key)
+
+    def drop(self, key: str) -> None:
+        self.results.pop(key, None)
+
+    def keys(self) -> list[str]:
+        return list(self.results)
+
+
+def _result_box(ray: Any, run_id: str) -> Any:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return ray.remote(num_cpus=0)(ResultBox).options(
+        name=f"raer-results-{run_id}", namespace="raer", lifetime="detached",
+        get_if_exists=True, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id=ray.get_runtime_context().get_node_id(), soft=True)).remote()
+
+
+def _merge_recovered(ray: Any, box: Any, store: Any) -> int:
+    merged = 0
+    for key in ray.get(box.keys.remote()):
+        data = ray.get(box.get.remote(key))
+        if data:
+            merge_store(store, data)
+            merged += 1
+        ray.get(box.drop.remote(key))
+    return merged
+
+
+def _dispatch(ray: Any, box: Any, store: Any, run_id: str, settings: Context,
               shards: list[list[QueryGroup]], report: RayReport,
               on_progress: Callable[[RayReport], None] | None) -> None:
     from raer.graph.workers import worker_settings
@@ -229,9 +318,6 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
     # the key stays out of Ray: each node reads it from its own environment; the task is
     # told only whether one is expected, to name a node started without it
     key_expected = bool(settings.api_key_env and settings.api_key_env in os.environ)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     # the run's limits are shared by the tasks that run at once (one per CPU of the cluster)
     parallel = max(1, min(len(shards), int(ray.cluster_resources().get("CPU", 1))))
     shared = worker_settings(settings, parallel)
@@ -245,30 +331,30 @@ def _dispatch(ray: Any, address: str, store: Any, run_id: str, settings: Context
             node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote()
     report.shards, report.parallel = len(shards), parallel
     pending: dict[Any, list[QueryGroup]] = {}
+    dispatch = uuid.uuid4().hex[:8]
     for index, shard in enumerate(shards):
         payload = [{**p.model_dump(), "language": g.language} for g in shard for p in g.pairs]
-        pending[task.remote(payload, fields, index, ledger, key_expected)] = shard
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
-            for ref in ready:
-                shard = pending.pop(ref)
-                try:
-                    data = ray.get(ref)
-                except Exception as exc:  # retries exhausted: record why, drop nothing
-                    report.failed += 1
-                    mark_pairs(store, run_id, [(g, g.pairs) for g in shard], "failed",
-                          f"cluster task failed: {type(exc).__name__}: {exc}"[:1000])
-                    continue
-                merge_store(store, data)  # in memory: no file left if the driver dies
-                report.merged += 1
-                report.done += sum(len(g.pairs) for g in shard)
-                if on_progress:
-                    on_progress(report)
-        starts = ray.get(ledger.counts.remote())
-        report.retried = sum(n > 1 for n in starts.values())
-        report.retried_pairs = sum(sum(len(g.pairs) for g in shards[i])
-                                   for i, n in starts.items() if n > 1)
-    finally:
-        if started_here:
-            ray.shutdown()
+        pending[task.remote(payload, fields, index, ledger, key_expected, box,
+                            f"{dispatch}-{index}")] = shard
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+        for ref in ready:
+            shard = pending.pop(ref)
+            try:
+                key = ray.get(ref)
+                data = ray.get(box.get.remote(key))
+            except Exception as exc:  # retries exhausted: record why, drop nothing
+                report.failed += 1
+                mark_pairs(store, run_id, [(g, g.pairs) for g in shard], "failed",
+                           f"cluster task failed: {type(exc).__name__}: {exc}"[:1000])
+                continue
+            merge_store(store, data)  # in memory: no file left if the driver dies
+            ray.get(box.drop.remote(key))  # only once merged
+            report.merged += 1
+            report.done += sum(len(g.pairs) for g in shard)
+            if on_progress:
+                on_progress(report)
+    starts = ray.get(ledger.counts.remote())
+    report.retried = sum(n > 1 for n in starts.values())
+    report.retried_pairs = sum(sum(len(g.pairs) for g in shards[i])
+                               for i, n in starts.items() if n > 1)

@@ -207,3 +207,52 @@ def test_ray_refuses_unauthenticated_clusters_secrets_in_urls_and_dead_addresses
     finally:
         server.close()
     assert server.requests == []
+
+
+def test_a_killed_driver_leaves_its_finished_shards_to_the_next_one(cluster, tmp_path):
+    """Issue 22: killing the driver mid-run paid many calls twice (finished shards lived
+    only in the dead driver: 88 of 390 here before the fix) and left shard files in /tmp.
+    The driver is paused while tasks finish (their shards pile up unmerged), then killed;
+    the rerun merges what they left instead of paying for it again (0 paid twice here)."""
+    address, env, _ = cluster
+    pairs, db = workload(tmp_path), tmp_path / "ray.db"
+    server = FakeOpenAI(latency=0.05)
+    command = [str(BIN / "raer"), "judge", str(pairs), "--db", str(db), "--json", "--ray",
+               address, "--shard-pairs", str(SHARD), "--base-url", server.base_url,
+               "--model", "gpt-4o-mini", "--vision-model", "gpt-4o-mini",
+               "--images-root", str(tmp_path)]
+    try:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                if db.exists() and counts(db)["finished"] >= SHARD:
+                    break
+            except sqlite3.OperationalError:
+                continue
+        assert proc.poll() is None, "the run ended before the driver could be killed"
+        os.kill(proc.pid, signal.SIGSTOP)  # tasks go on; their shards wait for a merge
+        time.sleep(8)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        merged_before = counts(db)["finished"]
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        summary = json.loads(rerun.stdout)
+        final = counts(db)
+        assert final["finished"] == QUERIES * PRODUCTS and final["duplicated"] == 0
+        assert final["answers"] == final["answered_keys"] == MINIMUM
+        assert summary["ray"]["recovered"] >= 1, (merged_before, summary["ray"])
+        paid_twice = len(server.requests) - MINIMUM
+        print(json.dumps({"merged_before_kill": merged_before, "paid_twice": paid_twice,
+                          "ray": summary["ray"]}))
+        # at most the shards running when the driver died (one per CPU: 2)
+        assert 0 <= paid_twice <= 2 * (4 + 2 * SHARD), paid_twice
+    finally:
+        server.close()
+    stale = [f for f in Path(tempfile.gettempdir()).glob("raer-shard-*")
+             if not Path(f"/proc/{f.name.split('-')[2]}").exists()]
+    assert stale == []
+    assert not list(Path(tempfile.gettempdir()).glob("raer-merge-*"))
