@@ -251,8 +251,9 @@ def judge_on_ray(pairs: list[Pair], settings: Context, address: str,
                     mark_pairs(store, run_id, [(g, g.pairs) for g in work], "pending")
                     _dispatch(ray, box, store, run_id, settings,
                               plan_shards(work, shard_pairs), report, on_progress)
-                if not ray.get(box.keys.remote()):
-                    ray.kill(box)  # nothing left to recover: the box goes with the run
+                with contextlib.suppress(Exception):  # a box already gone needs no kill
+                    if not ray.get(box.keys.remote()):
+                        ray.kill(box)  # nothing left to recover: it goes with the run
             finally:
                 if started_here:
                     ray.shutdown()
@@ -290,13 +291,14 @@ class ResultBox:
         return list(self.results)
 
 
-def _result_box(ray: Any, run_id: str) -> Any:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+HEAD_NODE = {"node:__internal_head__": 0.001}  # Ray's resource that only the head has
 
+
+def _result_box(ray: Any, run_id: str) -> Any:
+    """On the head node, which outlives the worker nodes (and the driver)."""
     return ray.remote(num_cpus=0)(ResultBox).options(
         name=f"raer-results-{run_id}", namespace="raer", lifetime="detached",
-        get_if_exists=True, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node_id=ray.get_runtime_context().get_node_id(), soft=True)).remote()
+        get_if_exists=True, resources=HEAD_NODE).remote()
 
 
 def _merge_recovered(ray: Any, box: Any, store: Any) -> int:
@@ -323,12 +325,9 @@ def _dispatch(ray: Any, box: Any, store: Any, run_id: str, settings: Context,
     shared = worker_settings(settings, parallel)
     fields = {f.name: getattr(shared, f.name) for f in dataclasses.fields(Context)}
     task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=True)(judge_shard)
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    # the ledger lives on the driver's node, which outlives the nodes it counts
-    ledger = ray.remote(num_cpus=0)(Ledger).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote()
+    # the ledger lives on the head node, which outlives the nodes it counts
+    ledger = ray.remote(num_cpus=0)(Ledger).options(resources=HEAD_NODE).remote()
     report.shards, report.parallel = len(shards), parallel
     pending: dict[Any, list[QueryGroup]] = {}
     dispatch = uuid.uuid4().hex[:8]

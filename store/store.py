@@ -344,6 +344,35 @@ class Store:
                          "order by created_at desc limit 1")
         return rows[0]["id"] if rows else None
 
+    def run_ids(self) -> list[str]:
+        """Every run's id, newest first."""
+        return [r["id"] for r in self.rows("select id from runs order by created_at desc")]
+
+    def runs_overview(self) -> list[dict[str, Any]]:
+        """Each run with its kind, settings summary, pairs by status, engines and date,
+        newest first (`raer runs`)."""
+        runs = self.rows("select id, created_at, settings, models from runs "
+                         "order by created_at desc")
+        counts: dict[str, dict[str, int]] = {}
+        engines: dict[str, set[str]] = {}
+        for r in self.rows("select run_id, status, engine, count(*) as n from judgments "
+                           "group by run_id, status, engine"):
+            counts.setdefault(r["run_id"], {})
+            counts[r["run_id"]][r["status"]] = counts[r["run_id"]].get(r["status"], 0) + r["n"]
+            engines.setdefault(r["run_id"], set()).add(r["engine"] or "")
+        out = []
+        for r in runs:
+            settings = json.loads(r["settings"] or "{}")
+            models = json.loads(r["models"] or "{}")
+            out.append({"run_id": r["id"], "created_at": r["created_at"],
+                        "kind": "baseline" if "baseline" in settings else "judge",
+                        "judge_model": models.get("judge", "") if isinstance(models, dict)
+                        else "", "guidelines": settings.get("guideline_mode", ""),
+                        "review_below": settings.get("review_below"),
+                        "pairs": counts.get(r["id"], {}),
+                        "engines": sorted(engines.get(r["id"], set()))})
+        return out
+
     def run_row(self, run_id: str) -> dict[str, Any] | None:
         rows = self.rows("select * from runs where id = ?", [run_id])
         return rows[0] if rows else None

@@ -113,3 +113,72 @@ def test_judge_fails_loudly_when_no_pair_was_judged(fake_model, tmp_path):
     assert out.exit_code == 4, out.output
     assert "nothing was judged: all 2 pairs failed" in out.output
     assert "requirements failed" in out.output
+
+
+def test_read_commands_need_an_existing_store(tmp_path):
+    """Issue 24: a mistyped --db created an empty store; read commands printed empty
+    tables with exit 0 and `raer evaluate` crashed with a traceback."""
+    missing = tmp_path / "mistyped.db"
+    for args in (["evaluate", "latest"], ["review", "list"], ["runs"], ["trend"],
+                 ["agree", "latest", "--source", "esci"], ["export", "qrels", "latest"],
+                 ["status", "latest"]):
+        out = CliRunner().invoke(main, [*args, "--db", str(missing)])
+        assert out.exit_code == 2, (args, out.output)
+        assert f"no store at {missing}" in out.stderr, args
+        assert "Traceback" not in out.output
+    assert not missing.exists()
+
+
+def test_runs_lists_runs_and_every_command_takes_latest_or_a_prefix(standard_answers,
+                                                                    tmp_path):
+    db = tmp_path / "out.db"
+    first = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db", str(db),
+                                      *MODEL])
+    assert first.exit_code == 0 and f"creating a new store at {db}" in first.stderr
+    again = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db", str(db),
+                                      "--run", "run-second", *MODEL])
+    assert "creating a new store" not in again.stderr
+    listed = json.loads(CliRunner().invoke(main, ["runs", "--db", str(db), "--json"]).stdout)
+    ids = [r["run_id"] for r in listed["runs"]]
+    assert len(ids) == 2 and "run-second" in ids
+    [hashed] = [i for i in ids if i != "run-second"]
+    row = next(r for r in listed["runs"] if r["run_id"] == hashed)
+    assert row["kind"] == "judge" and row["pairs"] == {"done": 2} and row["engines"] == ["A"]
+    text = CliRunner().invoke(main, ["runs", "--db", str(db)]).stdout
+    assert hashed in text and "done 2" in text
+    # a unique prefix and "latest" work wherever a run is named
+    for args in (["status", hashed[:8]], ["evaluate", hashed[:8]], ["status", "latest"],
+                 ["export", "qrels", hashed[:9]], ["review", "stats", hashed[:8]]):
+        out = CliRunner().invoke(main, [*args, "--db", str(db)])
+        assert out.exit_code == 0, (args, out.output)
+    status = json.loads(CliRunner().invoke(main, ["status", hashed[:8], "--db",
+                                                  str(db)]).stdout)
+    assert status["run_id"] == hashed
+    # ambiguous and unknown ids: exit 2 with the candidates, never zeros or a traceback
+    ambiguous = CliRunner().invoke(main, ["status", "run-", "--db", str(db)])
+    assert ambiguous.exit_code == 2 and "ambiguous" in ambiguous.stderr
+    assert hashed in ambiguous.stderr and "run-second" in ambiguous.stderr
+    for args in (["status", "run-nope"], ["evaluate", "run-nope"], ["diff", "run-nope",
+                 hashed], ["export", "qrels", "run-nope"]):
+        out = CliRunner().invoke(main, [*args, "--db", str(db)])
+        assert out.exit_code == 2 and "no run 'run-nope'" in out.stderr, (args, out.output)
+
+
+def test_trend_refuses_an_unknown_measure_and_evaluate_names_its_convention(
+        standard_answers, tmp_path):
+    db = tmp_path / "out.db"
+    CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db", str(db), *MODEL])
+    evaluated = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db), "--json"])
+    report = json.loads(evaluated.stdout)
+    assert "trec_eval -J" in report["convention"] and report["unfinished"] == ""
+    assert "trec_eval -J" in CliRunner().invoke(main, ["evaluate", "latest", "--db",
+                                                       str(db)]).stdout
+    typo = CliRunner().invoke(main, ["trend", "--db", str(db), "--measure", "nDGC@10"])
+    assert typo.exit_code == 2 and "nDCG@10" in typo.stderr  # the stored measures listed
+    # an unfinished run says so when evaluated
+    store = open_store(db)
+    store.db.execute("update judgments set status = 'pending', label = null "
+                     "where product_id = 'p2'")
+    store.db.conn.commit()
+    warned = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db)])
+    assert "is unfinished: 1 pairs pending" in warned.stderr

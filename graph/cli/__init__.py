@@ -34,6 +34,7 @@ COMMANDS = {
     "ablate": ("ablate", "ablate", "Judge the same pairs two ways and compare."),
     "report": ("report", "report", "Write the HTML report of runs against people."),
     "cost": ("cost", "cost", "Calls, tokens and cost of a run against people's labelling."),
+    "runs": ("runs", "runs_list", "List the store's runs: kind, model, pairs, engines, date."),
     "status": ("runs", "status", "Show a run's progress by status."),
     "retry-failed": ("runs", "retry_failed", "Redo a run's failed pairs with its settings."),
     "robustness": ("robustness", "robustness", "Measure how planted instructions move labels."),

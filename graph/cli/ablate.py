@@ -13,14 +13,14 @@ from raer.evals.agreement import load_items
 from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.tables import ci, pct
 from raer.graph.api import judge_pairs
-from raer.graph.cli.options import db_option, json_option, model_options
+from raer.graph.cli.options import json_option, model_options, new_db_option
 from raer.nodes.context import Context
 from raer.nodes.inputs import read_pairs
 
 
 @click.command()
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False))
-@db_option
+@new_db_option
 @click.option("--vary", required=True, type=click.Choice([*VARIANTS, "judge-model"]))
 @click.option("--judge-model-b", default="", help="The other judge for --vary judge-model.")
 @click.option("--source", default="", help="Human-label source to compare against.")

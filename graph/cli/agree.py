@@ -26,6 +26,7 @@ from raer.graph.cli.options import (
     db_option,
     json_option,
     model_options,
+    resolve_run,
     ties_option,
 )
 from raer.nodes.context import Context
@@ -68,6 +69,7 @@ def agree(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resam
           **models: str) -> None:
     """Agreement of RUN_IDS with human labels: overall, per language, query type, engine."""
     store = open_store(db_path)
+    run_ids = tuple(resolve_run(store, r) for r in run_ids)
     try:
         data = agreement_data(store, list(run_ids), source, split, resamples, common, ties,
                               labels)

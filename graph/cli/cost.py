@@ -8,7 +8,7 @@ import click
 
 from raer.evals.report import cost_lines
 from raer.evals.usage import cost_report
-from raer.graph.cli.options import db_option, json_option
+from raer.graph.cli.options import db_option, json_option, resolve_run
 
 
 @click.command()
@@ -25,7 +25,9 @@ def cost(run_id: str, db_path: str, human_price_per_label: float, annotators: in
     """What RUN_ID cost and how fast it went, against labelling by people."""
     from raer.store import open_store
 
-    report = cost_report(open_store(db_path), run_id, human_price_per_label, annotators, prices)
+    store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
+    report = cost_report(store, run_id, human_price_per_label, annotators, prices)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from raer.graph.cli.options import db_option
+from raer.graph.cli.options import db_option, new_db_option
 from raer.store import open_store
 
 
@@ -17,7 +17,7 @@ def db() -> None:
 
 
 @db.command("path")
-@db_option
+@new_db_option
 def path(db_path: str) -> None:
     """Print the absolute path of the store."""
     click.echo(str(Path(db_path).resolve()))

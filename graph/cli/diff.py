@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from raer.graph.cli.options import db_option, json_option
+from raer.graph.cli.options import db_option, json_option, resolve_run
 from raer.store import open_store
 
 
@@ -27,7 +27,9 @@ from raer.store import open_store
 @json_option
 def diff(run_a: str, run_b: str, db_path: str, show_all: bool, as_json: bool) -> None:
     """List pairs whose label changed between RUN_A and RUN_B, with both reasonings."""
-    rows = open_store(db_path).paired_judgments(run_a, run_b)
+    store = open_store(db_path)
+    run_a, run_b = resolve_run(store, run_a), resolve_run(store, run_b)
+    rows = store.paired_judgments(run_a, run_b)
     changed = [r for r in rows if (r["label_a"], r["status_a"]) != (r["label_b"], r["status_b"])]
     moves = Counter(f"{r['label_a']} → {r['label_b']}" for r in changed)
     result = {"run_a": run_a, "run_b": run_b, "pairs_in_both": len(rows),

@@ -32,7 +32,7 @@ from raer.evals.engines import (
     offending,
     summary,
 )
-from raer.graph.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option, resolve_run
 from raer.store import Store, open_store
 
 MAIN = "nDCG@10"
@@ -76,8 +76,7 @@ class _Evaluated(NamedTuple):
 def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evaluated:
     store = open_store(db_path)
     try:
-        if run_id == "latest":
-            run_id = store.latest_judging_run() or "latest"
+        run_id = resolve_run(store, run_id)
         gains = Gains.parse(gains_text)
         items = effective_labels(store, run_id)
         results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
@@ -85,7 +84,29 @@ def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evalua
     except (ValueError, LookupError) as exc:
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    unfinished = unfinished_warning(store, run_id)
+    if unfinished:
+        click.echo(f"warning: {unfinished}", err=True)
     return _Evaluated(store, run_id, gains, items, results)
+
+
+CONVENTIONS = {
+    "exclude": "unjudged pairs (failed, pending, cannot judge) dropped from the rankings "
+               "(condensed lists, as trec_eval -J); ideal from the run's judged pool",
+    "irrelevant": "unjudged pairs (failed, pending, cannot judge) kept as irrelevant (as "
+                  "trec_eval without -J); ideal from the run's judged pool",
+}
+
+
+def unfinished_warning(store: Store, run_id: str) -> str:
+    """A sentence when RUN_ID is unfinished: its scores leave out what is not judged yet."""
+    counts = store.pair_statuses(run_id)
+    pending, failed = counts.get("pending", 0), counts.get("failed", 0)
+    if not pending and not failed:
+        return ""
+    return (f"run {run_id} is unfinished: {pending} pairs pending, {failed} failed; its "
+            f"measures cover only what is judged (finish it with the same `raer judge` "
+            f"command, or `raer retry-failed {run_id}`)")
 
 
 @click.command()
@@ -104,7 +125,8 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
     texts = {i.query_id: i.query for i in items}
     judge = store.run_row(run_id)["settings"]
     report = {"run_id": run_id, "gains": gains.__dict__, "k": list(ks), "unjudged": unjudged,
-              "engines": {}}
+              "convention": CONVENTIONS[unjudged],
+              "unfinished": unfinished_warning(store, run_id), "engines": {}}
     for engine, result in results.items():
         overall = summary(result)
         groups = {kind: {name: summary(result, qs) for name, qs in members.items()}
@@ -135,8 +157,8 @@ def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
     out = Console(highlight=False)
     names = [f"nDCG@{k}" for k in ks] + [f"P@{ks[0]}", f"ERR@{ks[-1]}", "MRR",
                                          f"irrelevant@{ks[0]}", f"judged@{ks[-1]}"]
-    table = Table(title=f"{report['run_id']} · gains {report['gains']} · unjudged "
-                        f"{report['unjudged']} · mean [95% interval over queries]")
+    table = Table(title=f"{report['run_id']} · gains {report['gains']} · mean [95% interval "
+                        f"over queries]", caption=report["convention"])
     table.add_column("engine")
     table.add_column("queries", justify="right")
     for name in names:
@@ -213,7 +235,8 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
     base = results[baseline]
-    report = {"run_id": run_id, "baseline": baseline, "main_measure": main, "candidates": {}}
+    report = {"run_id": run_id, "baseline": baseline, "main_measure": main,
+              "unjudged": unjudged, "convention": CONVENTIONS[unjudged], "candidates": {}}
     tests = []
     for cand in candidates:
         shared = sorted(set(base.queries) & set(results[cand].queries))
@@ -239,7 +262,8 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
     out = Console(highlight=False)
     for cand, data in report["candidates"].items():
         table = Table(title=f"{cand} vs {baseline} on {data['queries']} queries · delta "
-                            "[95% bootstrap] · p (permutation, BH-adjusted) · p (t-test)")
+                            "[95% bootstrap] · p (permutation, BH-adjusted) · p (t-test)",
+                      caption=report["convention"])
         for column in ("measure", baseline, cand, "delta", "p perm", "p adj", "p t",
                        "W/L/T", "MDE"):
             table.add_column(column, justify="right")
@@ -266,6 +290,15 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
     """Each engine's measure over its stored evaluations; exit 1 on a regression (the
     latest value below the previous one by more than the latest interval's half width)."""
     rows = open_store(db_path).evaluations(engine or None)
+    stored = sorted({name for r in rows for name in json.loads(r["measures"])})
+    if rows and measure not in stored:
+        click.echo(f"bad input: no stored evaluation has the measure {measure!r}; stored: "
+                   f"{', '.join(stored)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if not rows:
+        click.echo(f"no stored evaluations{f' of engine {engine!r}' if engine else ''} in "
+                   f"{db_path}: `raer evaluate RUN` stores one", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     series: dict[str, list[dict]] = {}
     for r in rows:
         m = json.loads(r["measures"]).get(measure)

@@ -21,9 +21,10 @@ from raer.graph.cli.options import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
     EXIT_NOTHING_JUDGED,
-    db_option,
     json_option,
     model_options,
+    new_db_option,
+    say_if_new,
 )
 from raer.graph.grouping import group_by_query, in_input_order, unfinished
 from raer.graph.ray_cluster import RayUnavailable
@@ -52,7 +53,7 @@ async def _ask_person(item: dict) -> str:
 
 @click.command()
 @click.argument("pairs", type=click.Path(dir_okay=False))
-@db_option
+@new_db_option
 @model_options
 @click.option("--run", "run_name", default="",
               help="Name the run; by default a run is named by its settings' hash, so a "
@@ -158,6 +159,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         except RayUnavailable as exc:
             click.echo(f"refused: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
+    say_if_new(db_path)
     run_id = settings.run_id
     # A finished run is answered from the store: no graph, no model client, no model.
     finished_rows = _already_judged(db_path, run_id, records)

@@ -20,7 +20,7 @@ from raer.evals.labels import (
     split_by_query,
     store_labels,
 )
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, new_db_option, resolve_run
 from raer.graph.cli.output import force_option, write_output
 from raer.nodes.inputs import InputError
 from raer.store import open_store
@@ -37,7 +37,7 @@ def labels() -> None:
 @labels.command("import")
 @click.argument("kind", type=click.Choice(list(DEFAULT_MAPPING)))
 @click.argument("path", type=click.Path(exists=True))
-@db_option
+@new_db_option
 @click.option("--source", default="", help="Name to store the labels under (default: KIND).")
 @click.option("--mapping", default="",
               help="Label mapping: esci, wands, raer; JSON {\"raw\": \"raer label\"}; rules "
@@ -214,6 +214,7 @@ def from_reviews(run_id: str, db_path: str, source: str, split: str) -> None:
     """Copy people's decisions on RUN_ID's pairs into human labels (one per reviewer), for
     `raer agree`, `raer calibrate` and `raer ppi`."""
     store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
     rows = store.rows(
         """select j.query_id, j.product_id, d.reviewer, d.label from review_decisions d
            join judgments j on j.id = d.judgment_id

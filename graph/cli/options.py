@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,10 +20,36 @@ EXIT_NOTHING_JUDGED = 4  # every pair failed: nothing was judged
 EXIT_STORE_FULL = 5  # the store's disk is full: stopped at once, pending pairs remain
 
 
+def _existing_store(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A read command on a store that does not exist would create an empty one and print
+    empty tables with exit 0: a mistyped --db looked like "no results"."""
+    if value and not Path(value).exists():
+        click.echo(f"no store at {value} (a mistyped --db or RAER_DB?); `raer judge` and "
+                   f"`raer labels import` create one", err=True)
+        ctx.exit(EXIT_BAD_INPUT)
+    return value
+
+
 def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--db for commands that read a store: it must exist."""
     return click.option("--db", "db_path", envvar="RAER_DB", default="raer.db",
                         show_default=True, type=click.Path(dir_okay=False),
-                        help="SQLite file of the store (env RAER_DB).")(func)
+                        callback=_existing_store,
+                        help="SQLite file of the store (env RAER_DB); must exist.")(func)
+
+
+def new_db_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--db for commands that may create the store (judge, labels import, robustness,
+    ablate): they say so when they do."""
+    return click.option("--db", "db_path", envvar="RAER_DB", default="raer.db",
+                        show_default=True, type=click.Path(dir_okay=False),
+                        help="SQLite file of the store (env RAER_DB); created if "
+                             "missing.")(func)
+
+
+def say_if_new(db_path: str) -> None:
+    if not Path(db_path).exists():
+        click.echo(f"creating a new store at {db_path}", err=True)
 
 
 def ties_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,15 +89,26 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def resolve_run(store, run_id: str) -> str:
-    """A run id as given, or the store's most recent judging run for "latest"; exits 2
-    naming the store when there is none."""
+    """The run a user means: "latest" (the store's most recent judging run), an exact id,
+    or a unique prefix of one ("run-3f2" for "run-3f2a91c04e7b"). Unknown or ambiguous ids
+    end with exit 2 and the candidates (`raer runs` lists them all)."""
     if run_id == "latest":
         latest = store.latest_judging_run()
         if latest is None:
             click.echo(f"no judging run in {store.path}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         return latest
-    if store.run_row(run_id) is None:
-        click.echo(f"no run {run_id} in {store.path}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    return run_id
+    if store.run_row(run_id) is not None:
+        return run_id
+    ids = store.run_ids()
+    matches = [i for i in ids if i.startswith(run_id)] if run_id else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        click.echo(f"run {run_id!r} is ambiguous in {store.path}: {', '.join(matches[:10])}",
+                   err=True)
+    else:
+        known = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "") if ids else "none"
+        click.echo(f"no run {run_id!r} in {store.path}; runs there: {known} (see `raer runs`)",
+                   err=True)
+    sys.exit(EXIT_BAD_INPUT)

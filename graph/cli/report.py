@@ -8,7 +8,7 @@ import sys
 import click
 
 from raer.evals.report import write_report
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, ties_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, resolve_run, ties_option
 from raer.store import open_store
 
 
@@ -26,7 +26,9 @@ def report(run_ids: tuple[str, ...], db_path: str, source: str, split: str, resa
            common: bool, ties: str, out_dir: str) -> None:
     """Write report.md and report.html (charts inline, opens offline) for RUN_IDS."""
     try:
-        paths = write_report(open_store(db_path), list(run_ids), out_dir, source, split,
+        store = open_store(db_path)
+        run_ids = tuple(resolve_run(store, r) for r in run_ids)
+        paths = write_report(store, list(run_ids), out_dir, source, split,
                              resamples, common, ties)
     except LookupError as exc:
         click.echo(str(exc), err=True)

@@ -12,14 +12,14 @@ import click
 from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.robustness import build_set, markdown, robustness_table
 from raer.graph.api import judge_pairs
-from raer.graph.cli.options import db_option, json_option, model_options
+from raer.graph.cli.options import json_option, model_options, new_db_option
 from raer.nodes.context import Context
 from raer.nodes.inputs import read_pairs
 from raer.store import open_store
 
 
 @click.command()
-@db_option
+@new_db_option
 @click.option("--out", "out_dir", default="robustness", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the set and robustness.md.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1))

@@ -9,7 +9,13 @@ import sys
 import click
 
 from raer.graph.api import judge_pairs
-from raer.graph.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option
+from raer.graph.cli.options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    db_option,
+    json_option,
+    resolve_run,
+)
 from raer.graph.stored_runs import pairs_with_status, run_settings
 from raer.store import open_store
 
@@ -19,7 +25,9 @@ from raer.store import open_store
 @db_option
 def status(run_id: str, db_path: str) -> None:
     """Pairs of RUN_ID by status: pending, done, escalated, failed."""
-    counts = open_store(db_path).pair_statuses(run_id)
+    store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
+    counts = store.pair_statuses(run_id)
     click.echo(json.dumps({"run_id": run_id, **{s: counts.get(s, 0) for s in
                                                 ("pending", "done", "escalated", "failed")}}))
 
@@ -38,6 +46,7 @@ def retry_failed(run_id: str, db_path: str, concurrency: int, include_pending: b
                  api_key_env: str, prices: str) -> None:
     """Redo only the failed pairs of RUN_ID, with the settings the run was made with."""
     store = open_store(db_path)
+    run_id = resolve_run(store, run_id)
     try:
         settings = run_settings(store, run_id, db_path=db_path, max_concurrency=concurrency,
                                 api_key_env=api_key_env, prices=prices)
@@ -54,3 +63,25 @@ def retry_failed(run_id: str, db_path: str, concurrency: int, include_pending: b
                            "run": counts}))
     if counts.get("failed"):
         sys.exit(EXIT_FAILED)
+
+
+@click.command("runs")
+@db_option
+@json_option
+def runs_list(db_path: str, as_json: bool) -> None:
+    """The store's runs, newest first: id, kind, judge model, pairs by status, engines,
+    created. Every command that takes a run accepts its id, a unique prefix, or "latest"."""
+    runs = open_store(db_path).runs_overview()
+    if as_json:
+        click.echo(json.dumps({"runs": runs}, indent=2))
+        return
+    if not runs:
+        click.echo(f"no runs in {db_path}")
+        return
+    for r in runs:
+        pairs = r["pairs"]
+        by_status = " ".join(f"{s} {pairs[s]}" for s in ("done", "escalated", "failed",
+                                                         "pending") if pairs.get(s))
+        click.echo(f"{r['run_id']}  {r['kind']:<8} {r['created_at'][:16]}  "
+                   f"{r['judge_model'] or '-'}  {by_status or 'no pairs'}  engines: "
+                   f"{', '.join(e or '(none)' for e in r['engines']) or '-'}")

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option
+from raer.graph.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
 from raer.graph.trace import find_judgment, pair_trace
 from raer.store import open_store
 
@@ -99,6 +99,7 @@ def show(judgment_id: str | None, db_path: str, query: str, product_id: str, run
     if not judgment_id and not (query and product_id):
         raise click.UsageError("give a JUDGMENT_ID, or --query and --product")
     store = open_store(db_path)
+    run_id = resolve_run(store, run_id) if run_id else run_id
     try:
         judgment = find_judgment(store, judgment_id, query=query, product_id=product_id,
                                  run_id=run_id, engine=engine)
