@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml $(SOURCES)
 setup: $(STAMP)
 
 demo: $(STAMP)
-	rm -f demo.db
-	# exit 1 means some pairs failed and were recorded with their reason: still a demo
-	$(BIN)/raer judge demo/pairs.jsonl --db demo.db || test $$? -eq 1
+	# demo.db is kept: a second `make demo` continues the run (0 calls once finished).
+	# Any exit but 0 fails the demo: a pair that failed or a run that was interrupted is not
+	# a demo (the planted missing and corrupt images degrade to text-only judgments, they
+	# do not fail).
+	$(BIN)/raer judge demo/pairs.jsonl --db demo.db
 	$(BIN)/raer review list --db demo.db
 	# two engines ranked the same products: compared with the offline model's (chance) labels
 	$(BIN)/raer compare latest --db demo.db --baseline demo-engine --candidate demo-engine-b \

@@ -182,3 +182,26 @@ def test_trend_refuses_an_unknown_measure_and_evaluate_names_its_convention(
     store.db.conn.commit()
     warned = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db)])
     assert "is unfinished: 1 pairs pending" in warned.stderr
+
+
+def test_off_a_terminal_judge_prints_plain_progress_lines(standard_answers, tmp_path):
+    """Issue 24: `make demo` printed nothing for ~9 minutes when not on a terminal."""
+    out = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db",
+                                    str(tmp_path / "p.db"), *MODEL])
+    assert out.exit_code == 0, out.output
+    assert "judging 2 pairs into run" in out.stderr
+    assert "judged 2 of 2 pairs · calls" in out.stderr
+
+
+def test_make_demo_keeps_its_store_and_fails_on_any_failed_pair():
+    """Issue 24: `make demo` deleted demo.db (judging everything again) and accepted exit 1,
+    so an interrupted run with 14 of 80 pairs judged passed."""
+    import subprocess
+
+    from tests.conftest import REPO
+
+    recipe = subprocess.run(["make", "-n", "-W", "pyproject.toml", "demo"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    [judge] = [line for line in recipe.splitlines() if " judge demo/pairs.jsonl" in line]
+    assert "rm -f demo.db" not in recipe
+    assert "||" not in judge and judge.rstrip().endswith("--db demo.db")

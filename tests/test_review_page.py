@@ -252,3 +252,54 @@ def test_rebound_host_names_and_oversized_bodies_are_refused(queue_store):
             "note": "x" * 100_000}
     assert local.post("/api/decide", json=huge).status_code == 413
     assert store.db["review_decisions"].count == 0
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
+@pytest.mark.parametrize("size", [(390, 844), (360, 740), (1280, 800)],
+                         ids=["phone-390", "phone-360", "desktop"])
+def test_the_page_works_at_phone_and_desktop_widths(served, size):
+    """Issue 24: at 390 px the layout was 566 px wide, text and buttons cut off, a tap on
+    "irrelevant" blocked; the "recorded" confirmation sat off-screen; undo went one step."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store, run_id, ids = served
+    width, height = size
+    phone = width < 600
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": width, "height": height},
+                                has_touch=phone, is_mobile=phone)
+        page.goto(f"{base}/?reviewer=ana&run={run_id}")
+        progress = page.locator("#progress")
+        expect(progress).to_have_text("4 of 4 left")
+        page.wait_for_function("document.getElementById('packshot').complete")
+        layout = page.evaluate("document.documentElement.scrollWidth")
+        assert layout <= width, f"layout {layout} px wide in a {width} px viewport"
+        if phone:  # the packshot comes first, above the query
+            shot = page.locator(".picture").bounding_box()
+            query = page.locator("#query").bounding_box()
+            assert shot["y"] < query["y"]
+        for label, left in (("irrelevant", "3 of 4 left"),
+                            ("acceptable substitute", "2 of 4 left"),
+                            ("highly relevant", "1 of 4 left")):
+            button = page.locator(f"button[data-label='{label}']")
+            box = button.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width  # not cut off
+            if phone:
+                assert box["height"] >= 44  # a finger's tap target
+                button.tap()
+            else:
+                button.click()
+            expect(progress).to_have_text(left)
+            message = page.locator("#message")
+            expect(message).to_contain_text(f"{label} recorded")
+            seen = message.bounding_box()
+            assert 0 <= seen["y"] and seen["y"] + seen["height"] <= height  # on screen
+        for left in ("2 of 4 left", "3 of 4 left", "4 of 4 left"):  # three steps back
+            page.locator("#undo").click()
+            expect(progress).to_have_text(left)
+            expect(page.locator("#message")).to_contain_text("undone")
+        browser.close()
+    active = store.rows("select count(*) as n from review_decisions where undone_at is null")
+    assert active[0]["n"] == 0
+    assert store.db["review_decisions"].count == 3

@@ -184,11 +184,24 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         task = bar.add_task(f"judging {run_id}" + (f" ({workers} workers)" if workers > 1
                                                    else ""), total=len(records), stats="")
 
+        # Off a terminal (make, CI, a log file) rich draws no live bar: a plain line at
+        # most every PLAIN_EVERY seconds says the run is alive and where it stands.
+        plain = not as_json and not interactive and not err.is_terminal
+        last_line = [time.monotonic()]
+        if plain:
+            click.echo(f"judging {len(records)} pairs into run {run_id} "
+                       f"({finished_before} finished before)", err=True)
+
         def show(done: int, calls: int, tokens: int, cost: float, escalated: int,
                  failed: int) -> None:
-            bar.update(task, completed=done, stats=(
-                f"calls {calls} · tokens {tokens:,} · ${cost:.4f} · review {escalated} · "
-                f"failed {failed}"))
+            stats = (f"calls {calls} · tokens {tokens:,} · ${cost:.4f} · review {escalated} · "
+                     f"failed {failed}")
+            bar.update(task, completed=done, stats=stats)
+            now = time.monotonic()
+            if plain and (now - last_line[0] >= PLAIN_EVERY or done == len(records)):
+                last_line[0] = now
+                click.echo(f"judged {done} of {len(records)} pairs · {stats} · "
+                           f"{now - started:.0f} s", err=True)
 
         def on_progress(progress) -> None:
             tally = store.tally(run_id)  # in memory: no aggregate query per finished pair
@@ -286,6 +299,9 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         sys.exit(EXIT_NOTHING_JUDGED)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
+
+
+PLAIN_EVERY = 10.0
 
 
 def _already_judged(db_path: str, run_id: str,
