@@ -22,7 +22,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from raer.nodes.common import normalise_query, query_id
-from raer.nodes.inputs import InputError, Pair, read_records, resolve_image
+from raer.nodes.inputs import (
+    ColumnsError,
+    InputError,
+    Pair,
+    read_records,
+    resolve_image,
+)
+from raer.nodes.inputs import parse_columns as _parse_columns
 from raer.nodes.schemas import LABELS
 from raer.store import Store
 from raer.store.store import now
@@ -288,15 +295,12 @@ def title_product_id(title: str) -> str:
 
 
 def parse_columns(spec: str) -> dict[str, str]:
-    """`query=search_term,product_id=pid` → {"search_term": "query", "pid": "product_id"}."""
-    renames: dict[str, str] = {}
-    for part in (p for p in spec.split(",") if p.strip()):
-        target, _, source = part.partition("=")
-        if not target.strip() or not source.strip():
-            raise MappingError(f"--columns: cannot read {part!r}; expected FIELD=COLUMN, "
-                               f"e.g. query=search_term")
-        renames[source.strip()] = target.strip()
-    return renames
+    """`query=search_term,product_id=pid` → {"search_term": "query", "pid": "product_id"};
+    the same reading as `raer judge --columns` (raer.nodes.inputs)."""
+    try:
+        return _parse_columns(spec)
+    except ColumnsError as exc:
+        raise MappingError(str(exc)) from exc
 
 
 def read_label_table(path: str | Path, annotators: list[str],

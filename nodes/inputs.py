@@ -151,15 +151,46 @@ def resolve_image(image: str, folder: Path, folders: dict[str, str] | None = Non
     return os.path.join(real, tail)
 
 
-def read_pairs(path: str | Path) -> list[Pair]:
-    """All pairs of a file, validated; raises InputError listing every bad line."""
+class ColumnsError(ValueError):
+    """A --columns option that cannot be read; the message names the option."""
+
+
+def parse_columns(spec: str, option: str = "--columns") -> dict[str, str]:
+    """`query=search_term,product_id=pid` → {"search_term": "query", "pid": "product_id"}."""
+    renames: dict[str, str] = {}
+    for part in (p for p in spec.split(",") if p.strip()):
+        target, _, source = part.partition("=")
+        if not target.strip() or not source.strip():
+            raise ColumnsError(f"{option}: cannot read {part!r}; expected FIELD=COLUMN, "
+                               f"e.g. query=search_term")
+        renames[source.strip()] = target.strip()
+    return renames
+
+
+def read_pairs(path: str | Path, columns: dict[str, str] | None = None) -> list[Pair]:
+    """All pairs of a file, validated; raises InputError listing every bad line.
+    `columns` renames a shop's own columns to raer's fields ({"search_term": "query"})."""
     path = Path(path)
     problems: list[tuple[str, int | None, str, str]] = []
+    records = read_records(path)
+    if columns:
+        unknown = [f"{field}={column}" for column, field in columns.items()
+                   if field not in Pair.model_fields]
+        if unknown:
+            raise InputError([(str(path), None, "--columns", f"{', '.join(unknown)}: not a "
+                               f"raer field ({', '.join(Pair.model_fields)})")])
+        seen_columns = {k for _, r in records if isinstance(r, dict) for k in r}
+        absent = [c for c in columns if c not in seen_columns]
+        if absent:
+            raise InputError([(str(path), None, "--columns", f"no column {', '.join(absent)} "
+                               f"in the file (it has: {', '.join(sorted(seen_columns))})")])
+        records = [(n, {columns.get(k, k): v for k, v in r.items()} if isinstance(r, dict)
+                    else r) for n, r in records]
     pairs: list[Pair] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     products: dict[str, tuple[int, dict[str, Any]]] = {}
     folders: dict[str, str] = {}
-    for number, record in read_records(path):
+    for number, record in records:
         if not isinstance(record, dict):
             problems.append((str(path), number, "(line)", "expected an object"))
             continue

@@ -205,3 +205,26 @@ def test_make_demo_keeps_its_store_and_fails_on_any_failed_pair():
     [judge] = [line for line in recipe.splitlines() if " judge demo/pairs.jsonl" in line]
     assert "rm -f demo.db" not in recipe
     assert "||" not in judge and judge.rstrip().endswith("--db demo.db")
+
+
+def test_judge_reads_a_shops_own_columns(standard_answers, tmp_path):
+    """Issue 24: `raer judge` took no column mapping for a shop's own CSV."""
+    shop = tmp_path / "shop.csv"
+    shop.write_text("search_term,sku,name,lang\nblack jeans,p1,Levi's 501 black,en\n"
+                    "black jeans,p2,Wrangler jeans,en\n")
+    db = tmp_path / "shop.db"
+    args = ["judge", str(shop), "--db", str(db), "--json", *MODEL, "--columns",
+            "query=search_term,product_id=sku,title=name,language=lang"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["statuses"]["done"] == 2
+    rows = open_store(db).rows("select q.text, j.product_id from judgments j join queries q "
+                               "on q.id = j.query_id order by j.product_id")
+    assert [(r["text"], r["product_id"]) for r in rows] == [("black jeans", "p1"),
+                                                            ("black jeans", "p2")]
+    for columns, said in (("query=nope", "no column nope"), ("query=search_term", "title"),
+                          ("quarry=search_term", "not a raer field"), ("query", "FIELD=COLUMN")):
+        bad = CliRunner().invoke(main, ["judge", str(shop), "--db", str(tmp_path / "x.db"),
+                                        *MODEL, "--columns", columns])
+        assert bad.exit_code == 2 and said in bad.stderr, (columns, bad.output)
+    assert not (tmp_path / "x.db").exists()  # refused before the store was created

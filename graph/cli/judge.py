@@ -30,7 +30,7 @@ from raer.graph.grouping import group_by_query, in_input_order, unfinished
 from raer.graph.ray_cluster import RayUnavailable
 from raer.graph.workers import default_workers
 from raer.nodes.context import Context
-from raer.nodes.inputs import InputError, read_pairs
+from raer.nodes.inputs import ColumnsError, InputError, parse_columns, read_pairs
 from raer.nodes.models.offline import require_offline_model
 from raer.nodes.review_policy import PolicyError, read_policy
 from raer.nodes.schemas import LABELS
@@ -108,6 +108,9 @@ async def _ask_person(item: dict) -> str:
                    "for a cluster secured otherwise: an open cluster runs anyone's code).")
 @click.option("--shard-pairs", default=100, show_default=True, type=click.IntRange(1),
               help="With --ray: about this many pairs per task (whole queries).")
+@click.option("--columns", default="",
+              help="Rename a file's own columns to raer's fields, as `raer labels import` "
+                   "does, e.g. query=search_term,product_id=sku,title=name.")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
 @json_option
@@ -117,13 +120,16 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
-          shard_pairs: int, dry_run: bool,
+          shard_pairs: int, dry_run: bool, columns: str,
           as_json: bool,
           **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
     err = Console(stderr=True)
     try:
-        records = read_pairs(pairs)
+        records = read_pairs(pairs, parse_columns(columns))
+    except ColumnsError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     except InputError as exc:
         click.echo(f"bad input:\n{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
