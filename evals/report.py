@@ -24,7 +24,8 @@ from raer.store import Store
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
-padding:3px 7px;text-align:left}th{background:#f0f3f8}.note{background:#fff6d6;
+padding:3px 7px;text-align:left}th{background:#f0f3f8}.explain{color:#555;font-size:13px;
+max-width:80ch}.note{background:#fff6d6;
 border-left:4px solid #e0b100;padding:8px 12px}.charts{display:flex;flex-wrap:wrap;gap:16px}
 svg{max-width:100%;height:auto}"""
 
@@ -51,7 +52,9 @@ def markdown_report(data: dict[str, Any]) -> str:
     out = [f"# raer agreement report ({data['source'] or 'all label sources'}"
            f"{', split ' + data['split'] if data['split'] else ''})", "",
            f"Scope: {scope_line(data)}.", "",
-           comparison_table(data["results"], data["names"]), ""]
+           comparison_table(data["results"], data["names"]), "", EXPLAIN["comparison"], ""]
+    if pair_sets_note(data):
+        out += [f"> {pair_sets_note(data)}", ""]
     if any(data["offline"].values()):
         out += [f"> {OFFLINE_NOTE}", ""]
     for run_id, groups in data["results"].items():
@@ -77,13 +80,53 @@ def _md_table_to_html(table: str) -> str:
                       for row in body) + "</table>")
 
 
+EXPLAIN = {
+    "comparison": "Each run against the human majority. Agreement: share of judged pairs "
+                  "with the same label; κ (Cohen's kappa): agreement beyond chance (0 = "
+                  "chance, 1 = perfect), linear and quadratic weights count a near miss "
+                  "as half right; α ordinal (Krippendorff): the same on the ordered scale; "
+                  "hard disagreements: two steps apart (highly relevant vs irrelevant); "
+                  "intervals: 95% bootstrap over queries.",
+    "breakdown": "The same figures per group (language, query type …). 'rater vs others' "
+                 "is each human rater against the other raters' majority: the ceiling a "
+                 "judge can be compared with.",
+    "confusion": "Rows: the people's label; columns: the judge's. The diagonal agrees.",
+    "per_label": "Precision: of the pairs the judge gave this label, the share people "
+                 "gave it too; recall: of the pairs people gave it, the share the judge found.",
+    "engines": "nDCG@10: graded gain of the top 10 against the best order of the judged "
+               "pool (1 = ideal); P@10: share of relevant in the top 10; ERR: expected "
+               "reciprocal rank; MRR: 1 / rank of the first relevant; irrelevant@10: "
+               "share irrelevant (lower is better); judged@10: share of the top 10 with a "
+               "label.",
+}
+
+
+def pair_sets_note(data: dict[str, Any]) -> str:
+    """A warning when the runs side by side were scored on different pairs (their numbers
+    are then not comparable pair for pair), or "" when they share one set."""
+    judged = {data["names"].get(r, r): g["overall"]["judged"]
+              for r, g in data["results"].items()}
+    if len(judged) < 2 or data.get("common_pairs") or len(set(judged.values())) == 1:
+        return ""
+    sizes = ", ".join(f"{name}: {n}" for name, n in judged.items())
+    return (f"These runs are scored on different pairs ({sizes} judged pairs): compare "
+            f"them pair for pair with --common.")
+
+
+def _explain(key: str) -> str:
+    return f"<p class='explain'>{html.escape(EXPLAIN[key])}</p>"
+
+
 def html_report(data: dict[str, Any]) -> str:
     title = (f"raer agreement report — {html.escape(data['source'] or 'all label sources')}"
              + (f", split {html.escape(data['split'])}" if data["split"] else ""))
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}"
              f"</title><style>{CSS}</style></head><body><h1>{title}</h1>",
              f"<p>Scope: {html.escape(scope_line(data))}.</p>",
-             _md_table_to_html(comparison_table(data["results"], data["names"]))]
+             _md_table_to_html(comparison_table(data["results"], data["names"])),
+             _explain("comparison")]
+    if pair_sets_note(data):
+        parts.append(f"<p class='note'>{html.escape(pair_sets_note(data))}</p>")
     if any(data["offline"].values()):
         parts.append(f"<p class='note'>{html.escape(OFFLINE_NOTE)}</p>")
     for run_id, groups in data["results"].items():
@@ -92,7 +135,8 @@ def html_report(data: dict[str, Any]) -> str:
         parts += [f"<h2>{html.escape(name)}</h2>",
                   f"<p>Agreement with the human majority: <b>{pct(overall['agreement'])}%</b> "
                   f"on {overall['judged']} judged pairs of {overall['pairs']}.</p>",
-                  _md_table_to_html(breakdown_table(groups)), "<div class='charts'>",
+                  _md_table_to_html(breakdown_table(groups)), _explain("breakdown"),
+                  "<div class='charts'>",
                   charts.confusion_heatmap(overall["confusion"], "confusion (pairs)"),
                   charts.agreement_bars(groups, "agreement by group"),
                   charts.label_distribution(overall["judge_labels"], overall["human_labels"],
@@ -100,8 +144,8 @@ def html_report(data: dict[str, Any]) -> str:
         if cost["by_node"]:
             parts.append(charts.usage_by_node(cost["by_node"], "cost and time by node"))
         parts += ["</div>", f"<h3>{html.escape(raw_confusion_title(overall))}</h3>",
-                  _md_table_to_html(raw_confusion_table(overall)),
-                  "<h3>Precision and recall per label</h3>",
+                  _explain("confusion"), _md_table_to_html(raw_confusion_table(overall)),
+                  "<h3>Precision and recall per label</h3>", _explain("per_label"),
                   _md_table_to_html(per_label_table(overall))]
         if cost["calls"]:
             parts.append("<h3>Cost and time</h3><ul>" + "".join(
@@ -142,7 +186,7 @@ def engine_sections(store: Store, run_ids: list[str]) -> tuple[list[str], list[s
         parts += [f"<h2>Engines in {html.escape(run_id)}</h2>",
                   "<p>Measured with the run's labels (a reviewer's label first); 95% "
                   "intervals over queries. `raer compare` tests the differences.</p>",
-                  _md_table_to_html(table)]
+                  _explain("engines"), _md_table_to_html(table)]
     series: dict[str, list[dict[str, Any]]] = {}
     for row in store.evaluations():
         measure = json.loads(row["measures"]).get("nDCG@10")

@@ -68,19 +68,29 @@ Confidence = Annotated[
 class Product(BaseModel):
     """One product as the search engine returned it. Text fields are untrusted seller data."""
 
-    model_config = ConfigDict(extra="forbid")
+    # attribute docstrings become the field descriptions Studio and the server's schemas show
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     product_id: str = Field(min_length=1)
+    """The shop's id of the product; one id names one product."""
     title: str = Field(min_length=1)
+    """The product's title, as the shop shows it."""
     brand: str = ""
+    """The brand, if the catalogue has one."""
     colour: str = ""
+    """The colour, as the catalogue names it."""
     category: str = ""
+    """The shop's category path or name."""
     description: str = ""
+    """The seller's description (untrusted text, cut to a stated length in the prompt)."""
     attributes: dict[str, str] = Field(default_factory=dict)
+    """Further catalogue attributes, name to value."""
     image: str = ""
     """Local path, http(s) URL or data URL; empty when the product has no packshot."""
     engine: str = ""
+    """Which engine or configuration returned the product."""
     rank: int | None = None
+    """Its position in that engine's results (1 = first)."""
 
     @field_validator("title", "product_id", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, NotRequired
 
+from pydantic import ConfigDict
 from typing_extensions import TypedDict
 
 from raer.nodes.schemas import Product
@@ -18,6 +19,8 @@ from raer.nodes.schemas import Product
 class QueryInput(TypedDict):
     """What a caller sends: one query and the products an engine returned for it."""
 
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
+
     query: str
     """The shopper's query, as typed."""
     products: list[Product]
@@ -25,6 +28,7 @@ class QueryInput(TypedDict):
     language: NotRequired[str]
     """ISO code ("en", "de"); detected from the query when absent."""
     query_type: NotRequired[str]
+    """Your query segment (kept with the query)."""
 
 
 class QueryKeys(TypedDict, total=False):
@@ -52,8 +56,14 @@ class QueryState(QueryInput, QueryKeys, total=False):
 
 
 class QueryOutput(TypedDict):
+    """What a run answers: its run, the query's id, and one summary per product."""
+
+    __pydantic_config__ = ConfigDict(use_attribute_docstrings=True)  # type: ignore[misc]
+
     run_id: str
+    """The run (named by the hash of its settings): `raer show`, `raer evaluate` take it."""
     query_id: str
+    """The query's id in the store (normalised text and language)."""
     judgments: list[dict[str, Any]]
     """One summary per product: judgment_id, product_id, engine, status, label, confidence,
     review_reasons, human_label, error."""

@@ -400,6 +400,7 @@ def test_mistyped_label_studio_exports_are_bad_input_named_by_field(tmp_path, co
     path = tmp_path / "export.json"
     path.write_text(content)
     db = tmp_path / "r.db"
+    open_store(db)  # the store a review import reads (it must exist)
     out = CliRunner().invoke(main, ["review", "import", str(path), "--db", str(db)])
     assert out.exit_code == 2, out.output
     assert named in out.stderr

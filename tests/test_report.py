@@ -112,3 +112,30 @@ def test_hard_disagreements_are_categorised_through_the_model_door_and_stored(
     assert stored["category"] == "product type" and stored["model"] == "gpt-4o-mini"
     prompt = standard_answers.calls("DisagreementCause")[0][-1].content
     assert "Human label: highly relevant" in prompt and "Judge label: irrelevant" in prompt
+
+
+def test_report_explains_its_statistics_and_flags_runs_on_different_pairs(judged_store,
+                                                                           tmp_path):
+    """Issue 24: the report explained none of its statistics and put runs scored on
+    different pair sets side by side without saying so."""
+    db, run_id = judged_store
+    # a second run that judged only the English pairs
+    english = write_jsonl(tmp_path / "en.jsonl", [
+        {"query": "black jeans", "language": "en", "product_id": "p1", "title": "Black jeans"},
+        {"query": "black jeans", "language": "en", "product_id": "p2", "title": "Belt"}])
+    CliRunner().invoke(main, ["judge", str(english), "--db", db, "--run", "run-en",
+                              "--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini"])
+    out = tmp_path / "two"
+    result = CliRunner().invoke(main, ["report", run_id, "run-en", "--db", db, "--source",
+                                       "people", "--resamples", "50", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "scored on different pairs" in page and "--common" in page
+    for phrase in ("agreement beyond chance", "Precision: of the pairs", "Rows: the people"):
+        assert phrase in page, phrase
+    assert "scored on different pairs" in (out / "report.md").read_text()
+    same = CliRunner().invoke(main, ["report", run_id, "run-en", "--db", db, "--source",
+                                     "people", "--resamples", "50", "--common", "--out",
+                                     str(tmp_path / "common")])
+    assert same.exit_code == 0, same.output
+    assert "scored on different pairs" not in (tmp_path / "common" / "report.html").read_text()

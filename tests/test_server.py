@@ -167,6 +167,12 @@ def test_a_client_cannot_choose_endpoints_keys_store_or_files(server, tmp_path):
         "profile", "guideline_mode", "describe_images", "scale", "review_below", "review_mode"}
     assert schemas["input_schema"]["required"] == ["query", "products"]
     assert "judgments" in schemas["output_schema"]["properties"]
+    # every field a client sends or reads says what it is (issue 24: none did)
+    product = schemas["input_schema"]["$defs"]["Product"]["properties"]
+    for fields in (schemas["input_schema"]["properties"], product,
+                   schemas["output_schema"]["properties"],
+                   schemas["context_schema"]["properties"]):
+        assert all(f.get("description") for f in fields.values()), fields
 
 
 def test_the_server_runs_several_jobs_at_once(server):
