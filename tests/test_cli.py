@@ -182,6 +182,11 @@ def test_trend_refuses_an_unknown_measure_and_evaluate_names_its_convention(
     store.db.conn.commit()
     warned = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db)])
     assert "is unfinished: 1 pairs pending" in warned.stderr
+    # a run with nothing judged yet: exit 2 saying so (it was a KeyError traceback)
+    store.db.execute("update judgments set status = 'pending', label = null")
+    store.db.conn.commit()
+    nothing = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db), "--json"])
+    assert nothing.exit_code == 2 and "nothing in run" in nothing.stderr
 
 
 def test_off_a_terminal_judge_prints_plain_progress_lines(standard_answers, tmp_path):
@@ -228,3 +233,20 @@ def test_judge_reads_a_shops_own_columns(standard_answers, tmp_path):
                                         *MODEL, "--columns", columns])
         assert bad.exit_code == 2 and said in bad.stderr, (columns, bad.output)
     assert not (tmp_path / "x.db").exists()  # refused before the store was created
+
+
+def test_a_query_not_judged_yet_is_not_among_the_worst(standard_answers, tmp_path):
+    """Issue 24: on an unfinished run, queries with nothing judged scored nDCG 0 and
+    topped the worst-queries list."""
+    pairs = write_jsonl(tmp_path / "two.jsonl", [
+        {"query": q, "language": "en", "engine": "A", "rank": r, "product_id": f"{q}-{r}",
+         "title": f"{q} {r}"} for q in ("black jeans", "red dress") for r in (1, 2)])
+    db = tmp_path / "two.db"
+    CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), *MODEL])
+    store = open_store(db)
+    store.db.execute("update judgments set status = 'pending', label = null where "
+                     "product_id like 'red dress%'")
+    store.db.conn.commit()
+    out = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db), "--json"])
+    worst = json.loads(out.stdout)["engines"]["A"]["worst"]
+    assert [w["query"] for w in worst] == ["black jeans"]

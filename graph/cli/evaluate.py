@@ -79,6 +79,9 @@ def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evalua
         run_id = resolve_run(store, run_id)
         gains = Gains.parse(gains_text)
         items = effective_labels(store, run_id)
+        if not any(not i.source.startswith("unjudged") for i in items):
+            raise LookupError(f"nothing in run {run_id} is judged yet: "
+                              f"{unfinished_warning(store, run_id) or 'it has no pairs'}")
         results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
                                    gains=gains, unjudged=unjudged, items=items)
     except (ValueError, LookupError) as exc:
@@ -134,7 +137,11 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
         ndcg = result.per_query[f"nDCG@{k_worst}"]
         worst_queries = []
         mine = [i for i in items if i.engine == engine]
-        for q in sorted(result.queries, key=lambda q: ndcg[q])[:worst]:
+        # a query with nothing judged yet (an unfinished run) scores 0 but says nothing
+        # about the engine: it is not listed among the worst
+        judged = {i.query_id for i in mine if not i.source.startswith("unjudged")}
+        for q in sorted((q for q in result.queries if q in judged),
+                        key=lambda q: ndcg[q])[:worst]:
             worst_queries.append({"query_id": q, "query": texts[q], f"nDCG@{k_worst}":
                                   round(ndcg[q], 4), "offending": offending(mine, q, k_worst)})
         report["engines"][engine] = {"queries": len(result.queries), "measures": overall,
