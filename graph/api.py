@@ -190,6 +190,8 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
             task.add_done_callback(running.discard)
         results = await asyncio.gather(*running, return_exceptions=True)
     if full:
+        if isinstance(full[0], StoreFull):
+            raise full[0]
         raise StoreFull(f"{settings.db_path}: the disk is full ({full[0]}); the run stopped "
                         f"at once. What was written is whole; free space and run the same "
                         f"command again to judge the pending pairs")

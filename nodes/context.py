@@ -146,6 +146,9 @@ class Context:
         "URLs may reach, e.g. a shop's own CDN; every other private, loopback, link-local or "
         "metadata address is refused.")
     offline_threads: int = operational(2, "CPU threads of the embedded offline model.")
+    min_free_mb: float = operational(
+        64, "A run stops, before paying for a call, when the store's disk has less free "
+        "space than this (MB): an answer that cannot be stored is paid again. 0: no check.")
     prompt_set: str = setting("default", "\"default\" or a folder of prompt files; a file "
                               "it lacks falls back to the shipped one.")
     prices: str = operational("", "JSON object {model: [usd per 1M input, usd per 1M output, "

@@ -61,7 +61,18 @@ def claim_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+_ABANDONED: set[str] = set()
+
+
+def abandon_claim(owner: str) -> None:
+    """A claim this process could not release (its store could not be written): taken
+    over at once, like a dead process's, instead of waiting for it to expire."""
+    _ABANDONED.add(owner)
+
+
 def _alive(owner: str) -> bool:
+    if owner in _ABANDONED:
+        return False
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -509,8 +520,32 @@ class StoreFull(StoreUnusable):
     was written is whole, the rest stays pending for the same command once there is room."""
 
 
+def free_bytes(path: str | Path) -> int:
+    """Bytes free to this user on the filesystem holding `path`."""
+    stat = os.statvfs(Path(path).resolve().parent)
+    return stat.f_bavail * stat.f_frsize
+
+
+def ensure_room(path: str | Path, min_free_mb: float) -> None:
+    """Raise StoreFull before a model call is paid whose answer the store may not have room
+    for (one statvfs call, microseconds, before each model call). A call's answer that
+    cannot be written is lost and paid again on the rerun; stopping with room to spare pays
+    nothing twice."""
+    if min_free_mb <= 0:
+        return
+    free = free_bytes(path)
+    if free < min_free_mb * 2**20:
+        raise StoreFull(f"{path}: only {free / 2**20:.1f} MB free on its disk, under the "
+                        f"{min_free_mb:g} MB kept for answers in flight; the run stopped "
+                        f"before paying for calls it could not store. What was written is "
+                        f"whole; free space and run the same command again")
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    """SQLite's SQLITE_FULL ("database or disk is full"), or the OS's ENOSPC."""
+    """SQLite's SQLITE_FULL ("database or disk is full"), the OS's ENOSPC, or the room
+    check's StoreFull."""
+    if isinstance(exc, StoreFull):
+        return True
     if isinstance(exc, sqlite3.OperationalError):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
             "database or disk is full" in str(exc))

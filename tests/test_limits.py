@@ -185,7 +185,7 @@ def test_a_full_disk_stops_the_run_at_once_and_says_so(standard_answers, tmp_pat
     pairs = pairs_file(tmp_path, queries=30, products=4)
     store = open_store(db)  # the process's one store for this path: the run uses it too
     pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages + 12}")
+    store.db.execute(f"PRAGMA max_page_count = {pages + 40}")
     full = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), *MODEL])
     assert full.exit_code == 5, full.output
     assert "disk is full" in full.stderr and "max-cost" not in full.stderr
@@ -196,3 +196,32 @@ def test_a_full_disk_stops_the_run_at_once_and_says_so(standard_answers, tmp_pat
     assert again.exit_code == 0, again.output
     statuses = json.loads(again.stdout)["statuses"]
     assert statuses["pending"] == 0 and statuses["done"] + statuses["escalated"] == 120
+
+
+def test_a_disk_running_out_stops_the_run_before_paying_twice(standard_answers, tmp_path,
+                                                             monkeypatch):
+    """A disk that fills mid-run lost the answers in flight (paid again on the rerun: 3 of
+    48 calls with SQLite's own limit above). The run now stops while there is room left for
+    them: the rerun pays for nothing twice."""
+    import raer.store.store as store_module
+
+    db = tmp_path / "room.db"
+    pairs = pairs_file(tmp_path, queries=30, products=4)
+    free = {"bytes": 10 * 2**30}
+    real_free = store_module.free_bytes
+
+    def shrinking(path):
+        if len(standard_answers.requests) >= 40:  # the disk fills after 40 calls
+            free["bytes"] = 10 * 2**20
+        return free["bytes"]
+
+    monkeypatch.setattr(store_module, "free_bytes", shrinking)
+    full = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), *MODEL])
+    assert full.exit_code == 5, full.output
+    assert "MB free on its disk" in full.stderr
+    paid_before = len(standard_answers.requests)
+    assert 40 <= paid_before < 180
+    monkeypatch.setattr(store_module, "free_bytes", real_free)
+    again = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), "--json", *MODEL])
+    assert again.exit_code == 0, again.output
+    assert len(standard_answers.requests) == 180  # the minimum: nothing was paid twice

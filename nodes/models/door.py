@@ -57,7 +57,7 @@ from raer.nodes.models.offline import offline_base_url
 from raer.nodes.models.prices import estimate_cost
 from raer.nodes.models.rate_limits import rate_limit
 from raer.store import Store
-from raer.store.store import claim_owner
+from raer.store.store import abandon_claim, claim_owner, ensure_room
 
 CLAIM_POLL_SECONDS = 0.25
 # instructor logs each failed attempt at ERROR; every attempt is already an llm_calls row,
@@ -537,6 +537,9 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
                           cache_key: str, context: dict[str, Any] | None,
                           claim: Claim | None = None) -> CallResult[T]:
     endpoint = settings.endpoints[role]
+    # before a call is paid for; statvfs is file I/O: off the event loop (the LangGraph
+    # server refuses blocking calls on it)
+    await asyncio.to_thread(ensure_room, settings.db_path, settings.min_free_mb)
     if endpoint.offline:  # starting the embedded model does file I/O: keep it off the loop
         chat, model = await asyncio.to_thread(make_chat_model, role, settings)
     else:
@@ -591,8 +594,14 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
     claim = Claim(cache_key, f"{_owner()}:{uuid4().hex[:8]}")  # per call: branches wait too
     while True:
-        stored, claimed = await asyncio.to_thread(store.answer_or_claim, cache_key,
-                                                  claim.owner, lifetime + 60)
+        try:
+            stored, claimed = await asyncio.to_thread(store.answer_or_claim, cache_key,
+                                                      claim.owner, lifetime + 60)
+        except BaseException:
+            # cancelled (a run stopping) while the thread may still take the claim: nobody
+            # will release it, so nobody in this process waits for it either
+            abandon_claim(claim.owner)
+            raise
         if stored is not None:
             return _reused(stored, schema)
         if claimed:
@@ -604,7 +613,13 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
                                      prompt_hash, cache_key, context, claim)
     finally:
         if claim.held:  # no answer was recorded (it releases the claim as it is written)
-            await asyncio.to_thread(store.release, cache_key, claim.owner)
+            try:
+                await asyncio.to_thread(store.release, cache_key, claim.owner)
+            except BaseException:
+                # the store cannot be written (a full disk): the claim stays in it, and
+                # this process's next run must not wait for it to expire
+                abandon_claim(claim.owner)
+                raise
 
 
 @dataclass
