@@ -108,6 +108,9 @@ async def _ask_person(item: dict) -> str:
                    "for a cluster secured otherwise: an open cluster runs anyone's code).")
 @click.option("--shard-pairs", default=100, show_default=True, type=click.IntRange(1),
               help="With --ray: about this many pairs per task (whole queries).")
+@click.option("--min-free-mb", default=64.0, show_default=True, type=click.FloatRange(0),
+              help="Stop, before paying for a call, when the store's disk has less free "
+                   "space (its answer could not be stored); 0: no check.")
 @click.option("--columns", default="",
               help="Rename a file's own columns to raer's fields, as `raer labels import` "
                    "does, e.g. query=search_term,product_id=sku,title=name.")
@@ -120,7 +123,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
-          shard_pairs: int, dry_run: bool, columns: str,
+          shard_pairs: int, dry_run: bool, min_free_mb: float, columns: str,
           as_json: bool,
           **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
@@ -151,7 +154,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,
                        images_root=str(Path(images_root or Path(pairs).parent).resolve()),
                        image_allow_hosts=image_allow_hosts, request_timeout=request_timeout,
-                       max_retries=max_retries, **models)
+                       max_retries=max_retries, min_free_mb=min_free_mb, **models)
     if dry_run:
         from raer.graph.estimate import estimate
 
