@@ -9,7 +9,7 @@ STAMP := $(VENV)/.raer-installed
 	bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
-SOURCES := $(shell find graph nodes prompts store evals -name '*.py' -o -name '*.md' \
+SOURCES := $(shell find graph run cli web nodes prompts store evals -name '*.py' -o -name '*.md' \
 	-o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
 
 $(STAMP): pyproject.toml $(SOURCES)

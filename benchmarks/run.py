@@ -35,9 +35,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from raer.graph.api import judge_pairs
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 
 
 def make_workload(folder: Path, queries: int, products: int, images: int) -> list[Pair]:

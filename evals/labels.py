@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from raer.nodes.common import normalise_query, query_id
 from raer.nodes.inputs import (
     ColumnsError,
     InputError,
@@ -32,6 +31,7 @@ from raer.nodes.inputs import (
 from raer.nodes.inputs import parse_columns as _parse_columns
 from raer.nodes.schemas import LABELS
 from raer.store import Store
+from raer.store.ids import normalise_query, query_identity
 from raer.store.store import now
 
 ESCI_MAPPING = {"E": "highly relevant", "S": "acceptable substitute", "C": "irrelevant",
@@ -456,11 +456,9 @@ def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
     with store.atomic():
         for item in labels:
             pair = item.pair
-            normalised = normalise_query(pair.query)
-            qid = query_id(normalised, pair.language or "en")
-            store.db["queries"].upsert({"id": qid, "text": pair.query, "normalised": normalised,
-                                        "language": pair.language or "en",
-                                        "query_type": pair.query_type}, pk="id")
+            identity = query_identity(pair.query, pair.language)  # as judging names it
+            qid = identity.id
+            store.db["queries"].upsert(identity.row(pair.query_type), pk="id")
             product = pair.product().model_dump()
             store.db["products"].upsert({
                 "id": pair.product_id, **{k: product[k] for k in (

@@ -2,7 +2,7 @@
 
 Its run settings are `ServerSettings`: what a client may choose (a model profile, judging
 options). Endpoints, keys, the store and the images root come from the operator's
-configuration (raer.nodes.server_settings); `graph/server_http.py` rejects anything else with 422
+configuration (raer.nodes.server_settings); `web/server_http.py` rejects anything else with 422
 before a run starts.
 """
 

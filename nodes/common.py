@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from raer.nodes.context import ROLES, Context
@@ -20,8 +19,16 @@ from raer.nodes.server_settings import (
 from raer.prompts import prompt_hashes
 from raer.store import Store, already_open, open_store
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "it": "Italian",
-                  "es": "Spanish", "nl": "Dutch", "pl": "Polish", "sv": "Swedish"}
+# ids and languages are the store's (store/ids.py); re-exported for the nodes that name them
+from raer.store.ids import (  # noqa: E402,F401
+    LANGUAGE_NAMES,
+    detect_language,
+    judgment_id,
+    key,
+    language_name,
+    normalise_query,
+    query_id,
+)
 
 
 def settings_of(runtime: Any, state: Mapping[str, Any] | None = None) -> Context:
@@ -83,7 +90,9 @@ def _settings_from(blob: str, on_server: bool) -> Context:
         return server_context(client_settings(stored["server"]))
     if on_server:  # unreachable through settings_of; kept so no caller can get it wrong
         raise ForbiddenSetting("a thread's state cannot carry the operator's settings")
-    return Context(**stored["context"])
+    from raer.run.settings import from_thread_state
+
+    return from_thread_state(stored["context"])
 
 
 def store_for(settings: Context) -> Store:
@@ -101,53 +110,21 @@ async def open_run(settings: Context) -> tuple[Store, str]:
     return await asyncio.to_thread(start_run, settings)
 
 
+_STARTED: set[tuple[str, str, str]] = set()
+
+
 def start_run(settings: Context) -> tuple[Store, str]:
-    """Open the store and make sure the run row exists; returns (store, run_id)."""
+    """Open the store and make sure the run row exists; returns (store, run_id). Written
+    once per process and run: the plan writes it before the first call, and the graph's
+    first node (which must, on the LangGraph server, where no plan runs) finds it done."""
     store = store_for(settings)
     run_id = settings.run_id
+    marker = (str(store.path), run_id, settings.images_root)
+    if marker in _STARTED and store.run_row(run_id) is not None:
+        return store, run_id
     store.ensure_run(run_id, settings.identity(),
                      {role: settings.endpoints[role].model for role in ROLES},
                      prompt_hashes(settings.prompt_set, settings.scale == "graded"),
                      settings.images_root)
+    _STARTED.add(marker)
     return store, run_id
-
-
-def key(*parts: Any) -> str:
-    """A stable hash of everything that changes an output."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def normalise_query(query: str) -> str:
-    return " ".join(query.casefold().split())
-
-
-def query_id(normalised: str, language: str) -> str:
-    return "q-" + key(normalised, language)[:12]
-
-
-def judgment_id(run_id: str, qid: str, engine: str, product_id: str) -> str:
-    return "j-" + key(run_id, qid, engine, product_id)[:16]
-
-
-@cache
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages(list(LANGUAGE_NAMES))
-    return identifier
-
-
-def detect_language(text: str) -> str:
-    """ISO code of the query's language among the shop languages raer names; "en" if unsure.
-
-    Queries are short, so a guess below 0.5 probability falls back to English; give the
-    language in the input when it matters.
-    """
-    lang, prob = _identifier().classify(text)
-    return lang if prob >= 0.5 else "en"
-
-
-def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)

@@ -162,11 +162,13 @@ class Context:
 
     @classmethod
     def coerce(cls, value: Any) -> Context:
-        """Accept a Context, a dict (LangGraph server bodies) or None (defaults)."""
+        """Accept a Context or a dict of its fields. None is refused: a graph invoked
+        without `context=` once judged on the defaults into ./raer.db without a word."""
         if isinstance(value, cls):
             return value
         if value is None:
-            return cls()
+            raise SettingsError("no run settings: invoke the graph with context=Context(...) "
+                                "(raer.run.settings builds one for each door)")
         if isinstance(value, dict):
             known = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - known

@@ -74,8 +74,8 @@ async def describe_product(state: ProductState, runtime: Runtime[Context]) -> di
     if not settings.describe_images:
         return {"description": None, "image_note": "packshot descriptions switched off"}
     try:
-        packshot = await asyncio.to_thread(load_packshot, product["image"], ImagePolicy(
-            settings.images_root, settings.local_images, settings.image_allow_hosts))
+        packshot = await asyncio.to_thread(load_packshot, product["image"],
+                                           ImagePolicy.of(settings))
     except ImageUnavailable as exc:
         return {"description": None, "image_note": str(exc)}
 

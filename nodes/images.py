@@ -18,6 +18,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import webcolors
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -55,6 +56,18 @@ class ImagePolicy:
     root: str = ""
     local: bool = True
     allow_hosts: str = ""
+
+    @classmethod
+    def of(cls, settings: Any) -> ImagePolicy:
+        """The run's policy, from its settings (`Context`): the only way a judging path,
+        an estimate or a command builds one, so every command confines packshots alike."""
+        return cls(settings.images_root, settings.local_images, settings.image_allow_hosts)
+
+    @classmethod
+    def of_run_folder(cls, root: str) -> ImagePolicy:
+        """A stored run's packshots seen again (the review page): inside its folder only,
+        and none at all for a run that had no folder."""
+        return cls(root=root, local=bool(root))
 
 
 def read_local(source: str, policy: ImagePolicy) -> bytes:

@@ -210,6 +210,7 @@ def server_context(client: ServerSettings) -> Context:
         raise ForbiddenSetting(f"unknown profile {name!r}; the operator allows: "
                                f"{sorted(config.profiles)}")
     chosen = {k: getattr(client, k) for k in CLIENT_FIELDS if k != "profile"}
-    return Context(**{**config.settings, **config.profiles[name], **chosen,
-                      "db_path": config.db_path, "images_root": config.images_root,
-                      "local_images": bool(config.images_root)})
+    from raer.run.settings import for_server  # the one place a Context is built
+
+    return for_server(config.settings, config.profiles[name], chosen, config.db_path,
+                      config.images_root)

@@ -1,4 +1,4 @@
-"""Merging a shard's store into the main one (a Ray task's results, graph/ray_cluster.py).
+"""Merging a shard's store into the main one (a Ray task's results, run/ray.py).
 
 One transaction per shard, so a merge is all or nothing. Queries, products and the run
 are the same rows in both stores (keyed by content-derived ids); model calls get new ids in

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from raer.graph.cli import main
+from raer.cli import main
 from raer.nodes.context import Context
 from raer.nodes.models import door
 from tests.fakes import FakeChatModel

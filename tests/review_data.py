@@ -3,9 +3,9 @@ five pairs judged "irrelevant" by the fake model with set confidences; four go t
 
 from __future__ import annotations
 
-from raer.graph.api import judge_pairs
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 from tests.conftest import description, guidelines, judgment, requirements
 from tests.fakes import FakeChatModel
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from raer.cli import main
 from raer.evals.ablation import paired_comparison
-from raer.graph.cli import main
 from tests.conftest import judgment, write_jsonl
 from tests.test_agreement import HR, IR, item
 

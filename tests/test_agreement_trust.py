@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
+from raer.cli import main
 from raer.evals.agreement import (
     Item,
     bootstrap_ci,
@@ -25,7 +26,6 @@ from raer.evals.agreement import (
 from raer.evals.labels import parse_mapping, read_label_table_full, title_product_id
 from raer.evals.report_data import agreement_data
 from raer.evals.tables import disagreements_table, raw_confusion_title
-from raer.graph.cli import main
 from raer.nodes.common import judgment_id
 from raer.nodes.inputs import InputError
 from raer.store import open_store

@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from raer.graph.cli import main
+from raer.cli import main
 from raer.store import open_store
 from tests.conftest import draw_packshot, judgment, write_jsonl
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from raer.graph.cli import main
+from raer.cli import main
 from raer.nodes.models import offline
 from raer.prompts import load_prompt
 from raer.store import open_store
@@ -136,7 +136,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.partition(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Block())
-from raer.graph.cli import main
+from raer.cli import main
 sys.argv = ["raer", *sys.argv[1:]]
 main()
 """

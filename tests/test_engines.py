@@ -11,10 +11,10 @@ import pytrec_eval
 from click.testing import CliRunner
 from scipy import stats
 
+from raer.cli import main
 from raer.evals.engines import Gains, err_at, evaluate_engines
-from raer.graph.api import judge_pairs
-from raer.graph.cli import main
 from raer.nodes.inputs import Pair, read_pairs
+from raer.run.local import judge_pairs
 from raer.store import Store, open_store
 from tests.conftest import guidelines, judgment, requirements, write_jsonl
 
@@ -268,8 +268,8 @@ def test_tau_ap_weighs_swaps_near_the_top_more():
 def test_meta_evaluation_ranks_real_engines_on_people_labels(tmp_path):
     """Five real rankers on a small slice of ESCI-US; people's labels agree with themselves
     perfectly, and a label source that calls everything relevant cannot order engines."""
+    from raer.cli import main as cli
     from raer.evals.meta_eval import ENGINES, meta_evaluate
-    from raer.graph.cli import main as cli
     from tests.conftest import SHARED_DATA
 
     text = (SHARED_DATA / "esci-us" / "pairs.jsonl").read_text(encoding="utf-8")
@@ -296,8 +296,8 @@ def test_ppi_corrects_a_biased_judge_with_a_few_people_labels(tmp_path):
     """The lexical baseline as the judge on 6 ESCI-US test queries: its nDCG is biased
     upwards; the PPI interval is no wider than the people-only one and both are reported
     with their coverage of the all-people value."""
+    from raer.cli import main as cli
     from raer.evals.ppi import ppi_report
-    from raer.graph.cli import main as cli
     from tests.conftest import SHARED_DATA
 
     text = (SHARED_DATA / "esci-us" / "pairs.jsonl").read_text(encoding="utf-8")

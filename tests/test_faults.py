@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from raer.graph.api import judge_pairs
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 from raer.store import open_store
 from tests.conftest import REPO, draw_packshot
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 from tests.conftest import guidelines, judgment, product, requirements
 
 

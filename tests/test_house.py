@@ -13,15 +13,15 @@ import dataclasses
 
 import pytest
 
-from raer.graph.api import group_by_query, judge_pairs
 from raer.graph.build import build_graph
-from raer.graph.estimate import estimate
 from raer.graph.server_graph import graph as server_graph
 from raer.nodes.context import Context, SettingsError
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models import door
 from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
 from raer.nodes.schemas import Judgment
+from raer.run.estimate import estimate
+from raer.run.local import group_by_query, judge_pairs
 from tests.conftest import REPO, draw_packshot, judgment, product, requirements
 from tests.fake_openai import FakeOpenAI
 
@@ -104,8 +104,9 @@ async def test_a_failed_query_describes_no_packshot_and_judges_nothing(fake_mode
 
 def test_language_is_detected_once_per_query(monkeypatch):
     seen = []
-    monkeypatch.setattr("raer.graph.grouping.detect_language",
+    monkeypatch.setattr("raer.store.ids.detect_language",
                         lambda text: seen.append(text) or "en")
+    monkeypatch.setattr("raer.store.ids._DETECTED", {})
     pairs = [Pair(query="schwarze Jeans", product_id=f"p{i}", title="Jeans") for i in range(5)]
     assert len(group_by_query(pairs)) == 1 and seen == ["schwarze Jeans"]
 
@@ -320,8 +321,8 @@ def test_an_offline_request_gets_the_long_timeout(monkeypatch):
 async def test_admission_starts_queries_while_slots_need_work_and_pairs_fit():
     """Queries start while the slots have little waiting and the started queries' open pairs
     fit the bound; a finished pair makes room; a query larger than the bound starts alone."""
-    from raer.graph.admission import Admission
     from raer.nodes.models.call_slots import CallSlots
+    from raer.run.admission import Admission
 
     slots = CallSlots(4)
     admission = Admission(queries=10, pairs=40, slots=slots)

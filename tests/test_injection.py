@@ -5,8 +5,8 @@ import json
 
 from click.testing import CliRunner
 
+from raer.cli import main
 from raer.evals.robustness import ATTACKS, BASES, PAYLOADS, build_set
-from raer.graph.cli import main
 from raer.nodes.judge_pair import format_product
 from raer.nodes.review_policy import suspicious_seller_text
 from raer.nodes.seller_text import defuse, instruction_in, normalise

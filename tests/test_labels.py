@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from raer.cli import main
 from raer.evals.baselines import fit_lexical, labelled_pairs, overlap
 from raer.evals.labels import (
     parse_mapping,
@@ -15,7 +16,6 @@ from raer.evals.labels import (
     read_label_table,
     read_wands,
 )
-from raer.graph.cli import main
 from raer.nodes.inputs import InputError
 from raer.store import open_store
 from tests.conftest import SHARED_DATA, write_jsonl

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from raer.graph.cli import main
+from raer.cli import main
 from raer.nodes.context import Context
 from raer.nodes.models.rate_limits import rate_limit
 from raer.store import open_store

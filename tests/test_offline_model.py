@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from raer.graph.api import judge_pairs
 from raer.nodes.context import Context
 from raer.nodes.inputs import read_pairs
+from raer.run.local import judge_pairs
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.offline_model

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from raer.graph.api import judge_pairs
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 from raer.store import open_store
 from tests.fake_openai import FakeOpenAI
 

@@ -11,16 +11,16 @@ from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from raer.cli import main
 from raer.evals.calibration import Scored, choose_threshold, reliability, risk_coverage
 from raer.evals.engines import evaluate_engines
 from raer.evals.labels import HumanLabel, store_labels
 from raer.evals.sampling import inclusion_probabilities, sample_for_people, systematic
-from raer.graph.api import judge_pairs
 from raer.graph.build import build_graph
-from raer.graph.cli import main
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.nodes.schemas import LABELS
+from raer.run.local import judge_pairs
 from raer.store import open_store
 from raer.store.reviews import (
     SKIP,

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from raer.graph.cli import main
+from raer.cli import main
 from tests.conftest import write_jsonl
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from raer.graph.api import judge_pairs
-from raer.graph.cli import main
-from raer.graph.review.app import ReviewConfig, review_app
+from raer.cli import main
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.run.local import judge_pairs
 from raer.store import open_store
+from raer.web.review.app import ReviewConfig, review_app
 from tests.conftest import description, draw_packshot, guidelines, judgment, requirements
 from tests.test_server import free_port
 

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from raer.graph.cli import main
+from raer.cli import main
 from raer.nodes.describe_product import describe_product
 from raer.nodes.image_fetch import FetchRefused, fetch
 from raer.nodes.images import ImagePolicy, ImageUnavailable, load_packshot
@@ -328,7 +328,7 @@ def test_a_product_id_with_other_content_is_rejected_never_overwritten(tmp_path,
 
 
 def test_retry_failed_keeps_the_runs_images_root(tmp_path, fake_model):
-    from raer.graph.stored_runs import run_settings
+    from raer.run.stored import run_settings
 
     folder = tmp_path / "input"
     folder.mkdir()

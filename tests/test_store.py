@@ -63,8 +63,8 @@ def test_a_shard_merges_from_its_bytes_without_a_file(tmp_path):
     import dataclasses
     import tempfile
 
-    from raer.graph.ray_cluster import judge_shard
     from raer.nodes.context import Context
+    from raer.run.ray import judge_shard
     from raer.store.merge import merge_store
     from tests.fake_openai import FakeOpenAI
 

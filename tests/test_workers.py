@@ -119,7 +119,7 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(tmp_path):
 
 
 def test_progress_keeps_a_dead_workers_counts_and_ignores_its_late_messages():
-    from raer.graph.workers import WorkerProgress
+    from raer.run.processes import WorkerProgress
 
     progress = WorkerProgress(total=100)
     progress.update(0, 111, (10, 0, 1, 2, 20, 500, 0.5))

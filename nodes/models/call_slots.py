@@ -5,7 +5,7 @@ order, first come first served within a priority: a query's own calls (requireme
 guidelines) before product calls (descriptions, judgments). A new query's first two calls
 unlock twenty product calls; queued behind other queries' product calls they kept the next
 wave from being ready when the slots came free, and the slots went idle between waves.
-`waiting` tells the run's admission (graph/admission.py) whether more queries are needed.
+`waiting` tells the run's admission (run/admission.py) whether more queries are needed.
 
 One set of slots per event loop and limit (asyncio objects belong to one loop).
 """

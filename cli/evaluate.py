@@ -1,0 +1,414 @@
+"""`raer evaluate`, `raer compare`, `raer trend`: search engines measured with a run's labels.
+
+evaluate: measures per engine (overall, per language, per query type) with 95% bootstrap
+intervals over queries, label coverage, the worst queries with the products that sink them;
+each call stores a snapshot. compare: a candidate engine against a baseline, query by query,
+with a permutation test and a paired t-test (Benjamini–Hochberg across measures and
+candidates), wins/losses/ties and the smallest effect this many queries can detect. trend:
+the snapshots over time; a drop beyond the interval is a regression (exit 1, for CI).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import NamedTuple
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from scipy import stats
+
+from raer.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option, resolve_run
+from raer.evals.engines import (
+    DEFAULT_K,
+    EngineResult,
+    Gains,
+    Labelled,
+    bootstrap_mean,
+    effective_labels,
+    evaluate_engines,
+    offending,
+    summary,
+)
+from raer.store import Store, open_store
+
+MAIN = "nDCG@10"
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(k) for k in text.split(",")}))
+    except ValueError as exc:
+        raise click.BadParameter(f"--k takes integers like 5,10,20, not {text!r}") from exc
+    if not ks or min(ks) < 1:
+        raise click.BadParameter("--k values must be positive")
+    return ks
+
+
+def _common(func):
+    for option in reversed([
+        click.argument("run_id"),  # "latest": the store's most recent judging run
+        db_option,
+        click.option("--k", "k_text", default=",".join(map(str, DEFAULT_K)), show_default=True,
+                     help="Cut-offs for the measures."),
+        click.option("--gains", "gains_text", default="2,1,0", show_default=True,
+                     help="Grades of highly relevant, acceptable substitute, irrelevant."),
+        click.option("--unjudged", type=click.Choice(["exclude", "irrelevant"]),
+                     default="exclude", show_default=True,
+                     help="Failed, pending and 'cannot judge' pairs: dropped from the "
+                          "rankings, or kept as irrelevant."),
+        json_option]):
+        func = option(func)
+    return func
+
+
+class _Evaluated(NamedTuple):
+    store: Store
+    run_id: str  # "latest" resolved
+    gains: Gains
+    items: list[Labelled]  # the run's effective labels, read once
+    results: dict[str, EngineResult]
+
+
+def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evaluated:
+    store = open_store(db_path)
+    try:
+        run_id = resolve_run(store, run_id)
+        gains = Gains.parse(gains_text)
+        items = effective_labels(store, run_id)
+        if not any(not i.source.startswith("unjudged") for i in items):
+            raise LookupError(f"nothing in run {run_id} is judged yet: "
+                              f"{unfinished_warning(store, run_id) or 'it has no pairs'}")
+        results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
+                                   gains=gains, unjudged=unjudged, items=items)
+    except (ValueError, LookupError) as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    unfinished = unfinished_warning(store, run_id)
+    if unfinished:
+        click.echo(f"warning: {unfinished}", err=True)
+    return _Evaluated(store, run_id, gains, items, results)
+
+
+CONVENTIONS = {
+    "exclude": "unjudged pairs (failed, pending, cannot judge) dropped from the rankings "
+               "(condensed lists, as trec_eval -J); ideal from the run's judged pool",
+    "irrelevant": "unjudged pairs (failed, pending, cannot judge) kept as irrelevant (as "
+                  "trec_eval without -J); ideal from the run's judged pool",
+}
+
+
+def unfinished_warning(store: Store, run_id: str) -> str:
+    """A sentence when RUN_ID is unfinished: its scores leave out what is not judged yet."""
+    counts = store.pair_statuses(run_id)
+    pending, failed = counts.get("pending", 0), counts.get("failed", 0)
+    if not pending and not failed:
+        return ""
+    return (f"run {run_id} is unfinished: {pending} pairs pending, {failed} failed; its "
+            f"measures cover only what is judged (finish it with the same `raer judge` "
+            f"command, or `raer retry-failed {run_id}`)")
+
+
+@click.command()
+@_common
+@click.option("--engines", default="", help="Comma-separated engines (default: all).")
+@click.option("--tag", default="", help="Names the snapshot (a date, a release); stored.")
+@click.option("--worst", default=5, show_default=True, type=click.IntRange(0),
+              help="Worst queries listed per engine (by nDCG at the largest k <= 10).")
+def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
+             as_json: bool, engines: str, tag: str, worst: int) -> None:
+    """Measure each engine in RUN_ID with the run's labels (nDCG, P, ERR, MRR …)."""
+    store, run_id, gains, items, results = _evaluate(
+        db_path, run_id, [e for e in engines.split(",") if e], k_text, gains_text, unjudged)
+    ks = _ks(k_text)
+    k_worst = max([k for k in ks if k <= 10] or [ks[0]])
+    texts = {i.query_id: i.query for i in items}
+    judge = store.run_row(run_id)["settings"]
+    report = {"run_id": run_id, "gains": gains.__dict__, "k": list(ks), "unjudged": unjudged,
+              "convention": CONVENTIONS[unjudged],
+              "unfinished": unfinished_warning(store, run_id), "engines": {}}
+    for engine, result in results.items():
+        overall = summary(result)
+        groups = {kind: {name: summary(result, qs) for name, qs in members.items()}
+                  for kind, members in result.groups.items()}
+        ndcg = result.per_query[f"nDCG@{k_worst}"]
+        worst_queries = []
+        mine = [i for i in items if i.engine == engine]
+        # a query with nothing judged yet (an unfinished run) scores 0 but says nothing
+        # about the engine: it is not listed among the worst
+        judged = {i.query_id for i in mine if not i.source.startswith("unjudged")}
+        for q in sorted((q for q in result.queries if q in judged),
+                        key=lambda q: ndcg[q])[:worst]:
+            worst_queries.append({"query_id": q, "query": texts[q], f"nDCG@{k_worst}":
+                                  round(ndcg[q], 4), "offending": offending(mine, q, k_worst)})
+        report["engines"][engine] = {"queries": len(result.queries), "measures": overall,
+                                     "coverage": result.coverage, "groups": groups,
+                                     "worst": worst_queries}
+        store.save_evaluation({
+            "run_id": run_id, "engine": engine, "tag": tag,
+            "options": json.dumps({"k": list(ks), "gains": gains.__dict__,
+                                   "unjudged": unjudged}),
+            "judge": judge, "measures": json.dumps(overall),
+            "coverage": json.dumps(result.coverage),
+            "per_query": json.dumps(result.per_query)})
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    _print_evaluation(report, ks)
+
+
+def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
+    out = Console(highlight=False)
+    names = [f"nDCG@{k}" for k in ks] + [f"P@{ks[0]}", f"ERR@{ks[-1]}", "MRR",
+                                         f"irrelevant@{ks[0]}", f"judged@{ks[-1]}"]
+    table = Table(title=f"{report['run_id']} · gains {report['gains']} · mean [95% interval "
+                        f"over queries]", caption=report["convention"])
+    table.add_column("engine")
+    table.add_column("queries", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for engine, data in report["engines"].items():
+        m = data["measures"]
+        table.add_row(Text(engine or "(none)"), str(data["queries"]),
+                      *(f"{m[n]['mean']:.3f} [{m[n]['low']:.2f}, {m[n]['high']:.2f}]"
+                        for n in names))
+    out.print(table)
+    for engine, data in report["engines"].items():
+        cov = ", ".join(f"{k} {v}" for k, v in data["coverage"].items())
+        out.print(Text(f"{engine or '(none)'} labels: {cov}"))
+        for w in data["worst"]:
+            score = next(v for k, v in w.items() if k.startswith("nDCG@"))
+            out.print(Text(f"  worst: {w['query']!r} nDCG {score:.3f}", style="bold"))
+            for o in w["offending"][:3]:
+                out.print(Text(f"    #{o['rank']} {o['title'][:50]} [{o['product_id']}] "
+                               f"{o['why']}: {o['reasoning']} (raer show {o['judgment_id']})"))
+
+
+def _paired(base: dict[str, float], cand: dict[str, float], queries: list[str],
+            seed: int = 0) -> dict:
+    a = np.array([base[q] for q in queries])
+    b = np.array([cand[q] for q in queries])
+    delta = b - a
+    mean, low, high = bootstrap_mean(delta, seed=seed)
+    if np.allclose(delta, 0):
+        p_perm = p_t = 1.0
+    else:
+        p_perm = float(stats.permutation_test(
+            (b, a), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+            permutation_type="samples", n_resamples=9999, random_state=seed).pvalue)
+        p_t = float(stats.ttest_rel(b, a).pvalue)
+    sd = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
+    mde = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / np.sqrt(max(len(delta), 1))
+    return {"baseline": round(float(a.mean()), 4), "candidate": round(float(b.mean()), 4),
+            "delta": round(mean, 4), "low": round(low, 4), "high": round(high, 4),
+            "p_permutation": p_perm, "p_t": p_t,
+            "wins": int((delta > 1e-12).sum()), "losses": int((delta < -1e-12).sum()),
+            "ties": int((np.abs(delta) <= 1e-12).sum()),
+            "min_detectable_effect": round(float(mde), 4)}
+
+
+@click.command()
+@_common
+@click.option("--baseline", required=True, help="The engine to compare against.")
+@click.option("--candidate", "candidates", multiple=True, required=True,
+              help="An engine to test (repeat for several).")
+@click.option("--losses", default=5, show_default=True, type=click.IntRange(0),
+              help="Queries with the largest losses listed per candidate.")
+@click.option("--candidate-run", default="",
+              help="Read the candidates from this run instead (yesterday's baseline in "
+                   "RUN_ID, today's results judged in another run); queries are paired by "
+                   "their text and language.")
+def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
+            as_json: bool, baseline: str, candidates: tuple[str, ...], losses: int,
+            candidate_run: str) -> None:
+    """Compare candidate engines with a baseline in RUN_ID, query by query."""
+    if candidate_run:
+        store, run_id, _, _, results = _evaluate(db_path, run_id, [baseline], k_text,
+                                                 gains_text, unjudged)
+        theirs = _evaluate(db_path, candidate_run, list(candidates), k_text, gains_text,
+                           unjudged)
+        # the same engine may be on both sides (yesterday's and today's): name them apart
+        engine_of = {f"{c} ({candidate_run})": c for c in candidates}
+        results.update({shown: theirs.results[c] for shown, c in engine_of.items()})
+        candidates, items = tuple(engine_of), theirs.items
+    else:
+        engine_of = {c: c for c in candidates}
+        store, run_id, _, items, results = _evaluate(
+            db_path, run_id, [baseline, *candidates], k_text, gains_text, unjudged)
+    texts = {i.query_id: i.query for i in items}
+    ks = _ks(k_text)
+    main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
+    base = results[baseline]
+    report = {"run_id": run_id, "baseline": baseline, "main_measure": main,
+              "unjudged": unjudged, "convention": CONVENTIONS[unjudged], "candidates": {}}
+    tests = []
+    for cand in candidates:
+        shared = sorted(set(base.queries) & set(results[cand].queries))
+        rows = {name: _paired(base.per_query[name], results[cand].per_query[name], shared)
+                for name in base.per_query}
+        tests += [(cand, name) for name in rows]
+        delta = {q: results[cand].per_query[main][q] - base.per_query[main][q] for q in shared}
+        worst = [{"query": texts[q], "query_id": q,
+                  "delta": round(delta[q], 4),
+                  "offending": offending([i for i in items if i.engine == engine_of[cand]], q,
+                                         int(main.split("@")[1]))}
+                 for q in sorted(shared, key=lambda q: delta[q])[:losses] if delta[q] < 0]
+        report["candidates"][cand] = {"queries": len(shared), "measures": rows,
+                                      "largest_losses": worst}
+    # one family of tests: every measure of every candidate (Benjamini–Hochberg)
+    adjusted = stats.false_discovery_control(
+        [report["candidates"][c]["measures"][n]["p_permutation"] for c, n in tests])
+    for (cand, name), p in zip(tests, adjusted, strict=True):
+        report["candidates"][cand]["measures"][name]["p_adjusted"] = float(p)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    out = Console(highlight=False)
+    for cand, data in report["candidates"].items():
+        table = Table(title=f"{cand} vs {baseline} on {data['queries']} queries · delta "
+                            "[95% bootstrap] · p (permutation, BH-adjusted) · p (t-test)",
+                      caption=report["convention"])
+        for column in ("measure", baseline, cand, "delta", "p perm", "p adj", "p t",
+                       "W/L/T", "MDE"):
+            table.add_column(column, justify="right")
+        for name, r in data["measures"].items():
+            table.add_row(name, f"{r['baseline']:.3f}", f"{r['candidate']:.3f}",
+                          f"{r['delta']:+.3f} [{r['low']:+.2f}, {r['high']:+.2f}]",
+                          f"{r['p_permutation']:.3f}", f"{r['p_adjusted']:.3f}",
+                          f"{r['p_t']:.3f}", f"{r['wins']}/{r['losses']}/{r['ties']}",
+                          f"{r['min_detectable_effect']:.3f}")
+        out.print(table)
+        for w in data["largest_losses"]:
+            out.print(Text(f"  loss {w['delta']:+.3f} on {w['query']!r}", style="bold"))
+            for o in w["offending"][:3]:
+                out.print(Text(f"    #{o['rank']} {o['title'][:50]} [{o['product_id']}] "
+                               f"{o['why']}: {o['reasoning']} (raer show {o['judgment_id']})"))
+
+
+@click.command()
+@db_option
+@click.option("--engine", default="", help="Only this engine.")
+@click.option("--measure", default=MAIN, show_default=True, help="The measure to follow.")
+@json_option
+def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
+    """Each engine's measure over its stored evaluations; exit 1 on a regression (the
+    latest value below the previous one by more than the latest interval's half width)."""
+    rows = open_store(db_path).evaluations(engine or None)
+    stored = sorted({name for r in rows for name in json.loads(r["measures"])})
+    if rows and measure not in stored:
+        click.echo(f"bad input: no stored evaluation has the measure {measure!r}; stored: "
+                   f"{', '.join(stored)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if not rows:
+        click.echo(f"no stored evaluations{f' of engine {engine!r}' if engine else ''} in "
+                   f"{db_path}: `raer evaluate RUN` stores one", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    series: dict[str, list[dict]] = {}
+    for r in rows:
+        m = json.loads(r["measures"]).get(measure)
+        if m is None:
+            continue
+        series.setdefault(r["engine"], []).append(
+            {"id": r["id"], "run_id": r["run_id"], "tag": r["tag"],
+             "created_at": r["created_at"], **m})
+    regressions = []
+    for name, points in series.items():
+        for prev, last in zip(points, points[1:], strict=False):
+            half = (last["high"] - last["low"]) / 2
+            last["regression"] = prev["mean"] - last["mean"] > half
+        if len(points) > 1 and points[-1]["regression"]:
+            regressions.append(name)
+    if as_json:
+        click.echo(json.dumps({"measure": measure, "series": series,
+                               "regressions": regressions}, indent=2))
+    else:
+        out = Console(highlight=False)
+        for name, points in series.items():
+            out.print(Text(f"{name or '(none)'} · {measure}", style="bold"))
+            for p in points:
+                flag = "  REGRESSION" if p.get("regression") else ""
+                out.print(Text(f"  {p['created_at'][:19]} {p['tag'] or p['run_id']:<24} "
+                               f"{p['mean']:.3f} [{p['low']:.3f}, {p['high']:.3f}]{flag}"))
+    if regressions:
+        click.echo(f"regression in {measure}: {', '.join(regressions)}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _report_or_exit(make, as_json: bool) -> dict:
+    """Build a report; bad input ends with exit 2; --json prints it and ends."""
+    try:
+        report = make()
+    except (LookupError, ValueError) as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        sys.exit(0)
+    return report
+
+
+@click.command("meta-eval")
+@db_option
+@click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
+@click.option("--split", default="", help="Only this split (e.g. test).")
+@click.option("--run", "runs", multiple=True,
+              help="A label source to test: a judged run or a baseline (repeat).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1))
+@json_option
+def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: int,
+              as_json: bool) -> None:
+    """Do these labels rank engines as people's do? Five real rankers (BM25, dense, hybrid,
+    random, BM25 reversed) over the labelled candidates, scored by each label source."""
+    from raer.evals.meta_eval import ENGINES, meta_evaluate
+
+    report = _report_or_exit(lambda: meta_evaluate(open_store(db_path), source, list(runs),
+                                                   split, k), as_json)
+    table = Table(title=f"nDCG@{k} per engine by label source ({source}"
+                        + (f", {split}" if split else "") + ")")
+    for column in ("label source", "queries", *ENGINES, "τ", "τ_AP", "per-query r",
+                   "same decisions"):
+        table.add_column(column, justify="right")
+    for name, r in report["label_sources"].items():
+        table.add_row(Text(name), str(r["queries"]),
+                      *(f"{r[f'nDCG@{k}'][e]:.3f}" for e in ENGINES),
+                      *("-" if r[c] is None else f"{r[c]:.2f}" for c in ("kendall_tau",
+                                                                          "tau_ap")),
+                      "-" if r["per_query_pearson"] is None else f"{r['per_query_pearson']:.2f}",
+                      f"{r['significance_agreement']:.0%}")
+    Console(highlight=False).print(table)
+
+
+@click.command("ppi")
+@db_option
+@click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
+@click.option("--run", "run_id", required=True, help="The judge's labels (a run).")
+@click.option("--split", default="", help="Only this split (e.g. test).")
+@click.option("--budgets", default="50,200,500,1000", show_default=True,
+              help="Human-labelled pairs to simulate (whole queries are sampled).")
+@click.option("--repeats", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1))
+@json_option
+def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeats: int,
+        k: int, as_json: bool) -> None:
+    """How many human labels make the judge's engine scores trustworthy? Prediction-powered
+    nDCG@k against people-only estimates, simulated at several human budgets."""
+    from raer.evals.ppi import ppi_report
+
+    report = _report_or_exit(lambda: ppi_report(
+        open_store(db_path), source, run_id, [int(b) for b in budgets.split(",")], split, k,
+        repeats), as_json)
+    table = Table(title=f"nDCG@{k}: 95% interval width and coverage by human budget "
+                        f"({report['queries']} queries, {repeats} samples each)")
+    for column in ("engine", "people (all)", "judge (all)", "budget", "people-only width",
+                   "coverage", "PPI width", "coverage"):
+        table.add_column(column, justify="right")
+    for engine, row in report["engines"].items():
+        for budget, b in row["budgets"].items():
+            table.add_row(engine, f"{row['people_all']:.3f}", f"{row['judge_all']:.3f}",
+                          str(budget), f"{b['people only']['mean_width']}",
+                          f"{b['people only']['coverage']:.0%}", f"{b['ppi']['mean_width']}",
+                          f"{b['ppi']['coverage']:.0%}")
+    Console(highlight=False).print(table)

@@ -1,0 +1,118 @@
+"""`raer judge --dry-run`: calls, tokens and cost a run would need, before anything is sent.
+
+Counts only the work the store does not already hold: requirements and guidelines per query
+not yet cached, one description per packshot not yet described (by content hash), one judge
+call per pair not yet finished. "Cached" is decided by the nodes' own cache keys
+(`requirements_key`, `guidelines_key`, `description_key`), so a prompt edit that makes the
+real run pay makes the estimate count it too. Tokens: prompt sizes from the real prompt
+files (4 characters a token), output sizes from this store's history per node and model,
+else typical sizes.
+Nothing is written: a store that does not exist yet is not created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from raer.nodes import describe_product, draft_guidelines, extract_requirements
+from raer.nodes.context import Context
+from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
+from raer.nodes.inputs import Pair
+from raer.nodes.models.door import BATCH_DISCOUNT
+from raer.nodes.models.prices import estimate_cost
+from raer.prompts import load_prompt
+from raer.run.local import group_by_query, pair_judgment_id
+from raer.store import Store
+from raer.store.ids import normalise_query
+
+TYPICAL_OUTPUT = {"extract_requirements": 150, "draft_guidelines": 220,
+                  "describe_product": 150, "judge_pair": 250}
+TYPICAL_CONTEXT = {"draft_guidelines": 120, "judge_pair": 450}  # requirements, guidelines
+IMAGE_TOKENS = 800
+
+
+def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
+    prompt = load_prompt(name, settings.prompt_set)
+    return (len(prompt.system) + len(prompt.user) + extra_chars) // 4
+
+
+def _image_hash(source: str, settings: Context) -> str | None:
+    """The content hash the description cache is keyed by, for a local file read exactly as
+    the run would read it (same root, same refusals); None for URLs and unreadable files."""
+    if source.startswith(("http://", "https://", "data:")):
+        return None
+    try:
+        return hashlib.sha256(read_local(source, ImagePolicy.of(settings))
+                              ).hexdigest()
+    except ImageUnavailable:
+        return None
+
+
+def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
+    store = Store(settings.db_path) if Path(settings.db_path).exists() else None
+    run_id = settings.run_id
+    finished = store.finished_pairs(run_id) if store else set()
+    history = store.output_token_history() if store else {}
+    groups = group_by_query(pairs)
+    rows: dict[str, dict[str, Any]] = {}
+
+    def add(node: str, role: str, prompt_tokens: int) -> None:
+        model = settings.endpoints[role].model
+        row = rows.setdefault(node, {"node": node, "model": model, "calls": 0,
+                                     "input_tokens": 0, "output_tokens": 0})
+        row["calls"] += 1
+        row["input_tokens"] += prompt_tokens
+        row["output_tokens"] += round(history.get((node, model), TYPICAL_OUTPUT[node]))
+
+    described: set[str] = set()
+    for group in groups:
+        todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
+        if not todo:
+            continue
+        requirements_key = extract_requirements.requirements_key(
+            normalise_query(group.query), group.language, settings)
+        if store is None or store.cached("requirements", requirements_key) is None:
+            add("extract_requirements", "requirements",
+                _prompt_tokens("extract_requirements", settings, len(group.query)))
+        guidelines_key = draft_guidelines.guidelines_key(group.query, group.language,
+                                                         requirements_key, settings)
+        if settings.guideline_mode == "specific" and (
+                store is None or store.cached("guidelines", guidelines_key) is None):
+            add("draft_guidelines", "guidelines", _prompt_tokens(
+                "draft_guidelines", settings, TYPICAL_CONTEXT["draft_guidelines"] * 4))
+        vision = settings.endpoints["vision"]
+        for pair in todo:
+            if pair.image and settings.describe_images and not vision.local_analysis:
+                content_hash = _image_hash(pair.image, settings)
+                known = content_hash is not None and store is not None and store.cached(
+                    "descriptions", describe_product.description_key(content_hash, settings))
+                image = content_hash or pair.image
+                if image not in described and not known:
+                    described.add(image)
+                    add("describe_product", "vision",
+                        _prompt_tokens("describe_product", settings, 200) + IMAGE_TOKENS)
+            product_chars = len(pair.title) + len(pair.description[:1500]) + 200
+            add("judge_pair", "judge", _prompt_tokens(
+                "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))
+    by_node = list(rows.values())
+    unpriced = []
+    total = 0.0
+    for row in by_node:
+        cost = estimate_cost(row["model"], row["input_tokens"], row["output_tokens"], 0,
+                             settings.prices)
+        if cost is not None and settings.batch:
+            cost *= BATCH_DISCOUNT
+        row["cost_usd"] = None if cost is None else round(cost, 4)
+        if cost is None:
+            unpriced.append(row["model"])
+        total += cost or 0.0
+    return {"run_id": run_id, "pairs": len(pairs),
+            "pairs_to_judge": sum(1 for g in groups for p in g.pairs
+                                  if pair_judgment_id(run_id, g, p) not in finished),
+            "calls": sum(r["calls"] for r in by_node),
+            "input_tokens": sum(r["input_tokens"] for r in by_node),
+            "output_tokens": sum(r["output_tokens"] for r in by_node),
+            "cost_usd": round(total, 4), "unpriced_models": sorted(set(unpriced)),
+            "by_node": by_node}

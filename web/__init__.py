@@ -1,0 +1,1 @@
+"""The web doors: the LangGraph server's HTTP guards and the review page."""
