@@ -10,7 +10,6 @@ installed says which one to install.
 from __future__ import annotations
 
 import importlib
-import sqlite3
 
 import click
 
@@ -18,7 +17,7 @@ from raer.cli.options import EXIT_STORE_FULL
 from raer.nodes.context import SettingsError
 from raer.nodes.models.offline import OfflineModelMissing
 from raer.prompts import PromptError
-from raer.store import StoreFull, StoreUnusable, is_disk_full
+from raer.store import DatabaseError, StoreFull, StoreUnusable, is_disk_full
 
 # name: (module, attribute, one-line help shown by `raer --help`)
 COMMANDS = {
@@ -91,7 +90,7 @@ class _Main(click.Group):
         except OfflineModelMissing as exc:
             click.echo(f"not set up: {exc}", err=True)
             ctx.exit(2)
-        except sqlite3.OperationalError as exc:
+        except DatabaseError as exc:
             if is_disk_full(exc):
                 click.echo(f"stopped: the store's disk is full ({exc}); free space and run "
                            f"the same command again", err=True)

@@ -14,8 +14,8 @@ from raer.evals.agreement import load_items
 from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.tables import ci, pct
 from raer.nodes.inputs import read_pairs
+from raer.nodes.settings import for_pairs_file
 from raer.run.local import judge_pairs
-from raer.run.settings import for_pairs_file
 
 
 @click.command()
@@ -50,9 +50,7 @@ def ablate(pairs: str, db_path: str, vary: str, judge_model_b: str, source: str,
     held_out = ""
     if vary == "feedback":
         # a reviewed pair's own label is among the examples: score only the others
-        reviewed = {(r["query_id"], r["product_id"]) for r in store.rows(
-            "select j.query_id, j.product_id from reviews r join judgments j "
-            "on j.id = r.judgment_id where r.status = 'resolved'")}
+        reviewed = store.resolved_review_pairs()
         items = [[i for i in run if (i.query_id, i.product_id) not in reviewed]
                  for run in items]
         held_out = (f"Scored on held-out pairs only: {len(reviewed)} reviewed (query, "

@@ -29,7 +29,7 @@ from raer.evals.tables import (
     raw_confusion_table,
     raw_confusion_title,
 )
-from raer.run.settings import for_pairs_file
+from raer.nodes.settings import for_pairs_file
 from raer.store import open_store
 
 

@@ -28,5 +28,4 @@ def path(db_path: str) -> None:
 def counts(db_path: str) -> None:
     """Rows per table, as JSON."""
     store = open_store(db_path)
-    click.echo(json.dumps({t: store.db[t].count for t in store.db.table_names()
-                           if not t.startswith("_")}, indent=2))
+    click.echo(json.dumps(store.table_counts(), indent=2))

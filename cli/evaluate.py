@@ -164,18 +164,33 @@ def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
     out = Console(highlight=False)
     names = [f"nDCG@{k}" for k in ks] + [f"P@{ks[0]}", f"ERR@{ks[-1]}", "MRR",
                                          f"irrelevant@{ks[0]}", f"judged@{ks[-1]}"]
-    table = Table(title=f"{report['run_id']} · gains {report['gains']} · mean [95% interval "
-                        f"over queries]", caption=report["convention"])
-    table.add_column("engine")
-    table.add_column("queries", justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
-    for engine, data in report["engines"].items():
-        m = data["measures"]
-        table.add_row(Text(engine or "(none)"), str(data["queries"]),
-                      *(f"{m[n]['mean']:.3f} [{m[n]['low']:.2f}, {m[n]['high']:.2f}]"
-                        for n in names))
-    out.print(table)
+    title = (f"{report['run_id']} · gains {report['gains']} · mean [95% interval over "
+             f"queries]")
+    cell = {e: {n: f"{d['measures'][n]['mean']:.3f} [{d['measures'][n]['low']:.2f}, "
+                   f"{d['measures'][n]['high']:.2f}]" for n in names}
+            for e, d in report["engines"].items()}
+    if out.width >= WIDE_TABLE:
+        table = Table(title=title, caption=report["convention"])
+        table.add_column("engine")
+        table.add_column("queries", justify="right")
+        for name in names:
+            table.add_column(name, justify="right", no_wrap=True)
+        for engine, data in report["engines"].items():
+            table.add_row(Text(engine or "(none)"), str(data["queries"]),
+                          *(cell[engine][n] for n in names))
+        out.print(table)
+    else:  # 80 columns: measures down, engines across, a few engines a table
+        engines = list(report["engines"])
+        for start in range(0, len(engines), ENGINES_PER_NARROW_TABLE):
+            shown = engines[start:start + ENGINES_PER_NARROW_TABLE]
+            table = Table(title=title, caption=report["convention"])
+            table.add_column("measure", no_wrap=True)
+            for engine in shown:
+                table.add_column(Text(engine or "(none)"), justify="right", no_wrap=True)
+            table.add_row("queries", *(str(report["engines"][e]["queries"]) for e in shown))
+            for name in names:
+                table.add_row(name, *(cell[e][name] for e in shown))
+            out.print(table)
     for engine, data in report["engines"].items():
         cov = ", ".join(f"{k} {v}" for k, v in data["coverage"].items())
         out.print(Text(f"{engine or '(none)'} labels: {cov}"))
@@ -268,24 +283,48 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
         return
     out = Console(highlight=False)
     for cand, data in report["candidates"].items():
-        table = Table(title=f"{cand} vs {baseline} on {data['queries']} queries · delta "
-                            "[95% bootstrap] · p (permutation, BH-adjusted) · p (t-test)",
-                      caption=report["convention"])
-        for column in ("measure", baseline, cand, "delta", "p perm", "p adj", "p t",
-                       "W/L/T", "MDE"):
-            table.add_column(column, justify="right")
-        for name, r in data["measures"].items():
-            table.add_row(name, f"{r['baseline']:.3f}", f"{r['candidate']:.3f}",
-                          f"{r['delta']:+.3f} [{r['low']:+.2f}, {r['high']:+.2f}]",
-                          f"{r['p_permutation']:.3f}", f"{r['p_adjusted']:.3f}",
-                          f"{r['p_t']:.3f}", f"{r['wins']}/{r['losses']}/{r['ties']}",
-                          f"{r['min_detectable_effect']:.3f}")
-        out.print(table)
+        _print_comparison(out, baseline, cand, data, report["convention"])
         for w in data["largest_losses"]:
             out.print(Text(f"  loss {w['delta']:+.3f} on {w['query']!r}", style="bold"))
             for o in w["offending"][:3]:
                 out.print(Text(f"    #{o['rank']} {o['title'][:50]} [{o['product_id']}] "
                                f"{o['why']}: {o['reasoning']} (raer show {o['judgment_id']})"))
+
+
+WIDE_TABLE = 150  # columns below which tables are laid out for 80 columns
+ENGINES_PER_NARROW_TABLE = 3
+
+
+def _print_comparison(out: Console, baseline: str, cand: str, data: dict,
+                      convention: str) -> None:
+    """One table when the terminal is wide; at 80 columns two narrower ones (effect, then
+    tests), the engines named A and B in the title, every cell whole (no "[+0.0…")."""
+    rows = data["measures"]
+    effect = {n: (f"{r['baseline']:.3f}", f"{r['candidate']:.3f}", f"{r['delta']:+.3f}",
+                  f"[{r['low']:+.2f}, {r['high']:+.2f}]", f"{r['wins']}/{r['losses']}/"
+                                                          f"{r['ties']}")
+              for n, r in rows.items()}
+    tests = {n: (f"{r['p_permutation']:.3f}", f"{r['p_adjusted']:.3f}", f"{r['p_t']:.3f}",
+                 f"{r['min_detectable_effect']:.3f}") for n, r in rows.items()}
+    heading = (f"{cand} vs {baseline} on {data['queries']} queries · delta [95% bootstrap] · "
+               f"p (permutation, BH-adjusted) · p (t-test)")
+    if out.width >= WIDE_TABLE:
+        layouts = [(heading, ("measure", baseline, cand, "delta", "95% interval", "W/L/T",
+                              "p perm", "p adj", "p t", "MDE"),
+                    {n: effect[n] + tests[n] for n in rows})]
+    else:
+        named = f"A = {baseline} · B = {cand} · {data['queries']} queries"
+        layouts = [(f"{named}\ndelta B − A [95% bootstrap over queries]",
+                    ("measure", "A", "B", "delta", "95% interval", "W/L/T"), effect),
+                   ("p: permutation, BH-adjusted, t-test · MDE: minimal detectable effect",
+                    ("measure", "p perm", "p adj", "p t", "MDE"), tests)]
+    for title, columns, cells in layouts:
+        table = Table(title=Text(title), caption=convention)
+        for column in columns:
+            table.add_column(Text(column), justify="right", no_wrap=True)
+        for name, values in cells.items():
+            table.add_row(name, *values)
+        out.print(table)
 
 
 @click.command()

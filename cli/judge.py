@@ -28,10 +28,10 @@ from raer.evals.usage import run_usage, usage_by_node
 from raer.nodes.inputs import ColumnsError, InputError, parse_columns, read_pairs
 from raer.nodes.review_policy import PolicyError, read_policy
 from raer.nodes.schemas import LABELS
+from raer.nodes.settings import for_pairs_file
 from raer.run.plan import prepare_run
 from raer.run.processes import default_workers
 from raer.run.ray import RayUnavailable
-from raer.run.settings import for_pairs_file
 
 OFFLINE_WARNING = ("Offline model (SmolLM2-135M): its labels are at chance level. They prove "
                    "the pipeline runs; they do not say whether products are relevant.")
@@ -311,11 +311,7 @@ PLAIN_EVERY = 10.0
 def _counts(store, run_id: str) -> dict[str, int]:
     """Calls recorded for the run and valid judge answers among them (two indexed counts,
     read before and after: the work may happen in other processes)."""
-    [row] = store.rows("""select count(*) as calls,
-                                 coalesce(sum(node = 'judge_pair' and parsed is not null), 0)
-                                   as judge_answers
-                          from llm_calls where run_id = ?""", [run_id])
-    return row
+    return store.call_counts(run_id)
 
 
 def _print_estimate(result: dict, as_json: bool) -> None:

@@ -153,10 +153,10 @@ def export_pairs(db_path: str, source: str, split: str, max_queries: int, max_pa
         click.echo(f"no human labels of source {source!r}"
                    + (f" in split {split!r}" if split else ""), err=True)
         sys.exit(EXIT_BAD_INPUT)
-    queries = {r["id"]: r for r in store.rows("select * from queries")}
+    queries = store.queries_by_id()
     order = _spread(sorted({p["query_id"] for p in pairs}), queries, max_queries)
     chosen = _within_pairs(order, pairs, max_pairs)
-    products = {r["id"]: r for r in store.rows("select * from products")}
+    products = store.products_by_id()
     lines = []
     for pair in pairs:
         if pair["query_id"] not in chosen:
@@ -215,12 +215,7 @@ def from_reviews(run_id: str, db_path: str, source: str, split: str) -> None:
     `raer agree`, `raer calibrate` and `raer ppi`."""
     store = open_store(db_path)
     run_id = resolve_run(store, run_id)
-    rows = store.rows(
-        """select j.query_id, j.product_id, d.reviewer, d.label from review_decisions d
-           join judgments j on j.id = d.judgment_id
-           where j.run_id = ? and d.undone_at is null and d.label != 'skip'
-           order by d.id""", [run_id])
-    latest = {(r["query_id"], r["product_id"], r["reviewer"]): r["label"] for r in rows}
+    latest = store.latest_decisions(run_id)
     with store.atomic():
         for (qid, pid, reviewer), label in latest.items():
             store.put_human_label(qid, pid, reviewer, label, source, split)

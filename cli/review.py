@@ -46,29 +46,40 @@ def list_reviews(db_path: str, run_id: str, show_all: bool, as_json: bool) -> No
         return
     console = Console(highlight=False)
     if console.width >= WIDE:
-        table = Table(title=f"{len(rows)} pairs for review")
-        for column in ("judgment", "query", "product", "judge label", "conf.", "reasons",
-                       "status"):
+        table = Table(title=_title(rows))
+        for column in ("judgment", "query", "product", "engines", "judge label", "conf.",
+                       "reasons", "status"):
             table.add_column(column, overflow="fold")
         for r in rows:
             table.add_row(r["judgment_id"], Text(r["query"]),
                           Text(f"{r['title'][:40]} [{r['product_id']}]"),
-                          r["label"] or "-", str(r["confidence"]), Text("; ".join(r["reasons"])),
+                          Text(", ".join(r["engines"])), r["label"] or "-",
+                          str(r["confidence"]), Text("; ".join(r["reasons"])),
                           r["status"] + (f": {r['human_label']}" if r["human_label"] else ""))
         console.print(table)
         return
     # narrow terminals: one block per pair, each line cut to the width, ids never broken
-    console.print(Text(f"{len(rows)} pairs for review", style="bold"))
+    console.print(Text(_title(rows), style="bold"))
     for r in rows:
         status = r["status"] + (f": {r['human_label']}" if r["human_label"] else "")
         lines = [f"{r['judgment_id']}  {status}  judge: {r['label'] or '-'} "
                  f"({r['confidence']})",
                  f"  query:   {r['query']}",
                  f"  product: {r['title']} [{r['product_id']}]",
+                 *([f"  engines: {', '.join(r['engines'])} (one review for "
+                    f"{r['pairs']} pairs)"] if r["pairs"] > 1 else []),
                  *(f"  why:     {reason}" for reason in r["reasons"])]
         console.print()
         for line in lines:
             console.print(Text(_cut(line, console.width)), no_wrap=True)
+
+
+def _title(rows: list[dict]) -> str:
+    pairs = sum(r["pairs"] for r in rows)
+    if pairs == len(rows):
+        return f"{len(rows)} pairs for review"
+    return (f"{len(rows)} reviews for {pairs} pairs (one per distinct judge input: pairs "
+            f"that gave the judge the same input share a decision)")
 
 
 def _cut(line: str, width: int) -> str:
@@ -119,13 +130,8 @@ def stats(run_id: str, db_path: str, as_json: bool) -> None:
     """Review progress of RUN_ID and how often reviewers of the same pair agree."""
     store = open_store(db_path)
     run_id = resolve_run(store, run_id)
-    statuses = {r["status"]: r["n"] for r in store.rows(
-        "select status, count(*) as n from reviews where run_id = ? group by status",
-        [run_id])}
-    per_reviewer = {r["reviewer"]: r["n"] for r in store.rows(
-        """select d.reviewer, count(*) as n from review_decisions d join judgments j
-           on j.id = d.judgment_id where j.run_id = ? and d.undone_at is null
-           and d.label != 'skip' group by d.reviewer""", [run_id])}
+    statuses = store.review_status_counts(run_id)
+    per_reviewer = store.decisions_per_reviewer(run_id)
     result = {"run_id": run_id, "reviews": statuses, "decisions_per_reviewer": per_reviewer,
               "inter_reviewer": inter_reviewer_agreement(store, run_id)}
     if as_json:
@@ -202,9 +208,7 @@ def sample(run_id: str, db_path: str, budget: int, seed: int, out_path: str,
     run_id = resolve_run(store, run_id)
     drawn = sample_for_people(store, run_id, budget, seed)
     rows = store.run_judgments(run_id)
-    titles = {r["id"]: r["title"] for r in store.rows(
-        "select id, title from products where id in (select product_id from judgments "
-        "where run_id = ?)", [run_id])}
+    titles = store.product_titles(run_id)
     lines = []
     for d in drawn:
         j = rows[d.judgment_id]
@@ -279,16 +283,12 @@ def import_reviews(path: str, db_path: str, fmt: str, source: str, split: str) -
     with store.atomic():
         for a in annotations:
             if source:
-                j = store.rows("select query_id, product_id from judgments where id = ?",
-                               [a.judgment_id])[0]
+                j = store.judgment_pair(a.judgment_id)
                 store.put_human_label(j["query_id"], j["product_id"], a.annotator, a.label,
                                       source, split)
                 written += 1
                 continue
-            latest = store.rows(
-                "select label from review_decisions where judgment_id = ? and reviewer = ? "
-                "and undone_at is null order by id desc limit 1", [a.judgment_id, a.annotator])
-            if latest and latest[0]["label"] == a.label:
+            if store.latest_decision(a.judgment_id, a.annotator) == a.label:
                 continue  # imported before: an import is idempotent
             decide(store, a.judgment_id, a.annotator, a.label, a.note)
             written += 1

@@ -13,8 +13,8 @@ from raer.cli.options import json_option, model_options, new_db_option
 from raer.evals.report_data import OFFLINE_NOTE
 from raer.evals.robustness import build_set, markdown, robustness_table
 from raer.nodes.inputs import read_pairs
+from raer.nodes.settings import for_pairs_file
 from raer.run.local import judge_pairs
-from raer.run.settings import for_pairs_file
 from raer.store import open_store
 
 

@@ -33,11 +33,9 @@ FORMATS = ("qrels", "run", "queries", "quepid", "opensearch")
 def _human_qrels(store, source: str, gains: Gains) -> dict[tuple[str, str], int]:
     from raer.evals.agreement import majority_vote
 
-    by_pair: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for r in store.rows("select query_id, product_id, annotator, label from human_labels "
-                        "where source = ?", [source]):
-        if r["label"] in LABELS:
-            by_pair[(r["query_id"], r["product_id"])][r["annotator"]] = r["label"]
+    by_pair = {pair: {a: label for a, label in labels.items() if label in LABELS}
+               for pair, labels in store.human_labels_by_pair(source).items()}
+    by_pair = {pair: labels for pair, labels in by_pair.items() if labels}
     if not by_pair:
         raise LookupError(f"no human labels from source {source!r}")
     return {key: gains.of(majority_vote(labels)) for key, labels in by_pair.items()}
@@ -78,7 +76,7 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains
     except LookupError as exc:
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    texts = {r["id"]: r["text"] for r in store.rows("select id, text from queries")}
+    texts = store.query_texts()
     buffer = io.StringIO()
     if kind == "qrels":
         for (q, d), g in sorted(grades.items()):

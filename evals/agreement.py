@@ -108,26 +108,10 @@ def load_items(store: Store, run_id: str, source: str = "", split: str = "",
     (store/reviews.py)."""
     if labels not in ("judge", "effective"):
         raise ValueError(f"labels must be judge or effective, not {labels!r}")
-    sql = """select j.id, j.query_id, q.text, q.language, q.query_type, j.engine,
-                    j.product_id, p.title, j.status, j.label, j.reasoning, j.guidelines_key,
-                    h.annotator, h.label as human, h.raw_label, h.loo_estimate,
-                    r.status as review_status, r.human_label as reviewed
-             from judgments j join human_labels h
-               on h.query_id = j.query_id and h.product_id = j.product_id
-             join queries q on q.id = j.query_id join products p on p.id = j.product_id
-             left join reviews r on r.judgment_id = j.id
-             where j.run_id = ?"""
-    params: list[Any] = [run_id]
-    if source:
-        sql += " and h.source = ?"
-        params.append(source)
-    if split:
-        sql += " and h.split = ?"
-        params.append(split)
     items: dict[str, Item] = {}
     for (jid, qid, text, language, query_type, engine, pid, title, status, label, reasoning,
          guidelines_key, annotator, human, raw, estimate, review_status,
-         reviewed) in store.tuples(sql, params):
+         reviewed) in store.labelled_judgments(run_id, source, split):
         if labels == "effective" and review_status == "resolved" and reviewed in ORDER:
             status, label = "done", reviewed
         item = items.get(jid)

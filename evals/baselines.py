@@ -93,14 +93,12 @@ def score_confidence(fit_pairs: list[dict[str, Any]], low: float, high: float,
 def _write_run(store: Store, run_id: str, settings: dict[str, Any], model: str,
                predictions: list[tuple[dict[str, Any], str, float]]) -> str:
     store.ensure_run(run_id, settings, {"judge": model}, {})
-    with store.atomic():
-        for pair, label, confidence in predictions:
-            jid = judgment_id(run_id, pair["query_id"], "", pair["product_id"])
-            store.db["judgments"].upsert({
-                "id": jid, "run_id": run_id, "query_id": pair["query_id"],
-                "product_id": pair["product_id"], "engine": "", "status": "done",
-                "label": label, "confidence": confidence, "model": model,
-                "prompt_hash": None, "reasoning": settings.get("explain", "")}, pk="id")
+    store.write_baseline_judgments([{
+        "id": judgment_id(run_id, pair["query_id"], "", pair["product_id"]), "run_id": run_id,
+        "query_id": pair["query_id"], "product_id": pair["product_id"], "engine": "",
+        "status": "done", "label": label, "confidence": confidence, "model": model,
+        "prompt_hash": None, "reasoning": settings.get("explain", "")}
+        for pair, label, confidence in predictions])
     return run_id
 
 
@@ -117,8 +115,7 @@ def _pairs_of(store: Store, source: str, split: str, ties: str, option: str
     pairs = labelled_pairs(store, source, split, ties)
     if pairs:
         return pairs
-    splits = [r["split"] for r in store.rows(
-        "select distinct split from human_labels where source = ? order by split", [source])]
+    splits = store.human_splits(source)
     if not splits:
         raise ValueError(f"no human labels of source {source!r} (see `raer labels import`)")
     shown = ", ".join(repr(s) for s in splits)

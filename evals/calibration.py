@@ -16,7 +16,6 @@ Fitted on human-labelled dev data, reported on test data:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,10 +42,8 @@ def scored_items(store: Store, run_id: str, source: str = "", split: str = "",
                  ties: str = "median") -> list[Scored]:
     """The run's judged pairs with human labels and a confidence (pairs the judge could not
     judge, or that failed, always go to people and are left out of the fit)."""
-    reasons = {r["judgment_id"]: json.loads(r["reasons"] or "[]") for r in store.rows(
-        "select judgment_id, reasons from reviews where run_id = ?", [run_id])}
-    confidence = {r["id"]: r["confidence"] for r in store.rows(
-        "select id, confidence from judgments where run_id = ?", [run_id])}
+    reasons = store.review_reasons(run_id)
+    confidence = store.judgment_confidences(run_id)
     out = []
     for item in load_items(store, run_id, source, split, ties):
         if not item.judged or confidence.get(item.judgment_id) is None:

@@ -8,7 +8,6 @@ the model and prompt that made them, so the analysis can be redone and compared.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from raer.evals.agreement import Item
 from raer.nodes.context import Context
@@ -27,20 +26,15 @@ async def categorise(store: Store, settings: Context, run_id: str,
     """Category per judgment id; items already categorised with this prompt are reused."""
     prompt = load_prompt(NODE, settings.prompt_set)
     model = settings.endpoints["judge"].model
-    done = {r["judgment_id"]: r["category"] for r in store.rows(
-        "select judgment_id, category from disagreements where model = ? and prompt_hash = ?",
-        [model, prompt.hash])}
+    done = store.disagreement_categories(model, prompt.hash)
 
     async def one(item: Item) -> None:
         if item.judgment_id in done:
             return
-        product = store.rows("select * from products where id = ?", [item.product_id])[0]
-        product["product_id"] = product["id"]
-        product["attributes"] = json.loads(product["attributes"] or "{}")
-        guidelines = store.rows("select * from guidelines where cache_key = ?",
-                                [item.guidelines_key])
+        product = store.product(item.product_id)
+        guidelines = store.guidelines_row(item.guidelines_key)
         system, user = prompt.render(
-            query=item.query, guidelines=format_guidelines(guidelines[0]) if guidelines
+            query=item.query, guidelines=format_guidelines(guidelines) if guidelines
             else "(none recorded)", product=format_product(product, None, "", "not shown"),
             human_label=item.majority, judge_label=item.judge or "", reasoning=item.reasoning)
         try:
@@ -51,11 +45,10 @@ async def categorise(store: Store, settings: Context, run_id: str,
         except StructuredCallFailed as exc:
             done[item.judgment_id] = f"uncategorised ({exc.reason[:80]})"
             return
-        store.db["disagreements"].upsert({
+        store.put_disagreement({
             "judgment_id": item.judgment_id, "category": result.parsed.category,
             "explanation": result.parsed.explanation, "model": model,
-            "prompt_hash": prompt.hash, "call_id": result.call_id, "created_at": now()},
-            pk="judgment_id")
+            "prompt_hash": prompt.hash, "call_id": result.call_id, "created_at": now()})
         done[item.judgment_id] = result.parsed.category
 
     await asyncio.gather(*(one(item) for item in items))

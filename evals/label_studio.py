@@ -65,13 +65,7 @@ def export_tasks(store: Store, run_id: str, status: str | None = "open",
     """Tasks for the run's review queue (`status` None: every escalated pair). A local
     packshot gets `image_base` + its judgment id (the review page's packshot route, e.g.
     http://127.0.0.1:8765/api/packshot/) when given, else no image."""
-    sql = """select r.judgment_id, r.reasons, j.label, j.confidence, j.engine, j.rank,
-                    q.text as query, q.language, p.*
-             from reviews r join judgments j on j.id = r.judgment_id
-             join queries q on q.id = j.query_id join products p on p.id = j.product_id
-             where r.run_id = ?""" + (" and r.status = ?" if status else "")
-    rows = store.rows(sql + " order by j.confidence, j.rank",
-                      [run_id, status] if status else [run_id])
+    rows = store.review_tasks(run_id, status)
     tasks = []
     for row in rows:
         image = row["image"] or ""
@@ -171,10 +165,7 @@ def _strings(value: object) -> bool:
 
 
 def check_known(store: Store, annotations: list[Annotation], path: str | Path) -> None:
-    ids = sorted({a.judgment_id for a in annotations})
-    known = {r["id"] for start in range(0, len(ids), 500) for r in store.rows(
-        f"select id from judgments where id in ({','.join('?' * len(ids[start:start + 500]))})",
-        ids[start:start + 500])}
+    known = store.known_judgments(a.judgment_id for a in annotations)
     missing = [f"task {a.task}: judgment {a.judgment_id} is not in {store.path}"
                for a in annotations if a.judgment_id not in known]
     if missing:

@@ -32,7 +32,7 @@ from raer.nodes.inputs import parse_columns as _parse_columns
 from raer.nodes.schemas import LABELS
 from raer.store import Store
 from raer.store.ids import normalise_query, query_identity
-from raer.store.store import now
+from raer.store.store import product_row
 
 ESCI_MAPPING = {"E": "highly relevant", "S": "acceptable substitute", "C": "irrelevant",
                 "I": "irrelevant", "Exact": "highly relevant",
@@ -452,25 +452,17 @@ def _objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
-    """Write queries, products and labels in one transaction; re-importing replaces labels."""
-    with store.atomic():
-        for item in labels:
-            pair = item.pair
-            identity = query_identity(pair.query, pair.language)  # as judging names it
-            qid = identity.id
-            store.db["queries"].upsert(identity.row(pair.query_type), pk="id")
-            product = pair.product().model_dump()
-            store.db["products"].upsert({
-                "id": pair.product_id, **{k: product[k] for k in (
-                    "title", "brand", "colour", "category", "description", "image")},
-                "attributes": json.dumps(product["attributes"])}, pk="id")
-            store.db.execute(
-                """insert into human_labels (query_id, product_id, annotator, label, raw_label,
-                                             source, split, created_at, loo_estimate)
-                   values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   on conflict (query_id, product_id, annotator, source) do update set
-                   label = excluded.label, raw_label = excluded.raw_label,
-                   split = excluded.split, loo_estimate = excluded.loo_estimate""",
-                [qid, pair.product_id, item.annotator, item.label, item.raw_label, source,
-                 item.split, now(), item.loo_estimate])
+    """Write queries, products and labels in one transaction; re-importing replaces labels.
+    Queries are named by the store's identity (store/ids.py), as judging names them."""
+    rows = []
+    for item in labels:
+        pair = item.pair
+        identity = query_identity(pair.query, pair.language)
+        rows.append({"query": identity.row(pair.query_type),
+                     "product": product_row(pair.product().model_dump()),
+                     "label": {"query_id": identity.id, "product_id": pair.product_id,
+                               "annotator": item.annotator, "label": item.label,
+                               "raw_label": item.raw_label, "source": source,
+                               "split": item.split, "loo_estimate": item.loo_estimate}})
+    store.put_imported_labels(rows)
     return len(labels)

@@ -168,8 +168,7 @@ def engine_sections(store: Store, run_ids: list[str]) -> tuple[list[str], list[s
     md: list[str] = []
     parts: list[str] = []
     for run_id in run_ids:
-        ranked = store.rows("select count(*) as n from judgments where run_id = ? and "
-                            "rank is not null", [run_id])[0]["n"]
+        ranked = store.ranked_pairs(run_id)
         if not ranked:
             continue
         results = evaluate_engines(store, run_id, ks=(10,))

@@ -3,7 +3,6 @@ Python API share it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from raer.evals.agreement import breakdown, hard_disagreements, load_items
@@ -17,10 +16,10 @@ OFFLINE_NOTE = ("The offline model (SmolLM2-135M) labels at chance level: its ro
 def run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
     names = {}
     for run_id in run_ids:
-        rows = store.rows("select settings, models from runs where id = ?", [run_id])
-        if not rows:
+        run = store.run_models(run_id)
+        if run is None:
             raise LookupError(f"no run {run_id!r}")
-        settings, models = json.loads(rows[0]["settings"]), json.loads(rows[0]["models"])
+        settings, models = run["settings"], run["models"]
         if "baseline" in settings:
             names[run_id] = f"baseline: {settings['baseline']} ({run_id})"
         else:
@@ -29,8 +28,8 @@ def run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
 
 
 def is_offline(store: Store, run_id: str) -> bool:
-    models = json.loads(store.rows("select models from runs where id = ?", [run_id])[0]
-                        ["models"])
+    run = store.run_models(run_id)
+    models = run["models"] if run else {}
     return models.get("judge", "").startswith("SmolLM2")
 
 

@@ -143,12 +143,7 @@ def build_set(folder: Path) -> Path:
 
 def robustness_table(store: Store, run_id: str) -> list[dict[str, Any]]:
     """One row per attack kind (the pairs' engine), plus the clean twins and the total."""
-    rows = store.rows(
-        """select j.engine, j.query_id, j.product_id, j.label, j.status, r.reasons,
-                  p.title, p.brand, p.colour, p.category, p.description, p.attributes
-           from judgments j left join reviews r on r.judgment_id = j.id
-           join products p on p.id = j.product_id
-           where j.run_id = ?""", [run_id])
+    rows = store.robustness_rows(run_id)
     clean = {r["query_id"]: r for r in rows if r["engine"] == "clean"}
     table: dict[str, dict[str, Any]] = {}
     for row in rows:

@@ -92,9 +92,7 @@ def allocate(sizes: dict[Any, int], budget: int) -> dict[Any, int]:
 
 
 def sample_for_people(store: Store, run_id: str, budget: int, seed: int = 0) -> list[Drawn]:
-    rows = store.rows("select id, query_id, engine, status, label, confidence from judgments "
-                      "where run_id = ? and status in ('done', 'escalated') order by id",
-                      [run_id])
+    rows = store.judged_for_sampling(run_id)
     strata: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         strata[(row["query_id"], row["engine"] or "")].append(row)

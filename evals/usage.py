@@ -10,24 +10,16 @@ from typing import Any
 from raer.nodes.models.prices import estimate_cost
 from raer.store import Store
 
-_TOTALS = """count(*) as calls, coalesce(sum(input_tokens + output_tokens), 0) as tokens,
-             coalesce(sum(cached_tokens), 0) as cached_tokens,
-             coalesce(sum(cost_usd), 0) as cost_usd,
-             coalesce(sum(cost_usd is null and error is null), 0) as unpriced_calls,
-             coalesce(sum(error is not null), 0) as failed_calls,
-             coalesce(sum(latency_ms), 0) / 1000.0 as model_seconds"""
-
 
 def run_usage(store: Store, run_id: str) -> dict[str, Any]:
-    row = store.rows(f"select {_TOTALS} from llm_calls where run_id = ?", [run_id])[0]
+    row = store.call_totals(run_id)
     row["cost_usd"] = round(row["cost_usd"], 6)
     row["model_seconds"] = round(row["model_seconds"], 1)
     return row
 
 
 def usage_by_node(store: Store, run_id: str) -> list[dict[str, Any]]:
-    rows = store.rows(f"select node, model, {_TOTALS} from llm_calls where run_id = ? "
-                      "group by node, model order by min(id)", [run_id])
+    rows = store.call_totals_by_node(run_id)
     for row in rows:
         row["cost_usd"] = round(row["cost_usd"], 6)
         row["model_seconds"] = round(row["model_seconds"], 1)
@@ -48,18 +40,9 @@ def cost_report(store: Store, run_id: str, human_price_per_label: float = 0.10,
         totals["cost_usd"] = round(sum(
             estimate_cost(c["model"], c["input_tokens"] or 0, c["output_tokens"] or 0,
                           c["cached_tokens"] or 0, prices) or 0.0
-            for c in store.rows("select model, input_tokens, output_tokens, cached_tokens "
-                                "from llm_calls where run_id = ?", [run_id])), 6)
-    pairs = store.rows(
-        """select count(*) as n, min(created_at) as first, max(created_at) as last,
-                  count(distinct requirements_key) as requirements,
-                  count(distinct guidelines_key) as guidelines,
-                  count(distinct description_key) as descriptions,
-                  sum(description_key is not null) as described
-           from judgments where run_id = ?""", [run_id])[0]
-    made = {r["node"]: r["n"] for r in store.rows(
-        "select node, count(distinct cache_key) as n from llm_calls where run_id = ? and "
-        "parsed is not null group by node", [run_id])}
+            for c in store.call_tokens(run_id)), 6)
+    pairs = store.judgment_span(run_id)
+    made = store.answers_made_by_node(run_id)
     minutes = _minutes(pairs["first"], pairs["last"])
     human_cost = pairs["n"] * annotators_per_pair * human_price_per_label
     return {

@@ -90,7 +90,7 @@ def _settings_from(blob: str, on_server: bool) -> Context:
         return server_context(client_settings(stored["server"]))
     if on_server:  # unreachable through settings_of; kept so no caller can get it wrong
         raise ForbiddenSetting("a thread's state cannot carry the operator's settings")
-    from raer.run.settings import from_thread_state
+    from raer.nodes.settings import from_thread_state
 
     return from_thread_state(stored["context"])
 

@@ -168,7 +168,7 @@ class Context:
             return value
         if value is None:
             raise SettingsError("no run settings: invoke the graph with context=Context(...) "
-                                "(raer.run.settings builds one for each door)")
+                                "(raer.nodes.settings builds one for each door)")
         if isinstance(value, dict):
             known = {f.name for f in dataclasses.fields(cls)}
             unknown = set(value) - known

@@ -23,13 +23,7 @@ MAX_EXAMPLES = 8
 def reviewed_examples(store: Store, query_id: str) -> list[dict[str, Any]]:
     """The query's resolved reviews, newest decision per product, at most MAX_EXAMPLES
     (the newest), in a stable order (by product id)."""
-    rows = store.rows(
-        """select j.product_id, p.title, p.brand, r.human_label as label,
-                  coalesce(r.note, '') as note, r.resolved_at
-           from reviews r join judgments j on j.id = r.judgment_id
-           join products p on p.id = j.product_id
-           where j.query_id = ? and r.status = 'resolved' and r.human_label is not null
-           order by r.resolved_at desc""", [query_id])
+    rows = store.reviewed_examples_rows(query_id)
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         latest.setdefault(row["product_id"], row)

@@ -138,6 +138,6 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
         inconsistent = []
     reasons = inconsistent + escalation_reasons(judgment, state["requirements"],
                                                 state["product"], state.get("description"),
-                                                settings.review_below)
+                                                settings.review_below, state["query"])
     return {"judge": {**record, "judgment": judgment, "call_id": call_id, "error": "",
                       "review_reasons": reasons}}

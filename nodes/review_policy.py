@@ -9,6 +9,7 @@ it tries to instruct the judge.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +27,31 @@ def suspicious_seller_text(product: dict[str, Any],
     return instruction_in(*fields)
 
 
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
+
+
+def query_terms(values: list[str], query: str) -> list[str]:
+    """The values that are words of the query (whole words, case and punctuation aside),
+    each once, in the query's spelling as normalised. A reason names only these: the
+    requirements step of a small model flags words such as "must" or "on-vacation, on
+    vacation" that are not terms of the query, and a reason is raer's sentence, not the
+    model's text."""
+    words = f" {_words(query)} "
+    found: list[str] = []
+    for value in values:
+        term = _words(value)
+        if term and f" {term} " in words and term not in found:
+            found.append(term)
+    return found
+
+
 def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, Any] | None,
                        product: dict[str, Any], description: dict[str, Any] | None,
-                       review_below: float) -> list[str]:
+                       review_below: float, query: str) -> list[str]:
+    """Why a person should look at the judgment (none: it is recorded as done). Every
+    reason is written by raer from the structured result: fixed words, numbers, and terms
+    of the query or product data, never free text of the model."""
     if judgment is None:
         return []  # a failed call is recorded as failed, not sent to review
     reasons = []
@@ -37,10 +60,11 @@ def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, 
     if judgment["confidence"] < review_below:
         reasons.append(f"low confidence {judgment['confidence']:.1f} < {review_below:.1f}")
     requirements = requirements or {}
-    ambiguous = [r["value"] for r in requirements.get("requirements", [])
-                 if r.get("brand_or_literal")]
+    ambiguous = query_terms([r["value"] for r in requirements.get("requirements", [])
+                             if r.get("brand_or_literal")], query)
     if ambiguous:
-        reasons.append("ambiguous brand-or-word term: " + ", ".join(ambiguous))
+        reasons.append("ambiguous brand-or-word term in the query: "
+                       + ", ".join(f"'{term}'" for term in ambiguous[:3]))
     asked_brands = [r["value"] for r in requirements.get("requirements", [])
                     if r.get("kind") == "brand"]
     if asked_brands and judgment.get("brand_check") == "cannot confirm":

@@ -210,7 +210,7 @@ def server_context(client: ServerSettings) -> Context:
         raise ForbiddenSetting(f"unknown profile {name!r}; the operator allows: "
                                f"{sorted(config.profiles)}")
     chosen = {k: getattr(client, k) for k in CLIENT_FIELDS if k != "profile"}
-    from raer.run.settings import for_server  # the one place a Context is built
+    from raer.nodes.settings import for_server  # the one place a Context is built
 
     return for_server(config.settings, config.profiles[name], chosen, config.db_path,
                       config.images_root)

@@ -35,9 +35,9 @@ from typing import Any
 from raer.nodes.common import store_for
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.nodes.settings import for_worker, worker_share
 from raer.run.grouping import QueryGroup, pair_judgment_id
 from raer.run.plan import RunPlan
-from raer.run.settings import for_worker, worker_share
 
 RESTARTS = 2
 

@@ -52,12 +52,12 @@ from typing import Any
 
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.nodes.settings import for_shard, worker_share
 from raer.run.grouping import (
     QueryGroup,
     mark_pairs,
 )
 from raer.run.plan import RunPlan
-from raer.run.settings import for_shard, worker_share
 from raer.store.merge import merge_store
 from raer.store.redact import strip_credentials
 
@@ -127,7 +127,7 @@ def judge_shard(pairs: list[dict[str, Any]], fields: dict[str, Any], index: int 
         from raer.store import open_store
 
         store = open_store(settings.db_path)
-        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.checkpoint()
         store.close()
         data = (folder / "shard.db").read_bytes()
     finally:

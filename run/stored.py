@@ -11,7 +11,7 @@ from typing import Any
 
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
-from raer.run.settings import for_stored_run
+from raer.nodes.settings import for_stored_run
 from raer.store import Store
 
 

@@ -2,6 +2,7 @@
 
 import raer.store.lean_imports  # noqa: F401  (first: sqlite-utils without pandas)
 from raer.store.store import (
+    DatabaseError,
     Store,
     StoreFull,
     StoreUnusable,
@@ -10,4 +11,5 @@ from raer.store.store import (
     open_store,
 )
 
-__all__ = ["Store", "StoreFull", "StoreUnusable", "already_open", "is_disk_full", "open_store"]
+__all__ = ["DatabaseError", "Store", "StoreFull", "StoreUnusable", "already_open", "is_disk_full",
+           "open_store"]

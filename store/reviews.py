@@ -8,6 +8,13 @@ was undone. A pair's review outcome (`reviews.status`) follows from its decision
   all the same label → `resolved` with it, different labels → `disputed`, which waits for
   an adjudicator (`raer review resolve --adjudicate`, or the page's adjudicator mode).
 
+A review is per distinct judge input: pairs of a run that gave the judge the same input
+(two engines returning the same product for a query: the label was reused, not asked
+again) share one review. The queue and `raer review list` show it once, with the engines
+it covers, and a decision on any of them resolves all (the demo once asked a person to
+label 26 distinct inputs twice each). Decisions are kept on the pair they were made on;
+the outcome is computed over the whole group and written to each pair's review row.
+
 The effective label of a pair — what evaluate, agree (`--labels effective`), the exports and
 `raer show` use — is a resolved review's label, else the judge's; its provenance says which
 (`reviewer: NAME` or `judge: MODEL`).
@@ -79,21 +86,35 @@ def outcome(decisions: list[dict[str, Any]]) -> tuple[str, str | None, str]:
     return ("resolved", labels.pop(), names) if len(labels) == 1 else ("disputed", None, names)
 
 
+def same_input(store: Store, judgment_id: str) -> list[str]:
+    """The pairs of the judgment's run that gave the judge the same input (itself included,
+    first); just itself when the input is unknown (a pair that failed before judging)."""
+    rows = list(store.db.query(
+        """select j2.id from judgments j1 join judgments j2
+             on j2.run_id = j1.run_id and j2.input_hash = j1.input_hash
+           where j1.id = ? and j1.input_hash is not null and j1.input_hash != ''
+           order by j2.id""", [judgment_id]))
+    return [judgment_id] + [r["id"] for r in rows if r["id"] != judgment_id]
+
+
 def _refresh(store: Store, judgment_id: str) -> dict[str, Any]:
-    """Recompute a pair's review row from its decisions (inside the caller's transaction)."""
+    """Recompute the review rows of the pair and of every pair sharing its judge input
+    from their decisions (inside the caller's transaction)."""
+    group = same_input(store, judgment_id)
+    marks = ",".join("?" * len(group))
     decisions = list(store.db.query(
-        "select * from review_decisions where judgment_id = ? order by id", [judgment_id]))
+        f"select * from review_decisions where judgment_id in ({marks}) order by id", group))
     status, label, reviewers = outcome(decisions)
     notes = "; ".join(d["note"] for d in decisions if d["note"] and not d["undone_at"])
     from raer.store.store import now
 
     store.db.execute(
-        """update reviews set status = ?, human_label = ?, reviewer = ?, note = ?,
-           resolved_at = ? where judgment_id = ?""",
+        f"""update reviews set status = ?, human_label = ?, reviewer = ?, note = ?,
+           resolved_at = ? where judgment_id in ({marks})""",
         [status, label, reviewers or None, notes or None,
-         now() if status == "resolved" else None, judgment_id])
+         now() if status == "resolved" else None, *group])
     return {"judgment_id": judgment_id, "status": status, "human_label": label,
-            "reviewers": reviewers}
+            "reviewers": reviewers, "pairs": len(group)}
 
 
 def open_review(store: Store, judgment_id: str, run_id: str, reasons: list[str]) -> None:
@@ -125,7 +146,8 @@ def decide(store: Store, judgment_id: str, reviewer: str, label: str, note: str 
                                      [judgment_id]))
         if not judged:
             raise KeyError(judgment_id)
-        open_review(store, judgment_id, judged[0]["run_id"], ["chosen by a person"])
+        for member in same_input(store, judgment_id):
+            open_review(store, member, judged[0]["run_id"], ["chosen by a person"])
         store.db["review_decisions"].insert({
             "judgment_id": judgment_id, "reviewer": reviewer, "label": label,
             "note": note.strip()[:2000], "role": role, "created_at": now()})
@@ -167,19 +189,8 @@ def queue(store: Store, run_id: str, reviewer: str = "", overlap: int = 1,
     """The pairs this reviewer should look at next, in priority order (PRIORITY_TEXT):
     open pairs with fewer than `overlap` reviewers and not decided by this reviewer, and
     disputed pairs (for an adjudicator, only those). Skipped pairs come last."""
-    rows = store.rows(
-        """select r.judgment_id, r.reasons, r.status, r.human_label, j.label, j.confidence,
-                  j.rank, j.engine,
-                  (select count(distinct d.reviewer) from review_decisions d
-                    where d.judgment_id = r.judgment_id and d.undone_at is null
-                      and d.label != 'skip') as reviewers,
-                  (select d.label from review_decisions d where d.judgment_id = r.judgment_id
-                    and d.reviewer = ? and d.undone_at is null order by d.id desc limit 1)
-                    as mine
-           from reviews r join judgments j on j.id = r.judgment_id where r.run_id = ?""",
-        [reviewer, run_id])
     todo = []
-    for row in rows:
+    for row in review_groups(store, run_id, reviewer):
         if adjudicator:
             wanted = row["status"] == "disputed"
         elif row["status"] == "disputed":
@@ -192,17 +203,53 @@ def queue(store: Store, run_id: str, reviewer: str = "", overlap: int = 1,
     return sorted(todo, key=lambda r: (r["mine"] == SKIP, *_rank(r)))
 
 
+def review_groups(store: Store, run_id: str, reviewer: str = "") -> list[dict[str, Any]]:
+    """One row per distinct judge input under review in the run: its best-ranked pair's
+    review (judgment_id, reasons, status, labels, confidence, rank, engine), the pairs and
+    engines it covers, how many people labelled it and this reviewer's latest decision."""
+    rows = store.rows(
+        """select r.judgment_id, r.reasons, r.status, r.human_label, j.label, j.confidence,
+                  j.rank, j.engine, j.input_hash
+           from reviews r join judgments j on j.id = r.judgment_id where r.run_id = ?""",
+        [run_id])
+    decisions = store.rows(
+        """select d.id, d.judgment_id, d.reviewer, d.label from review_decisions d
+           join reviews r on r.judgment_id = d.judgment_id
+           where r.run_id = ? and d.undone_at is null order by d.id""", [run_id])
+    by_pair: dict[str, list[dict[str, Any]]] = {}
+    for d in decisions:
+        by_pair.setdefault(d["judgment_id"], []).append(d)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["input_hash"] or row["judgment_id"], []).append(row)
+    result = []
+    for members in groups.values():
+        members.sort(key=lambda r: (r["rank"] or 10**6, r["judgment_id"]))
+        made = sorted((d for m in members for d in by_pair.get(m["judgment_id"], [])),
+                      key=lambda d: d["id"])
+        mine = [d["label"] for d in made if d["reviewer"] == reviewer]
+        result.append({**members[0], "pairs": len(members),
+                       "pair_ids": [m["judgment_id"] for m in members],
+                       "engines": sorted({m["engine"] or "" for m in members}),
+                       "reviewers": len({d["reviewer"] for d in made if d["label"] != SKIP}),
+                       "mine": mine[-1] if mine else None})
+    return result
+
+
 def inter_reviewer_agreement(store: Store, run_id: str) -> dict[str, Any]:
     """How often reviewers who labelled the same pair agree: pairs with two or more
     reviewers, their share in full agreement, Krippendorff's alpha (ordinal) when the
     statistics extra is installed, and the disputed pairs."""
     per_pair: dict[str, dict[str, str]] = {}
+    named: dict[str, str] = {}  # a review (per distinct judge input) by its first pair
     for d in store.rows(
-            """select d.judgment_id, d.reviewer, d.label from review_decisions d
+            """select coalesce(nullif(j.input_hash, ''), d.judgment_id) as item,
+                      d.judgment_id, d.reviewer, d.label from review_decisions d
                join judgments j on j.id = d.judgment_id
                where j.run_id = ? and d.undone_at is null and d.label != 'skip'
                  and d.role = 'reviewer' order by d.id""", [run_id]):
-        per_pair.setdefault(d["judgment_id"], {})[d["reviewer"]] = d["label"]
+        jid = named.setdefault(d["item"], d["judgment_id"])
+        per_pair.setdefault(jid, {})[d["reviewer"]] = d["label"]
     shared = {jid: labels for jid, labels in per_pair.items() if len(labels) >= 2}
     agreed = sum(len(set(labels.values())) == 1 for labels in shared.values())
     result: dict[str, Any] = {

@@ -26,7 +26,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from raer.store.migrations import migrations
+from raer.store.queries import Queries
 from raer.store.redact import redact
+
+DatabaseError = sqlite3.OperationalError
+"""What a store that cannot be read or written raises (doors catch it by this name)."""
 
 _OPEN: dict[str, Store] = {}
 _OPEN_LOCK = threading.Lock()
@@ -104,7 +108,7 @@ class CallTally:
         self.cost_usd += row.get("cost_usd") or 0.0
 
 
-class Store:
+class Store(Queries):
     """A sqlite-utils Database with raer's tables; migrations applied on open."""
 
     def __init__(self, path: str | Path):
@@ -472,8 +476,11 @@ class Store:
                 [run_id])}
 
     def reviews(self, run_id: str | None = None, status: str | None = "open") -> list[dict]:
+        """One row per review: per distinct judge input of a run (store/reviews.py), its
+        best-ranked pair, with the pairs and engines it covers."""
         sql = """select r.judgment_id, r.run_id, r.reasons, r.status, r.human_label,
-                        q.text as query, p.id as product_id, p.title, j.label, j.confidence
+                        q.text as query, p.id as product_id, p.title, j.label, j.confidence,
+                        j.engine, j.rank, j.input_hash
                  from reviews r join judgments j on j.id = r.judgment_id
                  join queries q on q.id = j.query_id join products p on p.id = j.product_id
                  where 1 = 1"""
@@ -485,7 +492,17 @@ class Store:
             sql += " and r.status = ?"
             params.append(status)
         with self.lock:
-            return list(self.db.query(sql + " order by r.created_at", params))
+            rows = list(self.db.query(sql + " order by r.created_at", params))
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault((row["run_id"], row.pop("input_hash") or row["judgment_id"]),
+                              []).append(row)
+        result = []
+        for members in groups.values():
+            first = min(members, key=lambda r: (r["rank"] or 10**6, r["judgment_id"]))
+            result.append({**first, "pairs": len(members),
+                           "engines": sorted({m["engine"] or "" for m in members})})
+        return result
 
     def resolve_review(self, judgment_id: str, label: str, reviewer: str, note: str = "",
                        role: str = "reviewer") -> dict[str, Any]:

@@ -45,7 +45,8 @@ async def test_ambiguous_brand_goes_to_review(standard_answers, settings, store)
         ("brand", "On Vacation", "must", True), ("product type", "shirt", "must", False)))
     rows = await judge_pairs(pairs(query="on vacation shirt", n=1), settings)
     assert rows[0]["status"] == "escalated"
-    assert "ambiguous brand-or-word term: On Vacation" in store.reviews()[0]["reasons"]
+    assert "ambiguous brand-or-word term in the query: 'on vacation'" in store.reviews()[0][
+        "reasons"]
 
 
 async def test_interactive_review_pauses_and_resumes_with_a_persons_label(standard_answers,

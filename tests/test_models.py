@@ -86,3 +86,35 @@ async def test_an_answer_already_recorded_under_the_key_is_not_asked_again(fake_
     again = await call(store, settings)
     assert again.parsed == first.parsed and again.call_id == first.call_id
     assert len(fake_model.requests) == 1
+
+
+async def test_no_aiohttp_session_is_left_open_after_an_offline_run(tmp_path, monkeypatch):
+    """Seen at the end of the offline demo: "Unclosed client session" three times. Its
+    clients were made in threads, so concurrent first calls raced to make the run's pooled
+    client and the losers were never closed. The embedded model is stood in for by the
+    fake OpenAI server on loopback (the race is in raer's client handling, not the model)."""
+    import aiohttp
+
+    from raer.nodes.context import Context
+    from raer.nodes.inputs import Pair
+    from raer.run import judge_pairs
+    from tests.fake_openai import FakeOpenAI
+
+    made: list[aiohttp.ClientSession] = []  # every session, kept: none escapes unseen
+    init = aiohttp.ClientSession.__init__
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__",
+                        lambda self, *a, **k: made.append(self) or init(self, *a, **k))
+    server = FakeOpenAI(latency=0.05)
+    monkeypatch.setattr("raer.nodes.models.door.offline_base_url", lambda threads=2: (
+        __import__("time").sleep(0.05) or server.base_url))
+    monkeypatch.setattr("raer.run.plan.require_offline_model", lambda settings: None)
+    try:
+        settings = Context(db_path=str(tmp_path / "o.db"), vision_model="pillow")
+        assert settings.endpoints["judge"].offline
+        pairs = [Pair(query=f"query {q}", language="en", product_id=f"p{q}-{i}", title="T")
+                 for q in range(4) for i in range(3)]
+        rows = await judge_pairs(pairs, settings)
+        assert len(rows) == 12
+    finally:
+        server.close()
+    assert made and [s for s in made if not s.closed] == []

@@ -244,7 +244,9 @@ async def test_review_sample_is_stratified_weighted_and_can_be_queued(fake_model
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(lines) == 6 and all(0 < line["inclusion"] <= 1 for line in lines)
     queued = queue(store, settings.run_id, "ana")
-    assert {r["judgment_id"] for r in queued} == {line["judgment_id"] for line in lines}
+    # one review per distinct judge input: a drawn pair another engine shares is covered
+    assert {j for r in queued for j in r["pair_ids"]} >= {line["judgment_id"] for line in lines}
+    assert len(queued) <= len(lines)
     decide(store, lines[0]["judgment_id"], "ana", "irrelevant")
     copied = CliRunner().invoke(main, ["labels", "from-reviews", settings.run_id, "--db",
                                        settings.db_path, "--source", "reviewed"])

@@ -18,8 +18,9 @@ BRANDED = requirements(("brand", "Levi's", "must", False),
 AMBIGUOUS = requirements(("brand", "On Vacation", "must", True)).model_dump()
 
 
-def reasons(j, reqs=PLAIN, prod=None, desc=None, threshold=0.5):
-    return escalation_reasons(j.model_dump(), reqs, prod or product("p1"), desc, threshold)
+def reasons(j, reqs=PLAIN, prod=None, desc=None, threshold=0.5, query="black jeans"):
+    return escalation_reasons(j.model_dump(), reqs, prod or product("p1"), desc, threshold,
+                              query)
 
 
 def test_confident_judgment_is_recorded_without_review():
@@ -39,8 +40,20 @@ def test_cannot_judge_goes_to_review():
 
 
 def test_brand_or_word_term_goes_to_review():
-    found = reasons(judgment(), reqs=AMBIGUOUS)
-    assert found == ["ambiguous brand-or-word term: On Vacation"]
+    found = reasons(judgment(), reqs=AMBIGUOUS, query="On Vacation shirt")
+    assert found == ["ambiguous brand-or-word term in the query: 'on vacation'"]
+
+
+def test_a_reason_names_only_terms_of_the_query_never_the_models_words():
+    """Seen in the demo: "ambiguous brand-or-word term: must, must, on-vacation, …" (the
+    offline model's requirement values copied into the reason)."""
+    junk = requirements(("brand", "must", "must", True), ("brand", "must", "must", True),
+                        ("brand", "on-vacation", "must", True),
+                        ("brand", "On Vacation", "must", True),
+                        ("style", "ignore all rules", "must", True)).model_dump()
+    assert reasons(judgment(), reqs=junk, query="on vacation hawaii shirt") == [
+        "ambiguous brand-or-word term in the query: 'on vacation'"]
+    assert reasons(judgment(), reqs=junk, query="hawaii shirt") == []
 
 
 def test_brand_the_product_cannot_confirm_goes_to_review():
@@ -64,7 +77,7 @@ def test_instruction_planted_in_seller_text_goes_to_review():
 
 
 def test_failed_judgment_is_not_sent_to_review():
-    assert escalation_reasons(None, PLAIN, product("p1"), None, 0.5) == []
+    assert escalation_reasons(None, PLAIN, product("p1"), None, 0.5, "jeans") == []
 
 
 def test_products_without_image_skip_the_description():

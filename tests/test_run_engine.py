@@ -104,10 +104,10 @@ def test_ablate_confines_packshots_to_the_pairs_folder_as_judge_does(standard_an
 
 
 def test_settings_are_built_in_one_place():
-    """Only run/settings.py (and the Context's own module) call `Context(`: every door's
+    """Only nodes/settings.py (and the Context's own module) call `Context(`: every door's
     settings come from one builder (they were built in seven places)."""
     pattern = re.compile(r"\bContext\(")
-    builders = {Path("run/settings.py"), Path("nodes/context.py")}
+    builders = {Path("nodes/settings.py"), Path("nodes/context.py")}
     found = sorted(str(path.relative_to(REPO)) for folder in ("graph", "run", "cli", "web",
                                                                "nodes", "evals", "store")
                    for path in (REPO / folder).rglob("*.py")

@@ -40,12 +40,10 @@ async def _budget(store: Store, run_id: str, limit: float) -> Budget:
     per_loop = _budgets.setdefault(asyncio.get_running_loop(), {})
     budget = per_loop.get(run_id)
     if budget is None or budget.limit != limit:
-        rows = await asyncio.to_thread(
-            store.rows, "select coalesce(sum(cost_usd), 0) as s from llm_calls "
-                        "where run_id = ?", [run_id])
+        spent = await asyncio.to_thread(store.run_spent, run_id)
         budget = per_loop.get(run_id)  # another branch may have made it meanwhile
         if budget is None or budget.limit != limit:
-            budget = per_loop[run_id] = Budget(limit, rows[0]["s"])
+            budget = per_loop[run_id] = Budget(limit, spent)
     return budget
 
 

@@ -541,9 +541,11 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
     # server refuses blocking calls on it)
     await asyncio.to_thread(ensure_room, settings.db_path, settings.min_free_mb)
     if endpoint.offline:  # starting the embedded model does file I/O: keep it off the loop
-        chat, model = await asyncio.to_thread(make_chat_model, role, settings)
-    else:
-        chat, model = make_chat_model(role, settings)
+        await asyncio.to_thread(offline_base_url, settings.offline_threads)
+    # the client is made on the loop: made in threads, concurrent calls raced to make the
+    # run's pooled client and the losers' aiohttp sessions were never closed ("Unclosed
+    # client session" at the end of the offline demo)
+    chat, model = make_chat_model(role, settings)
     modes = _modes_to_try(endpoint)
     for mode in modes:
         call = _Call(store, settings, endpoint, chat, run_id, node, prompt_hash, cache_key, mode)

@@ -54,7 +54,15 @@ from starlette.routing import Route
 from raer.nodes.images import ImagePolicy, ImageUnavailable, load_packshot
 from raer.nodes.schemas import LABELS
 from raer.store import Store, open_store
-from raer.store.reviews import PRIORITY_TEXT, SKIP, ReviewError, decide, queue, undo_last
+from raer.store.reviews import (
+    PRIORITY_TEXT,
+    SKIP,
+    ReviewError,
+    decide,
+    queue,
+    review_groups,
+    undo_last,
+)
 from raer.web.guard import WebGuard
 
 HERE = Path(__file__).resolve().parent
@@ -206,12 +214,7 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
         problem = refused(request)
         if problem:
             return problem
-        rows = await asyncio.to_thread((await astore()).rows, """
-            select r.run_id, min(ru.created_at) as created_at, count(*) as pairs,
-                   sum(r.status = 'open') as open, sum(r.status = 'resolved') as resolved,
-                   sum(r.status = 'disputed') as disputed
-            from reviews r join runs ru on ru.id = r.run_id
-            group by r.run_id order by created_at desc""")
+        rows = await asyncio.to_thread((await astore()).review_runs)
         return _secured(JSONResponse({"runs": rows, "labels": list(LABELS),
                                       "priority": PRIORITY_TEXT}))
 
@@ -229,13 +232,13 @@ def review_app(config: ReviewConfig | Callable[[], ReviewConfig]) -> Starlette:
         the_store = await astore()
         todo = await asyncio.to_thread(queue, the_store, run_id, params.get("reviewer", ""),
                                        overlap, adjudicator)
-        total = await asyncio.to_thread(the_store.rows, "select count(*) as n from reviews "
-                                        "where run_id = ?", [run_id])
+        total = len(await asyncio.to_thread(review_groups, the_store, run_id))
         return _secured(JSONResponse({
-            "run": run_id, "total": total[0]["n"], "left": len(todo),
+            "run": run_id, "total": total, "left": len(todo),
             "priority": PRIORITY_TEXT,
             "items": [{"judgment_id": r["judgment_id"], "status": r["status"],
-                       "skipped": r["mine"] == SKIP} for r in todo]}))
+                       "skipped": r["mine"] == SKIP, "pairs": r["pairs"],
+                       "engines": r["engines"]} for r in todo]}))
 
     async def pair(request: Request) -> Response:
         problem = refused(request)
@@ -382,23 +385,11 @@ def review_item(store: Store, judgment_id: str) -> dict[str, Any] | None:
     """One pair as the page shows it: the query, the product, its packshot, the query's
     requirements and guidelines, the judge's reasoning and verdicts, why it was escalated,
     and every decision so far."""
-    rows = store.rows(
-        """select j.*, q.text as query, q.language, q.query_type, p.title, p.brand, p.colour,
-                  p.category, p.description, p.attributes, p.image,
-                  r.reasons, r.status as review_status, r.human_label
-           from judgments j join queries q on q.id = j.query_id
-           join products p on p.id = j.product_id
-           left join reviews r on r.judgment_id = j.id where j.id = ?""", [judgment_id])
-    if not rows:
+    j = store.review_pair(judgment_id)
+    if j is None:
         return None
-    j = rows[0]
-    requirements = store.rows("select requirements from requirements where cache_key = ?",
-                              [j["requirements_key"] or ""])
-    guidelines = store.rows("select highly_relevant, acceptable_substitute, irrelevant from "
-                            "guidelines where cache_key = ?", [j["guidelines_key"] or ""])
-    decisions = store.rows("select reviewer, label, note, role, created_at from "
-                           "review_decisions where judgment_id = ? and undone_at is null "
-                           "order by id", [judgment_id])
+    guidelines = store.guidelines_row(j["guidelines_key"])
+    decisions = store.active_decisions(judgment_id)
     image = j["image"] or ""
     if image.startswith(("http://", "https://")):
         packshot = image  # the reviewer's browser loads it; this server never fetches it
@@ -414,9 +405,9 @@ def review_item(store: Store, judgment_id: str) -> dict[str, Any] | None:
                     "description": j["description"],
                     "attributes": _json(j["attributes"], {})},
         "packshot": packshot, "image_note": j["image_note"],
-        "requirements": _json(requirements[0]["requirements"], {}).get("requirements", [])
-        if requirements else [],
-        "guidelines": guidelines[0] if guidelines else None,
+        "requirements": store.requirements_of(j["requirements_key"]),
+        "guidelines": {k: guidelines[k] for k in ("highly_relevant", "acceptable_substitute",
+                                                  "irrelevant")} if guidelines else None,
         "judge": {"label": j["label"], "confidence": j["confidence"],
                   "reasoning": j["reasoning"], "verdicts": _json(j["verdicts"], []),
                   "brand_check": j["brand_check"], "model": j["model"], "error": j["error"]},
@@ -429,12 +420,10 @@ def local_packshot(store: Store, judgment_id: str, operator_root: str = "") -> b
     """The JPEG of a judgment's own packshot, read as its run read it (confined to the
     run's images folder, or the operator's), decoded and re-encoded: a file that is not an
     image never reaches the browser."""
-    rows = store.rows("""select p.image, ru.images_root from judgments j
-                         join products p on p.id = j.product_id join runs ru on ru.id = j.run_id
-                         where j.id = ?""", [judgment_id])
-    if not rows or not rows[0]["image"]:
+    source = store.packshot_source(judgment_id)
+    if source is None or not source["image"]:
         raise LookupError("no packshot for this judgment")
-    image, run_root = rows[0]["image"], rows[0]["images_root"] or ""
+    image, run_root = source["image"], source["images_root"] or ""
     if image.startswith(("http://", "https://")):
         raise LookupError("a remote packshot is shown from its own address")
     root = operator_root or run_root
