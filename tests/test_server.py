@@ -76,8 +76,9 @@ def private_home(tmp_path: Path) -> Path:
     running by an earlier test or session are not resumed into this test's store."""
     home = tmp_path / "server-home"
     home.mkdir(exist_ok=True)
-    if not (home / "graph").exists():
-        (home / "graph").symlink_to(REPO / "graph")  # the server reads http.app from its cwd
+    for folder in ("graph", "web"):  # the server reads the graph and http.app from its cwd
+        if not (home / folder).exists():
+            (home / folder).symlink_to(REPO / folder)
     return home
 
 
@@ -216,9 +217,7 @@ def test_an_interactive_review_resumed_over_the_api_lands_once(tmp_path, resend)
     from tests.fake_openai import FakeOpenAI
 
     model = FakeOpenAI()  # the operator's endpoint: answers with confidence 0.9
-    home = tmp_path / "server-home"
-    home.mkdir()
-    (home / "graph").symlink_to(REPO / "graph")  # the server reads http.app from its cwd
+    home = private_home(tmp_path)
     served = Served(tmp_path, cwd=home, RAER_BASE_URL=model.base_url, RAER_MODEL="fake-4o",
                     RAER_API_KEY_ENV="SERVER_SECRET_KEY")
     settings = {"review_mode": "interactive", "review_below": 0.95}
@@ -269,9 +268,7 @@ def test_the_review_page_resumes_a_paused_thread_through_the_server(tmp_path):
     from tests.fake_openai import FakeOpenAI
 
     model = FakeOpenAI()
-    home = tmp_path / "server-home"  # its own persistence: no other test's paused threads
-    home.mkdir()
-    (home / "graph").symlink_to(REPO / "graph")
+    home = private_home(tmp_path)  # its own persistence: no other test's paused threads
     served = Served(tmp_path, cwd=home, RAER_BASE_URL=model.base_url, RAER_MODEL="fake-4o",
                     RAER_API_KEY_ENV="SERVER_SECRET_KEY")
     try:
