@@ -36,7 +36,8 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/mkdocs build --strict --quiet --site-dir .venv/site  # the docs: no broken link
+	$(BIN)/pytest -m ""  # every test; plain `pytest` is the fast selection
 
 # Debian's chromium renders the HTML report in a test; installed when we may (root).
 chromium:

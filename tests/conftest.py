@@ -19,6 +19,36 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture
+def esci_us() -> Path:
+    """The ESCI-US sample in ../shared, read in place; its tests skip when it is absent."""
+    path = SHARED_DATA / "esci-us" / "pairs.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared human-labelled data is not beside the repo")
+    return path
+
+
+def lines_of(path: Path) -> list[dict]:
+    """The JSON objects of a JSONL file (the tests count the file, never pin its size)."""
+    # split on "\n" only: seller text holds U+2028, which str.splitlines() splits on
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n")
+            if line.strip()]
+
+
+SLOW_MODULES = {"test_ray", "test_workers", "test_two_processes", "test_review_page",
+                "test_server", "test_server_state", "test_offline_model"}
+SLOW_MARKS = {"server", "offline_model"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start processes, servers, a Ray cluster, a browser or the embedded model
+    are `slow`: left out of the default (fast) selection, run by `make test`."""
+    for item in items:
+        if (item.module.__name__.rpartition(".")[2] in SLOW_MODULES
+                or SLOW_MARKS & {m.name for m in item.iter_markers()}):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
 def fake_model(monkeypatch) -> FakeChatModel:
     """Swap the model door for the fake; nodes stay untouched."""
     fake = FakeChatModel()

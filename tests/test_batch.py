@@ -25,7 +25,7 @@ def workload(tmp_path, queries=2, products=3):
 
 def settings(tmp_path, server):
     return Context(db_path=str(tmp_path / "b.db"), base_url=server.base_url,
-                   model="gpt-4o-mini", batch=True, batch_idle_seconds=1.0,
+                   model="gpt-4o-mini", batch=True, batch_idle_seconds=0.25,
                    batch_poll_seconds=0.05)
 
 

@@ -10,7 +10,7 @@ from raer.evals.robustness import ATTACKS, BASES, PAYLOADS, build_set
 from raer.nodes.judge_pair import format_product
 from raer.nodes.review_policy import suspicious_seller_text
 from raer.nodes.seller_text import defuse, instruction_in, normalise
-from tests.conftest import SHARED_DATA, guidelines, judgment, requirements
+from tests.conftest import guidelines, judgment, lines_of, requirements
 
 
 def test_every_planted_instruction_is_detected_and_no_clean_twin(tmp_path):
@@ -50,13 +50,13 @@ def test_long_seller_text_is_capped_with_the_cut_stated():
     assert "[cut at 1500 of 5000 characters]" in text and "[10 more attributes cut]" in text
 
 
-def test_no_false_alarms_on_the_esci_us_products():
-    rows = [json.loads(line) for line in (SHARED_DATA / "esci-us" / "pairs.jsonl").open()]
+def test_no_false_alarms_on_the_esci_us_products(esci_us):
+    rows = lines_of(esci_us)
     alarms = [r["product_id"] for r in rows if suspicious_seller_text({
         "title": r.get("product_title") or "", "brand": r.get("product_brand") or "",
         "description": (r.get("product_description") or "") + " "
         + (r.get("product_bullet_points") or "")})]
-    assert len(rows) == 6678 and alarms == []
+    assert rows and alarms == []
 
 
 def test_raer_robustness_reports_gullibility_and_detection(tmp_path, fake_model):

@@ -18,19 +18,19 @@ from raer.evals.labels import (
 )
 from raer.nodes.inputs import InputError
 from raer.store import open_store
-from tests.conftest import SHARED_DATA, write_jsonl
-
-ESCI_SAMPLE = SHARED_DATA / "esci-us" / "pairs.jsonl"
+from tests.conftest import lines_of, write_jsonl
 
 
-def test_the_shared_esci_sample_is_read_in_place_with_its_split_and_mapping():
-    labels = read_esci_sample(ESCI_SAMPLE)
-    assert len(labels) == 6678
+def test_the_shared_esci_sample_is_read_in_place_with_its_split_and_mapping(esci_us):
+    rows = lines_of(esci_us)
+    labels = read_esci_sample(esci_us)
+    assert len(labels) == len(rows)
     assert {x.split for x in labels} == {"dev", "test"}
     counts = {raw: {x.label for x in labels if x.raw_label == raw} for raw in "ESCI"}
     assert counts == {"E": {"highly relevant"}, "S": {"acceptable substitute"},
                       "C": {"irrelevant"}, "I": {"irrelevant"}}
-    assert len(read_esci_sample(ESCI_SAMPLE, split="test")) == 2297
+    assert len(read_esci_sample(esci_us, split="test")) == sum(r["split"] == "test"
+                                                               for r in rows)
 
 
 def test_an_annotator_table_with_a_tiebreaker(tmp_path):
@@ -94,12 +94,12 @@ def test_lexical_thresholds_are_fitted_to_the_majority_labels(store):
     assert overlap("Red Dress", {"title": "dress", "colour": "RED"}) == 1.0
 
 
-def test_cli_import_baselines_and_agree_on_the_esci_sample(tmp_path):
+def test_cli_import_baselines_and_agree_on_the_esci_sample(tmp_path, esci_us):
     db = str(tmp_path / "e.db")
     runner = CliRunner()
-    imported = runner.invoke(main, ["labels", "import", "esci-sample", str(ESCI_SAMPLE),
+    imported = runner.invoke(main, ["labels", "import", "esci-sample", str(esci_us),
                                     "--db", db])
-    assert json.loads(imported.stdout)["labels"] == 6678
+    assert json.loads(imported.stdout)["labels"] == len(lines_of(esci_us))
     runs = [json.loads(runner.invoke(main, ["baseline", kind, "--db", db, "--source",
                                             "esci-sample"]).stdout)["run_id"]
             for kind in ("majority", "lexical")]

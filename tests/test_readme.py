@@ -1,4 +1,5 @@
-"""Every Python block in the README runs as a script; every JSON block parses.
+"""Every Python block in the README and the docs runs as a script; every JSON block parses;
+the README stays a README (at most 200 lines) and the docs site builds with no broken link.
 
 The offline blocks run on the embedded model from a scratch folder beside the demo files;
 the langgraph_sdk block runs against a real `langgraph dev` on loopback.
@@ -16,8 +17,10 @@ import pytest
 from tests.conftest import REPO
 from tests.test_server import server  # noqa: F401 (the fixture)
 
-BLOCKS = re.findall(r"```(python|json)\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+BLOCKS = [block for page in PAGES
+          for block in re.findall(r"```(python|json)\n(.*?)```", page.read_text(), re.S)]
+PYTHON = list(dict.fromkeys(code for lang, code in BLOCKS if lang == "python"))  # each once
 OFFLINE = [code for code in PYTHON if "langgraph_sdk" not in code]
 CLIENT = [code for code in PYTHON if "langgraph_sdk" in code]
 
@@ -31,6 +34,22 @@ def run_script(code: str, cwd) -> subprocess.CompletedProcess:
 
 def test_the_readme_has_the_blocks_this_file_runs():
     assert len(OFFLINE) >= 2 and len(CLIENT) == 1
+
+
+def test_the_readme_is_short_and_links_every_docs_page():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"index.md"}
+    assert {p for p in pages if f"docs/{p}" not in readme} == set()
+
+
+def test_the_docs_site_builds_without_a_broken_link(tmp_path):
+    """mkdocs in strict mode fails on a link to a missing page or anchor (mkdocs.yml sets
+    the validation to warn, strict turns warnings into errors)."""
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("code", [c for lang, c in BLOCKS if lang == "json"])
