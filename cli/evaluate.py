@@ -15,11 +15,9 @@ import sys
 from typing import NamedTuple
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from scipy import stats
 
 from raer.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option, resolve_run
 from raer.evals.engines import (
@@ -27,10 +25,11 @@ from raer.evals.engines import (
     EngineResult,
     Gains,
     Labelled,
-    bootstrap_mean,
+    benjamini_hochberg,
     effective_labels,
     evaluate_engines,
     offending,
+    paired_difference,
     summary,
 )
 from raer.store import Store, open_store
@@ -202,29 +201,6 @@ def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
                                f"{o['why']}: {o['reasoning']} (raer show {o['judgment_id']})"))
 
 
-def _paired(base: dict[str, float], cand: dict[str, float], queries: list[str],
-            seed: int = 0) -> dict:
-    a = np.array([base[q] for q in queries])
-    b = np.array([cand[q] for q in queries])
-    delta = b - a
-    mean, low, high = bootstrap_mean(delta, seed=seed)
-    if np.allclose(delta, 0):
-        p_perm = p_t = 1.0
-    else:
-        p_perm = float(stats.permutation_test(
-            (b, a), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
-            permutation_type="samples", n_resamples=9999, random_state=seed).pvalue)
-        p_t = float(stats.ttest_rel(b, a).pvalue)
-    sd = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
-    mde = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / np.sqrt(max(len(delta), 1))
-    return {"baseline": round(float(a.mean()), 4), "candidate": round(float(b.mean()), 4),
-            "delta": round(mean, 4), "low": round(low, 4), "high": round(high, 4),
-            "p_permutation": p_perm, "p_t": p_t,
-            "wins": int((delta > 1e-12).sum()), "losses": int((delta < -1e-12).sum()),
-            "ties": int((np.abs(delta) <= 1e-12).sum()),
-            "min_detectable_effect": round(float(mde), 4)}
-
-
 @click.command()
 @_common
 @click.option("--baseline", required=True, help="The engine to compare against.")
@@ -262,7 +238,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
     tests = []
     for cand in candidates:
         shared = sorted(set(base.queries) & set(results[cand].queries))
-        rows = {name: _paired(base.per_query[name], results[cand].per_query[name], shared)
+        rows = {name: paired_difference(base.per_query[name], results[cand].per_query[name], shared)
                 for name in base.per_query}
         tests += [(cand, name) for name in rows]
         delta = {q: results[cand].per_query[main][q] - base.per_query[main][q] for q in shared}
@@ -274,7 +250,7 @@ def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: s
         report["candidates"][cand] = {"queries": len(shared), "measures": rows,
                                       "largest_losses": worst}
     # one family of tests: every measure of every candidate (Benjamini–Hochberg)
-    adjusted = stats.false_discovery_control(
+    adjusted = benjamini_hochberg(
         [report["candidates"][c]["measures"][n]["p_permutation"] for c, n in tests])
     for (cand, name), p in zip(tests, adjusted, strict=True):
         report["candidates"][cand]["measures"][name]["p_adjusted"] = float(p)

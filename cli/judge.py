@@ -27,11 +27,11 @@ from raer.cli.options import (
 from raer.evals.usage import run_usage, usage_by_node
 from raer.nodes.inputs import ColumnsError, InputError, parse_columns, read_pairs
 from raer.nodes.review_policy import PolicyError, read_policy
-from raer.nodes.schemas import LABELS
 from raer.nodes.settings import for_pairs_file
 from raer.run.plan import prepare_run
 from raer.run.processes import default_workers
 from raer.run.ray import RayUnavailable
+from raer.store.scale import LABELS
 
 OFFLINE_WARNING = ("Offline model (SmolLM2-135M): its labels are at chance level. They prove "
                    "the pipeline runs; they do not say whether products are relevant.")

@@ -13,7 +13,6 @@ from rich.text import Text
 
 from raer.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
 from raer.cli.output import force_option, write_output
-from raer.nodes.schemas import LABELS
 from raer.store import open_store
 from raer.store.reviews import (
     SKIP,
@@ -22,6 +21,7 @@ from raer.store.reviews import (
     open_review,
     undo_last,
 )
+from raer.store.scale import LABELS
 
 WIDE = 120  # columns below which the queue is printed as one block per pair
 

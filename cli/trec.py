@@ -24,21 +24,15 @@ from raer.cli.output import OutputRefused, check_output, force_option, write_out
 from raer.evals.engines import Gains, effective_labels, qrels_of
 from raer.evals.trec import read_catalogue, read_queries, read_trec_run
 from raer.nodes.inputs import InputError, Pair, resolve_image
-from raer.nodes.schemas import LABELS
 from raer.store import open_store
 
 FORMATS = ("qrels", "run", "queries", "quepid", "opensearch")
 
 
 def _human_qrels(store, source: str, gains: Gains) -> dict[tuple[str, str], int]:
-    from raer.evals.agreement import majority_vote
+    from raer.evals.engines import human_qrels
 
-    by_pair = {pair: {a: label for a, label in labels.items() if label in LABELS}
-               for pair, labels in store.human_labels_by_pair(source).items()}
-    by_pair = {pair: labels for pair, labels in by_pair.items() if labels}
-    if not by_pair:
-        raise LookupError(f"no human labels from source {source!r}")
-    return {key: gains.of(majority_vote(labels)) for key, labels in by_pair.items()}
+    return human_qrels(store, source, gains)
 
 
 @click.command()

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from raer.evals.agreement import Item
+from raer.evals.resampling import each_draw, percentile_interval
 from raer.nodes.context import Context
 
 VARIANTS: dict[str, tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]] = {
@@ -63,12 +64,11 @@ def paired_comparison(a: list[Item], b: list[Item], resamples: int = 1000,
     for index, (x, _) in enumerate(paired):
         by_query[x.query_id].append(index)
     groups = list(by_query.values())
-    rng = np.random.default_rng(seed)
     differences = []
-    for _ in range(resamples):
-        drawn = [i for g in rng.integers(0, len(groups), len(groups)) for i in groups[g]]
+    for draw in each_draw(len(groups), resamples, seed):
+        drawn = [i for g in draw for i in groups[g]]
         differences.append(right_b[drawn].mean() - right_a[drawn].mean())
-    low, high = np.percentile(differences, [2.5, 97.5])
+    low, high = percentile_interval(differences)
     return {"pairs": len(paired), "queries": len(groups),
             "agreement_a": float(right_a.mean()), "agreement_b": float(right_b.mean()),
             "difference": float(right_b.mean() - right_a.mean()),

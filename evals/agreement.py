@@ -34,12 +34,13 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from raer.evals.resampling import each_draw, query_draws
 from raer.evals.rows import JudgedPair
-from raer.nodes.schemas import LABELS, TIE_RULES
+from raer.nodes.schemas import TIE_RULES
 from raer.store import Store
+from raer.store.reviews import effective_label
+from raer.store.scale import LABELS, ORDER, ORDERED
 
-ORDER = {"irrelevant": 0, "acceptable substitute": 1, "highly relevant": 2}
-ORDERED = ["irrelevant", "acceptable substitute", "highly relevant"]
 ESCI_RAW = ["E", "S", "C", "I"]
 
 
@@ -112,8 +113,11 @@ def load_items(store: Store, run_id: str, source: str = "", split: str = "",
     for (jid, qid, text, language, query_type, engine, pid, title, status, label, reasoning,
          guidelines_key, annotator, human, raw, estimate, review_status,
          reviewed) in store.labelled_judgments(run_id, source, split):
-        if labels == "effective" and review_status == "resolved" and reviewed in ORDER:
-            status, label = "done", reviewed
+        if labels == "effective":  # the one rule (store/reviews.py): a resolved review wins
+            chosen = effective_label({"review_status": review_status, "human_label": reviewed,
+                                      "status": status, "label": label})
+            if chosen.provenance.startswith("reviewer"):
+                status, label = "done", chosen.label
         item = items.get(jid)
         if item is None:
             item = items[jid] = Item(jid, qid, text, language, query_type or "", engine or "",
@@ -271,10 +275,8 @@ def bootstrap_distribution(items: list[Item], statistic: Callable[[list[Item]], 
     queries = list(by_query)
     if not queries:
         return np.array([])
-    rng = np.random.default_rng(seed)
     values = []
-    for _ in range(resamples):
-        drawn = rng.integers(0, len(queries), size=len(queries))
+    for drawn in each_draw(len(queries), resamples, seed):
         sample = [item for index in drawn for item in by_query[queries[index]]]
         values.append(statistic(sample))
     return np.array(values, dtype=float)
@@ -333,13 +335,13 @@ def fast_bootstrap(items: list[Item], resamples: int = 1000,
     n = len(confusion)
     if not n:
         return {name: np.array([]) for name in ("agreement", "matches_any", "kappa_quadratic")}
-    rng = np.random.default_rng(seed)
     weights = np.zeros((resamples, n))
-    for start in range(0, resamples, 256):  # bounded memory for large query sets
-        drawn = rng.integers(0, n, size=(min(256, resamples - start), n))
+    start = 0
+    for drawn in query_draws(n, resamples, seed):  # in blocks: bounded memory
         flat = (drawn + n * np.arange(len(drawn))[:, None]).ravel()
         weights[start:start + len(drawn)] = np.bincount(
             flat, minlength=len(drawn) * n).reshape(len(drawn), n)
+        start += len(drawn)
     sampled = weights @ confusion
     total = weights @ judged
     with np.errstate(divide="ignore", invalid="ignore"):

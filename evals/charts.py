@@ -11,9 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from raer.evals.agreement import ORDERED  # noqa: E402
+from raer.store.scale import CHART_NAMES, ORDERED  # noqa: E402
 
-SHORT = ["irrelevant", "substitute", "highly rel."]
+SHORT = [CHART_NAMES[label] for label in ORDERED]
 
 
 def _svg(fig) -> str:

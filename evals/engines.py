@@ -25,9 +25,11 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, Judged, P, Qrel, ScoredDoc, nDCG
 
+from raer.evals.resampling import all_draws, percentile_interval
 from raer.evals.rows import JudgedPair
 from raer.store import Store
 from raer.store.reviews import effective_label
+from raer.store.scale import DEFAULT_GAINS, LABELS
 
 DEFAULT_K = (5, 10, 20)
 RESAMPLES = 1000
@@ -35,9 +37,9 @@ RESAMPLES = 1000
 
 @dataclass(frozen=True)
 class Gains:
-    highly_relevant: int = 2
-    substitute: int = 1
-    irrelevant: int = 0
+    highly_relevant: int = DEFAULT_GAINS["highly relevant"]
+    substitute: int = DEFAULT_GAINS["acceptable substitute"]
+    irrelevant: int = DEFAULT_GAINS["irrelevant"]
 
     @classmethod
     def parse(cls, text: str) -> Gains:
@@ -52,8 +54,8 @@ class Gains:
         return cls(hr, sub, ir)
 
     def of(self, label: str) -> int:
-        return {"highly relevant": self.highly_relevant, "acceptable substitute": self.substitute,
-                "irrelevant": self.irrelevant}[label]
+        return dict(zip(LABELS, (self.highly_relevant, self.substitute, self.irrelevant),
+                        strict=True))[label]
 
 
 @dataclass
@@ -79,6 +81,22 @@ def effective_labels(store: Store, run_id: str) -> list[Labelled]:
                             r["query_type"] or "", r["engine"] or "", r["rank"] or 0,
                             r["product_id"], r["title"], label, source, r["reasoning"] or ""))
     return out
+
+
+def human_qrels(store: Store, source: str, gains: Gains, split: str = "",
+                ties: str = "median") -> dict[tuple[str, str], int]:
+    """The one reader of people's labels as graded qrels: per (query, product), the majority
+    of its annotators' labels (ties broken by `ties`), as a grade. `raer export qrels
+    --human`, meta-eval and PPI all read people's grades here (they had three readers)."""
+    from raer.evals.agreement import majority_vote
+
+    grades = {pair: gains.of(majority_vote(labels, ties))
+              for pair, labels in store.human_labels_by_pair(source, split).items()
+              if labels and all(label in LABELS for label in labels.values())}
+    if not grades:
+        raise LookupError(f"no human labels from source {source!r}"
+                          + (f" in split {split!r}" if split else ""))
+    return grades
 
 
 def qrels_of(items: list[Labelled], gains: Gains) -> dict[tuple[str, str], int]:
@@ -205,11 +223,9 @@ def bootstrap_mean(values: np.ndarray, resamples: int = RESAMPLES,
     """(mean, 2.5th, 97.5th percentile of resampled means) over queries."""
     if len(values) == 0:
         return 0.0, 0.0, 0.0
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(resamples, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(
-        np.percentile(means, 97.5))
+    means = values[all_draws(len(values), resamples, seed)].mean(axis=1)
+    low, high = percentile_interval(means)
+    return float(values.mean()), low, high
 
 
 def summary(result: EngineResult, queries: list[str] | None = None,
@@ -235,3 +251,38 @@ def offending(result_items: list[Labelled], query_id: str, k: int) -> list[dict[
                         "reasoning": item.reasoning.split(". ")[0][:200],
                         "judgment_id": item.judgment_id})
     return out
+
+
+def paired_difference(base: dict[str, float], cand: dict[str, float], queries: list[str],
+                      seed: int = 0) -> dict:
+    """A candidate's per-query values against the baseline's on the same queries: the
+    mean delta with its bootstrap interval over queries, a paired permutation test and a
+    paired t-test, wins/losses/ties and the minimal detectable effect (80% power)."""
+    a = np.array([base[q] for q in queries])
+    b = np.array([cand[q] for q in queries])
+    delta = b - a
+    from scipy import stats
+
+    mean, low, high = bootstrap_mean(delta, seed=seed)
+    if np.allclose(delta, 0):
+        p_perm = p_t = 1.0
+    else:
+        p_perm = float(stats.permutation_test(
+            (b, a), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+            permutation_type="samples", n_resamples=9999, random_state=seed).pvalue)
+        p_t = float(stats.ttest_rel(b, a).pvalue)
+    sd = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
+    mde = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / np.sqrt(max(len(delta), 1))
+    return {"baseline": round(float(a.mean()), 4), "candidate": round(float(b.mean()), 4),
+            "delta": round(mean, 4), "low": round(low, 4), "high": round(high, 4),
+            "p_permutation": p_perm, "p_t": p_t,
+            "wins": int((delta > 1e-12).sum()), "losses": int((delta < -1e-12).sum()),
+            "ties": int((np.abs(delta) <= 1e-12).sum()),
+            "min_detectable_effect": round(float(mde), 4)}
+
+
+def benjamini_hochberg(p_values: list[float]) -> list[float]:
+    """p-values adjusted for one family of tests (Benjamini–Hochberg, scipy's)."""
+    from scipy import stats
+
+    return [float(p) for p in stats.false_discovery_control(p_values)]

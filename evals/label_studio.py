@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raer.nodes.schemas import LABELS
 from raer.store import Store
+from raer.store.scale import LABELS
 
 FROM_NAME = "relevance"
 NOTE_NAME = "note"

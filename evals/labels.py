@@ -29,9 +29,9 @@ from raer.nodes.inputs import (
     resolve_image,
 )
 from raer.nodes.inputs import parse_columns as _parse_columns
-from raer.nodes.schemas import LABELS
 from raer.store import Store
 from raer.store.ids import normalise_query, query_identity
+from raer.store.scale import LABELS
 from raer.store.store import product_row
 
 ESCI_MAPPING = {"E": "highly relevant", "S": "acceptable substitute", "C": "irrelevant",

@@ -26,9 +26,7 @@ import numpy as np
 from ir_measures import Qrel, ScoredDoc, nDCG
 from scipy import stats
 
-from raer.evals.agreement import majority_vote
-from raer.evals.engines import Gains, effective_labels, qrels_of
-from raer.nodes.schemas import LABELS
+from raer.evals.engines import Gains, effective_labels, human_qrels, qrels_of
 from raer.store import Store
 
 ENGINES = ("bm25", "dense", "hybrid", "random", "bm25-reversed")
@@ -145,9 +143,7 @@ def meta_evaluate(store: Store, source: str, runs: list[str], split: str = "", k
     gains = gains or Gains()
     cands = candidates(store, source, split)
     engines = build_engines(cands)
-    people = {(q, pid): gains.of(majority_vote(labels))
-              for q, c in cands.items() for pid, labels in c["labels"].items()
-              if all(v in LABELS for v in labels.values())}
+    people = human_qrels(store, source, gains, split)
     sources = {"people": people}
     for run_id in runs:
         sources[run_id] = {key: g for key, g in qrels_of(effective_labels(store, run_id),

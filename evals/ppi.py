@@ -15,10 +15,8 @@ from __future__ import annotations
 import numpy as np
 from ppi_py import classical_mean_ci, ppi_mean_ci
 
-from raer.evals.agreement import majority_vote
-from raer.evals.engines import Gains, effective_labels, qrels_of
+from raer.evals.engines import Gains, effective_labels, human_qrels, qrels_of
 from raer.evals.meta_eval import ENGINES, _per_query_ndcg, build_engines, candidates
-from raer.nodes.schemas import LABELS
 from raer.store import Store
 
 ALPHA = 0.05
@@ -40,9 +38,7 @@ def ppi_report(store: Store, source: str, run_id: str, budgets: list[int], split
     gains = Gains()
     cands = candidates(store, source, split)
     engines = build_engines(cands)
-    people = {(q, pid): gains.of(majority_vote(labels))
-              for q, c in cands.items() for pid, labels in c["labels"].items()
-              if all(v in LABELS for v in labels.values())}
+    people = human_qrels(store, source, gains, split)
     judge = {key: g for key, g in qrels_of(effective_labels(store, run_id), gains).items()
              if key in people}
     queries = sorted({q for q, _ in judge})

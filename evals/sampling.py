@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from raer.store import Store
+from raer.store.scale import LABELS
 
 FLOOR = 0.1  # the weight of a pair the judge is sure of, so it can still be drawn
 
@@ -36,8 +37,7 @@ class Drawn:
 
 
 def uncertainty(row: dict[str, Any]) -> float:
-    if row["status"] == "escalated" or row["label"] not in (
-            "highly relevant", "acceptable substitute", "irrelevant"):
+    if row["status"] == "escalated" or row["label"] not in LABELS:
         return 1.0 + FLOOR
     return max(0.0, 1.0 - float(row["confidence"] or 0.0)) + FLOOR
 

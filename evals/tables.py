@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from raer.evals.agreement import ORDERED, Item
-
-SHORT = {"highly relevant": "HR", "acceptable substitute": "AS", "irrelevant": "IR"}
+from raer.evals.agreement import Item
+from raer.store.scale import ORDERED, SHORT
 
 
 def pct(value: float) -> str:

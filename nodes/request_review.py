@@ -14,8 +14,8 @@ from langgraph.types import interrupt
 
 from raer.nodes.common import settings_of
 from raer.nodes.context import Context
-from raer.nodes.schemas import LABELS
 from raer.nodes.state import ProductState
+from raer.store.scale import LABELS
 
 MAX_ASKS = 20
 

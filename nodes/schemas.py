@@ -23,11 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-LABELS = ("highly relevant", "acceptable substitute", "irrelevant")
+from raer.store.scale import GRADE_TO_LABEL, LABELS  # noqa: E402,F401 (the scale's own home)
+
 TIE_RULES = ("median", "lower", "higher")
 """How a tie between annotators' labels is broken (evals/agreement.py)."""
-Label = Literal["highly relevant", "acceptable substitute", "irrelevant"]
-JudgeLabel = Literal["highly relevant", "acceptable substitute", "irrelevant", "cannot judge"]
+Label = Literal[LABELS]  # type: ignore[valid-type]
+JudgeLabel = Literal[(*LABELS, "cannot judge")]  # type: ignore[valid-type]
 CONFIDENCE_STEPS = [round(i / 10, 1) for i in range(11)]
 
 
@@ -202,8 +203,6 @@ def check_against_inputs(verdicts: list[RequirementVerdict], label: str,
                              f"{unmet}; change the label or the verdicts")
 
 
-GRADE_TO_LABEL = {4: "highly relevant", 3: "highly relevant", 2: "acceptable substitute",
-                  1: "irrelevant", 0: "irrelevant"}
 
 
 class _Reasoned(BaseModel):

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from raer.nodes.schemas import LABELS
+from raer.store.scale import LABELS, ORDERED
 
 if TYPE_CHECKING:
     from raer.store.store import Store
@@ -265,7 +265,7 @@ def inter_reviewer_agreement(store: Store, run_id: str) -> dict[str, Any]:
         except ImportError:
             return result
         reviewers = sorted({r for labels in shared.values() for r in labels})
-        order = {label: i for i, label in enumerate(reversed(LABELS))}
+        order = {label: i for i, label in enumerate(ORDERED)}
         matrix = np.array([[order[shared[j][r]] if r in shared[j] else np.nan
                             for j in shared] for r in reviewers], dtype=float)
         values = {v for v in matrix.flatten() if not np.isnan(v)}

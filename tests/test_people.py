@@ -19,7 +19,6 @@ from raer.evals.sampling import inclusion_probabilities, sample_for_people, syst
 from raer.graph.build import build_graph
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
-from raer.nodes.schemas import LABELS
 from raer.run.local import judge_pairs
 from raer.store import open_store
 from raer.store.reviews import (
@@ -30,6 +29,7 @@ from raer.store.reviews import (
     queue,
     undo_last,
 )
+from raer.store.scale import LABELS
 from tests.conftest import guidelines, judgment, product, requirements, write_jsonl
 from tests.review_data import judge_review_pairs, review_pairs
 

@@ -38,7 +38,6 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from raer.nodes.inputs import InputError, check_query_input
-from raer.nodes.schemas import LABELS
 from raer.nodes.server_settings import (
     OPERATOR_FIELDS,
     ForbiddenSetting,
@@ -46,6 +45,7 @@ from raer.nodes.server_settings import (
     operator_config,
 )
 from raer.nodes.state import QueryInput
+from raer.store.scale import LABELS
 from raer.web.guard import WebGuard
 from raer.web.review.app import review_app
 

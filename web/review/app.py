@@ -52,7 +52,6 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from raer.nodes.images import ImagePolicy, ImageUnavailable, load_packshot
-from raer.nodes.schemas import LABELS
 from raer.store import Store, open_store
 from raer.store.reviews import (
     PRIORITY_TEXT,
@@ -63,6 +62,7 @@ from raer.store.reviews import (
     review_groups,
     undo_last,
 )
+from raer.store.scale import LABELS
 from raer.web.guard import WebGuard
 
 HERE = Path(__file__).resolve().parent
