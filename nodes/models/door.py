@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
 import logging
 import os
@@ -37,19 +36,15 @@ from uuid import uuid4
 import instructor
 from instructor.core.exceptions import InstructorRetryException
 from instructor.core.hooks import Hooks
-from instructor.v2.core.providers import Provider
-from instructor.v2.core.registry import mode_registry
-from instructor.v2.core.response_model import prepare_response_model
-from instructor.v2.core.retry import retry_async_v2
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, convert_to_messages
-from langchain_core.messages import content as _content_blocks
 from openai import BadRequestError
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from raer.nodes.context import Context, Endpoint
 from raer.nodes.models import offline
+from raer.nodes.models.adapters import chat_openai_class, instructor_call
 from raer.nodes.models.batch import ask_in_batch
 from raer.nodes.models.budget import BudgetExhausted, within_budget
 from raer.nodes.models.call_slots import PRODUCT_CALL, QUERY_CALL, call_slots
@@ -63,12 +58,6 @@ CLAIM_POLL_SECONDS = 0.25
 # instructor logs each failed attempt at ERROR; every attempt is already an llm_calls row,
 # and a CLI user should not see a stack of log lines for a re-ask that then succeeded.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
-
-# langchain-core (1.8) works out the typing hints of its content-block TypedDicts again for
-# every image block it formats (~6% of a pair's CPU in the benchmark); they are constants.
-_block_types = getattr(_content_blocks, "_get_data_content_block_types", None)
-if _block_types is not None and not hasattr(_block_types, "cache_info"):
-    _content_blocks._get_data_content_block_types = functools.cache(_block_types)
 
 T = TypeVar("T", bound=BaseModel)
 Message = dict[str, Any]
@@ -105,37 +94,6 @@ class CallResult(Generic[T]):
 # The clients of one batch of work (`pooled_clients`), or None: the shared default clients.
 _pooled: contextvars.ContextVar[dict[tuple, BaseChatModel] | None] = contextvars.ContextVar(
     "raer_pooled_clients", default=None)
-
-
-# what the SDK's create() takes as arguments rather than as fields of the JSON body
-_SDK_ARGUMENTS = frozenset({"model", "stream", "extra_body", "extra_headers", "extra_query",
-                            "timeout"})
-
-
-@lru_cache(maxsize=1)
-def _chat_openai_class() -> type[BaseChatModel]:
-    from langchain_openai import ChatOpenAI
-
-    class RaerChatOpenAI(ChatOpenAI):
-        """ChatOpenAI whose request fields reach the OpenAI SDK as `extra_body`.
-
-        Before sending, the SDK walks every parameter against its type, each message
-        against every member of its unions of TypedDicts, and sends the same dicts
-        (~10% of a pair's CPU in the benchmark). Given as extra body, the same fields go out
-        in the same JSON body without that walk (tests/test_doors.py compares the bodies).
-        LangChain's callbacks and traces still see the messages."""
-
-        def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None,
-                                 **kwargs: Any) -> dict:
-            payload = super()._get_request_payload(input_, stop=stop, **kwargs)
-            if "messages" not in payload:  # the Responses API: left as LangChain built it
-                return payload
-            body = {k: payload.pop(k) for k in list(payload) if k not in _SDK_ARGUMENTS}
-            payload["extra_body"] = {**body, **(payload.get("extra_body") or {})}
-            payload["messages"] = []
-            return payload
-
-    return RaerChatOpenAI
 
 
 @cache
@@ -177,7 +135,7 @@ def _http_client(timeout: float, pooled: bool) -> Any:
 
 def _new_chat_openai(base_url: str, model: str, api_key: str, timeout: float,
                      max_retries: int, pooled: bool = False) -> BaseChatModel:
-    return _chat_openai_class()(base_url=base_url, model=model, api_key=api_key,
+    return chat_openai_class()(base_url=base_url, model=model, api_key=api_key,
                                 timeout=timeout, max_retries=max_retries,
                                 max_completion_tokens=MAX_OUTPUT_TOKENS,
                                 http_async_client=_http_client(timeout, pooled))
@@ -462,41 +420,6 @@ class _Call:
         return call_id
 
 
-_MESSAGE_FREE = (instructor.Mode.JSON_SCHEMA, instructor.Mode.TOOLS)
-
-
-@lru_cache(maxsize=64)
-def _shape(schema: type[BaseModel], mode: instructor.Mode) -> tuple[type, dict[str, Any]]:
-    """instructor's prepared model and request fields for a schema, made once: building
-    them costs ~3.5 ms a call, a fifth of the CPU a pair takes in the benchmark."""
-    handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
-    prepared, request = handlers.request_handler(
-        response_model=prepare_response_model(schema), kwargs={"messages": [], "model": ""})
-    return prepared, {k: v for k, v in request.items() if k not in ("messages", "model")}
-
-
-async def _instructor(transport: Any, mode: instructor.Mode, schema: type[T],
-                      messages: list[Message], model: str, reasks: int,
-                      context: dict[str, Any], hooks: Hooks) -> T:
-    """instructor's request shaping, validation (with `context`) and re-asks over our
-    transport. This is what `instructor.patch(create=...)` does, minus one step: patched
-    clients render every message as a Jinja template when given a context, and our messages
-    hold seller text, which must reach the model verbatim."""
-    copies = [dict(m) for m in messages]
-    if mode in _MESSAGE_FREE:  # the request's shape does not depend on the messages
-        response_model, shape = _shape(schema, mode)
-        request = {"messages": copies, "model": model, **shape}
-    else:  # json, md_json: the schema goes into the system message
-        handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
-        response_model, request = handlers.request_handler(
-            response_model=prepare_response_model(schema),
-            kwargs={"messages": copies, "model": model})
-    return await retry_async_v2(func=transport, response_model=response_model,
-                                provider=Provider.OPENAI, mode=mode, context=context,
-                                max_retries=reasks, args=(), kwargs=request, strict=False,
-                                hooks=hooks)
-
-
 def _without_context(schema: type[T], answer: AIMessage | None) -> T | None:
     """The answer validated against the schema alone, or None."""
     if answer is None:
@@ -552,7 +475,7 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
         hooks = Hooks()
         hooks.on("parse:error", call.parse_failed)
         try:
-            parsed = await _instructor(call.transport, MODES[mode], schema, messages, model,
+            parsed = await instructor_call(call.transport, MODES[mode], schema, messages, model,
                                        settings.max_reasks, context or {}, hooks)
         except InstructorRetryException as exc:
             cause = exc.__cause__
