@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raer.nodes.image_source import image_kind
 from raer.store import Store
 from raer.store.scale import LABELS
 
@@ -69,7 +70,7 @@ def export_tasks(store: Store, run_id: str, status: str | None = "open",
     tasks = []
     for row in rows:
         image = row["image"] or ""
-        if not image.startswith(("http://", "https://")):
+        if image_kind(image) != "web":
             image = f"{image_base}{row['judgment_id']}" if image and image_base else ""
         task: dict[str, Any] = {"data": {
             "judgment_id": row["judgment_id"], "run_id": run_id, "query": row["query"],

@@ -24,6 +24,7 @@ import webcolors
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from raer.nodes.image_fetch import MAX_IMAGE_BYTES, FetchRefused, fetch
+from raer.nodes.image_source import image_kind
 from raer.nodes.schemas import PackshotDescription
 
 MAX_DATA_URL_CHARS = 8 * 1024 * 1024  # ~6 MB of image once base64 is decoded
@@ -91,7 +92,8 @@ def read_local(source: str, policy: ImagePolicy) -> bytes:
 
 
 def _read_bytes(source: str, policy: ImagePolicy) -> bytes:
-    if source.startswith("data:"):
+    kind = image_kind(source)
+    if kind == "data":
         if len(source) > MAX_DATA_URL_CHARS:
             raise ImageUnavailable(f"data URL longer than {MAX_DATA_URL_CHARS // 2**20} MB")
         header, _, payload = source.partition(",")
@@ -101,7 +103,7 @@ def _read_bytes(source: str, policy: ImagePolicy) -> bytes:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ImageUnavailable(f"data URL does not decode: {exc}") from exc
-    if "://" in source[:12]:
+    if kind in ("web", "url"):
         try:
             return fetch(source, policy.allow_hosts)
         except FetchRefused as exc:

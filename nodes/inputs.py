@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import AliasChoices, ConfigDict, Field, ValidationError, field_validator
 
+from raer.nodes.image_source import image_kind
 from raer.nodes.schemas import Product
 
 PRODUCT_FIELDS = frozenset(Product.model_fields)
@@ -137,7 +138,7 @@ def resolve_image(image: str, folder: Path, folders: dict[str, str] | None = Non
     """A relative packshot path made absolute against the pairs file's folder, symlinks
     resolved (an absolute one is kept as given). `folders`: resolved folders, shared by the
     lines of one file (resolving each of 20,000 paths whole took half of a no-op rerun)."""
-    if not image or image.startswith(("http://", "https://", "data:")):
+    if image_kind(image) != "file":
         return image
     if os.path.isabs(image):
         return image

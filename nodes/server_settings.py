@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -48,22 +48,24 @@ class ForbiddenSetting(ValueError):
     """A client asked for a setting only the operator may choose."""
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """What a client of the LangGraph server may set for a run."""
+def _client_settings_class() -> type:
+    """`ServerSettings`, made from Context's own fields (type, default, description), so a
+    client's choice means what the same setting means everywhere; it once repeated five of
+    them by hand. `profile` is the server's own: a model profile the operator configured."""
+    hints = get_type_hints(Context)
+    own = {f.name: f for f in dataclasses.fields(Context)}
+    fields = [("profile", str, field(default="", metadata={
+        "description": "A model profile the server's operator configured; empty: the "
+                       "default."}))]
+    fields += [(name, hints[name], field(default=own[name].default, metadata={
+        "description": own[name].metadata["description"]})) for name in CLIENT_FIELDS[1:]]
+    made = dataclasses.make_dataclass("ServerSettings", fields, frozen=True)
+    made.__module__ = __name__
+    made.__doc__ = "What a client of the LangGraph server may set for a run."
+    return made
 
-    profile: str = field(default="", metadata={
-        "description": "A model profile the server's operator configured; empty: the default."})
-    guideline_mode: Literal["specific", "generic"] = field(default="specific", metadata={
-        "description": "Query-specific guidelines, or the generic rubric (no model call)."})
-    describe_images: bool = field(default=True, metadata={
-        "description": "False judges on product text alone."})
-    scale: Literal["three", "graded"] = field(default="three", metadata={
-        "description": "Three labels, or a 0–4 grade mapped onto them."})
-    review_below: float = field(default=0.5, metadata={
-        "description": "Judgments with confidence below this go to a person."})
-    review_mode: Literal["queue", "interactive"] = field(default="queue", metadata={
-        "description": "Queue doubtful pairs for review, or pause the thread for a person."})
+
+ServerSettings = _client_settings_class()
 
 
 _CLIENT_ADAPTER = TypeAdapter(ServerSettings)

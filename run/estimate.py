@@ -18,6 +18,7 @@ from typing import Any
 
 from raer.nodes import describe_product, draft_guidelines, extract_requirements
 from raer.nodes.context import Context
+from raer.nodes.image_source import image_kind
 from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
@@ -41,7 +42,7 @@ def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
 def _image_hash(source: str, settings: Context) -> str | None:
     """The content hash the description cache is keyed by, for a local file read exactly as
     the run would read it (same root, same refusals); None for URLs and unreadable files."""
-    if source.startswith(("http://", "https://", "data:")):
+    if image_kind(source) != "file":
         return None
     try:
         return hashlib.sha256(read_local(source, ImagePolicy.of(settings))

@@ -86,3 +86,15 @@ def test_packshot_paths_resolve_as_path_resolve_does(tmp_path):
     assert resolve_image("/abs/x.png", tmp_path, folders) == "/abs/x.png"
     assert resolve_image("https://shop.example/x.png", tmp_path, folders).startswith("https")
     assert resolve_image("x.png", Path("/"), {}) == "/x.png"
+
+
+def test_a_url_of_another_scheme_is_not_read_as_a_file_path(tmp_path):
+    """One packshot-source rule (nodes/image_source.py): "ftp://…" was joined to the pairs
+    file's folder as a relative path by the reader, while the loader called it a URL."""
+    from raer.nodes.image_source import image_kind
+    from raer.nodes.inputs import resolve_image
+
+    assert resolve_image("ftp://cdn.example/a.png", tmp_path) == "ftp://cdn.example/a.png"
+    assert [image_kind(s) for s in ("", "data:image/png;base64,AA", "HTTPS://x/a.png",
+                                    "ftp://x/a.png", "img/a.png")] == [
+        "none", "data", "web", "url", "file"]

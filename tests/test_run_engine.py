@@ -123,3 +123,20 @@ def test_a_graph_run_without_settings_is_refused():
 
     with pytest.raises(SettingsError, match="no run settings"):
         Context.coerce(None)
+
+
+def test_the_server_settings_are_the_contexts_own_fields():
+    """The client's five judging options were declared twice (type, default, description)
+    and could drift; now ServerSettings is made from Context's fields."""
+    import dataclasses
+
+    from raer.nodes.context import Context
+    from raer.nodes.server_settings import CLIENT_FIELDS, ServerSettings
+
+    context = {f.name: f for f in dataclasses.fields(Context)}
+    for f in dataclasses.fields(ServerSettings):
+        if f.name == "profile":
+            continue
+        assert f.default == context[f.name].default
+        assert f.metadata["description"] == context[f.name].metadata["description"]
+    assert [f.name for f in dataclasses.fields(ServerSettings)] == list(CLIENT_FIELDS)

@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from raer.nodes.image_source import image_kind
 from raer.nodes.images import ImagePolicy, ImageUnavailable, load_packshot
 from raer.store import Store, open_store
 from raer.store.reviews import (
@@ -391,7 +392,7 @@ def review_item(store: Store, judgment_id: str) -> dict[str, Any] | None:
     guidelines = store.guidelines_row(j["guidelines_key"])
     decisions = store.active_decisions(judgment_id)
     image = j["image"] or ""
-    if image.startswith(("http://", "https://")):
+    if image_kind(image) == "web":
         packshot = image  # the reviewer's browser loads it; this server never fetches it
     elif image:
         packshot = f"api/packshot/{judgment_id}"
@@ -424,7 +425,7 @@ def local_packshot(store: Store, judgment_id: str, operator_root: str = "") -> b
     if source is None or not source["image"]:
         raise LookupError("no packshot for this judgment")
     image, run_root = source["image"], source["images_root"] or ""
-    if image.startswith(("http://", "https://")):
+    if image_kind(image) in ("web", "url"):
         raise LookupError("a remote packshot is shown from its own address")
     root = operator_root or run_root
     policy = ImagePolicy.of_run_folder(root)
