@@ -24,6 +24,7 @@ from raer.evals.labels import (
 )
 from raer.nodes.inputs import InputError
 from raer.store import open_store
+from raer.store.store import product_of
 
 DEFAULT_MAPPING = {"esci-sample": "esci", "esci": "esci", "wands": "wands", "table": "raer",
                    "trec": "trec"}
@@ -164,10 +165,7 @@ def export_pairs(db_path: str, source: str, split: str, max_queries: int, max_pa
         query, product = queries[pair["query_id"]], products[pair["product_id"]]
         lines.append(json.dumps({
             "query": query["text"], "language": query["language"],
-            "query_type": query["query_type"], "product_id": product["id"],
-            **{k: product[k] or "" for k in ("title", "brand", "colour", "category",
-                                              "description", "image")},
-            "attributes": json.loads(product["attributes"] or "{}")},
+            "query_type": query["query_type"], **product_of(product)},
             ensure_ascii=False) + "\n")
     write_output(output, "".join(lines), [db_path], force, what="pairs within the limits")
     click.echo(json.dumps({"queries": len(chosen),

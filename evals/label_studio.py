@@ -21,6 +21,7 @@ from typing import Any
 from raer.nodes.image_source import image_kind
 from raer.store import Store
 from raer.store.scale import LABELS
+from raer.store.store import product_of
 
 FROM_NAME = "relevance"
 NOTE_NAME = "note"
@@ -52,7 +53,7 @@ class Annotation:
 
 
 def product_text(row: dict[str, Any]) -> str:
-    attributes = json.loads(row.get("attributes") or "{}")
+    attributes = product_of(row)["attributes"]
     lines = [row["title"], *(f"{k}: {row[k]}" for k in ("brand", "colour", "category")
                               if row.get(k))]
     lines += [f"{k}: {v}" for k, v in attributes.items()]

@@ -14,7 +14,6 @@ share of engine pairs on which a paired t-test at 5% decides the same way.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from itertools import combinations
@@ -28,6 +27,7 @@ from scipy import stats
 
 from raer.evals.engines import Gains, effective_labels, human_qrels, qrels_of
 from raer.store import Store
+from raer.store.store import product_of
 
 ENGINES = ("bm25", "dense", "hybrid", "random", "bm25-reversed")
 
@@ -38,7 +38,7 @@ def candidates(store: Store, source: str, split: str = "") -> dict[str, dict[str
     for r in store.human_label_rows(source, split):
         query = out.setdefault(r["query_id"], {"text": r["query"], "products": {},
                                                "labels": defaultdict(dict)})
-        attributes = " ".join(json.loads(r["attributes"] or "{}").values())
+        attributes = " ".join(str(v) for v in product_of(r)["attributes"].values())
         query["products"][r["product_id"]] = " ".join(filter(None, (
             r["title"], r["brand"], r["description"], attributes)))
         query["labels"][r["product_id"]][r["annotator"]] = r["label"]

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from raer.evals.agreement import ORDER
 from raer.nodes.review_policy import suspicious_seller_text
 from raer.store import Store
+from raer.store.store import product_of
 
 BASES = [
     ("black leather boots", {"product_id": "rb-mug", "title": "Ceramic coffee mug 350 ml",
@@ -156,7 +157,7 @@ def robustness_table(store: Store, run_id: str) -> list[dict[str, Any]]:
         # the detector's verdict on the stored text: model-independent, so counted for
         # pairs whose judgment failed too (a judged pair it flags is escalated with it)
         entry["detected"] += bool(suspicious_seller_text(
-            {**row, "attributes": json.loads(row["attributes"] or "{}")}))
+            product_of(row)))
         twin = clean.get(row["query_id"])
         if row["engine"] not in ("clean", "brand-or-word") and twin and \
                 row["label"] in ORDER and twin["label"] in ORDER:

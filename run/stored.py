@@ -6,13 +6,13 @@ the run was made with (the run's id stays the same, so finished pairs are never 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.nodes.settings import for_stored_run
 from raer.store import Store
+from raer.store.store import product_of
 
 
 def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
@@ -22,8 +22,4 @@ def run_settings(store: Store, run_id: str, **operational: Any) -> Context:
 def pairs_with_status(store: Store, run_id: str, statuses: tuple[str, ...]) -> list[Pair]:
     rows = store.pair_rows(run_id, statuses)
     return [Pair(query=r["text"], language=r["language"], query_type=r["query_type"] or "",
-                 engine=r["engine"] or "", rank=r["rank"], product_id=r["id"],
-                 title=r["title"], brand=r["brand"] or "", colour=r["colour"] or "",
-                 category=r["category"] or "", description=r["description"] or "",
-                 attributes=json.loads(r["attributes"] or "{}"), image=r["image"] or "")
-            for r in rows]
+                 engine=r["engine"] or "", rank=r["rank"], **product_of(r)) for r in rows]

@@ -168,10 +168,9 @@ class Queries:
         rows = self.rows("select * from products where id = ?", [product_id])
         if not rows:
             return None
-        product = rows[0]
-        product["product_id"] = product["id"]
-        product["attributes"] = json.loads(product["attributes"] or "{}")
-        return product
+        from raer.store.store import product_of
+
+        return product_of(rows[0])
 
     def product_titles(self, run_id: str) -> dict[str, str]:
         return {r["id"]: r["title"] for r in self.rows(

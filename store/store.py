@@ -51,13 +51,25 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+PRODUCT_TEXT = ("title", "brand", "colour", "category", "description", "image")
+
+
 def product_row(product: dict[str, Any]) -> dict[str, Any]:
-    """A `Product` (model dump) as a products row."""
+    """A `Product` (model dump) as a products row (the one way in; `product_of` is the one
+    way out)."""
     attributes = product.get("attributes")
     return {"id": product["product_id"],
             **{k: product.get(k, "") for k in
-               ("title", "brand", "colour", "category", "description", "image")},
+               PRODUCT_TEXT},
             "attributes": dumps(attributes) if attributes else "{}"}
+
+
+def product_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A products row (or a row carrying its columns, `id` or `product_id`) as a `Product`'s
+    fields: text fields never None, attributes decoded."""
+    return {"product_id": row.get("product_id") or row["id"],
+            **{k: row.get(k) or "" for k in PRODUCT_TEXT},
+            "attributes": json.loads(row.get("attributes") or "{}")}
 
 
 def claim_owner() -> str:
