@@ -3,6 +3,7 @@ robustness set and on the clean twins, tag defusing, and `raer robustness` end t
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from raer.cli import main
@@ -50,6 +51,7 @@ def test_long_seller_text_is_capped_with_the_cut_stated():
     assert "[cut at 1500 of 5000 characters]" in text and "[10 more attributes cut]" in text
 
 
+@pytest.mark.slow  # every ESCI-US product through the detector (~14 s)
 def test_no_false_alarms_on_the_esci_us_products(esci_us):
     rows = lines_of(esci_us)
     alarms = [r["product_id"] for r in rows if suspicious_seller_text({

@@ -63,6 +63,7 @@ async def test_an_endpoint_that_keeps_failing_fails_the_pairs_with_the_reason(fa
     assert "InternalServerError" in rows[0]["error"] or "503" in rows[0]["error"]
 
 
+@pytest.mark.slow  # kills a real `raer judge` half-way
 def test_a_killed_run_continues_without_duplicates_or_repeated_calls(fake_server, tmp_path):
     server = fake_server(latency=0.15)
     pairs_file = tmp_path / "pairs.jsonl"
