@@ -34,7 +34,7 @@ def lines_of(path: Path) -> list[dict]:
             if line.strip()]
 
 
-SLOW_MODULES = {"test_ray", "test_workers", "test_two_processes", "test_review_page",
+SLOW_MODULES = {"test_ray", "test_workers", "test_store_two_processes", "test_review_page",
                 "test_server", "test_server_state", "test_offline_model"}
 SLOW_MARKS = {"server", "offline_model"}
 

@@ -6,14 +6,14 @@ libraries to a minor version, so no install picks up a new minor release unseen)
 1. instructor's v2 engine (`instructor.v2.core.*`: the mode registry, the prepared response
    model, the async retry loop) called without `instructor.patch`: a patched client renders
    every message as a Jinja template when it is given a validation context, and raer's
-   messages hold seller text, which must reach the model verbatim (tests/test_house.py).
+   messages hold seller text, which must reach the model verbatim (tests/test_model_door.py).
    The validation context is what lets a judgment inconsistent with its inputs be re-asked
    with the reason; no public entry point takes a context without templating.
 2. langchain-core's `_get_data_content_block_types` cached: it works out the typing hints
    of constant TypedDicts again for every image block (~6% of a pair's CPU, benchmark).
 3. ChatOpenAI's `_get_request_payload` overridden to hand the request's fields to the
    OpenAI SDK as `extra_body` (the same JSON body, without the SDK's per-parameter type
-   walk: ~10% of a pair's CPU, benchmark; tests/test_doors.py compares the bodies).
+   walk: ~10% of a pair's CPU, benchmark; tests/test_openai_compatible.py compares the bodies).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def chat_openai_class() -> type[BaseChatModel]:
         Before sending, the SDK walks every parameter against its type, each message
         against every member of its unions of TypedDicts, and sends the same dicts
         (~10% of a pair's CPU in the benchmark). Given as extra body, the same fields go out
-        in the same JSON body without that walk (tests/test_doors.py compares the bodies).
+        in the same JSON body without that walk (tests/test_openai_compatible.py compares the bodies).
         LangChain's callbacks and traces still see the messages."""
 
         def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None,

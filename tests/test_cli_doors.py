@@ -1,4 +1,4 @@
-"""The CLI and trace doors (#7): each test failed before its fix."""
+"""The CLI and trace doors: each test failed before its fix."""
 
 from __future__ import annotations
 
