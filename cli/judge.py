@@ -153,7 +153,12 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
     if dry_run:
         from raer.run.estimate import estimate
 
-        _print_estimate(estimate(records, settings), as_json)
+        try:  # the run engine's plan, written nowhere: a changed product is refused here too
+            result = estimate(records, settings)
+        except InputError as exc:
+            click.echo(f"bad input:\n{exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        _print_estimate(result, as_json)
         return
     if ray_address:
         from raer.run.ray import preflight

@@ -13,7 +13,6 @@ Nothing is written: a store that does not exist yet is not created.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from raer.nodes import describe_product, draft_guidelines, extract_requirements
@@ -24,8 +23,7 @@ from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
 from raer.nodes.models.prices import estimate_cost
 from raer.prompts import load_prompt
-from raer.run.local import group_by_query, pair_judgment_id
-from raer.store import Store
+from raer.run.plan import RunPlan, prepare_run
 from raer.store.ids import normalise_query
 
 TYPICAL_OUTPUT = {"extract_requirements": 150, "draft_guidelines": 220,
@@ -52,11 +50,15 @@ def _image_hash(source: str, settings: Context) -> str | None:
 
 
 def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
-    store = Store(settings.db_path) if Path(settings.db_path).exists() else None
-    run_id = settings.run_id
-    finished = store.finished_pairs(run_id) if store else set()
+    """The dry run of judging `pairs`: the run engine's own plan, written nowhere, priced."""
+    return estimate_plan(prepare_run(pairs, settings, write=False))
+
+
+def estimate_plan(plan: RunPlan) -> dict[str, Any]:
+    """Calls, tokens and cost the plan's work would take, reading the nodes' own cache keys
+    (what is cached costs nothing)."""
+    settings, store, run_id = plan.settings, plan.store, plan.run_id
     history = store.output_token_history() if store else {}
-    groups = group_by_query(pairs)
     rows: dict[str, dict[str, Any]] = {}
 
     def add(node: str, role: str, prompt_tokens: int) -> None:
@@ -68,10 +70,7 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
         row["output_tokens"] += round(history.get((node, model), TYPICAL_OUTPUT[node]))
 
     described: set[str] = set()
-    for group in groups:
-        todo = [p for p in group.pairs if pair_judgment_id(run_id, group, p) not in finished]
-        if not todo:
-            continue
+    for group, todo in plan.work:
         requirements_key = extract_requirements.requirements_key(
             normalise_query(group.query), group.language, settings)
         if store is None or store.cached("requirements", requirements_key) is None:
@@ -109,9 +108,8 @@ def estimate(pairs: list[Pair], settings: Context) -> dict[str, Any]:
         if cost is None:
             unpriced.append(row["model"])
         total += cost or 0.0
-    return {"run_id": run_id, "pairs": len(pairs),
-            "pairs_to_judge": sum(1 for g in groups for p in g.pairs
-                                  if pair_judgment_id(run_id, g, p) not in finished),
+    return {"run_id": run_id, "pairs": len(plan.pairs),
+            "pairs_to_judge": plan.pairs_to_judge,
             "calls": sum(r["calls"] for r in by_node),
             "input_tokens": sum(r["input_tokens"] for r in by_node),
             "output_tokens": sum(r["output_tokens"] for r in by_node),

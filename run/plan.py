@@ -40,7 +40,8 @@ from raer.store import Store
 @dataclass
 class RunPlan:
     settings: Context
-    store: Store
+    store: Store | None
+    """None only for a plan that writes nothing (a dry run) on a store not made yet."""
     run_id: str
     pairs: list[Pair]
     groups: list[QueryGroup]
@@ -60,10 +61,12 @@ class RunPlan:
     def refresh(self) -> None:
         """Recompute the work left from the store (another process may have finished some:
         a worker that died, a shard merged from an earlier driver)."""
+        assert self.store is not None
         done = self.store.finished_pairs(self.run_id)
         self.work = [(g, todo) for g, todo in unfinished(self.groups, self.run_id, done) if todo]
 
     def rows(self) -> list[dict[str, Any]]:
+        assert self.store is not None, "a dry-run plan has no rows"
         """One judgment row per input pair, in input order; a pair with no row yet (a run
         that stopped before reaching it) reads as pending."""
         rows = in_input_order(self.pairs, self.groups, self.run_id,
@@ -83,24 +86,27 @@ def product_conflicts(store: Store, pairs: list[Pair], db_path: str) -> InputErr
                        for pid, fields in conflicts])
 
 
-def prepare_run(pairs: Iterable[Pair], settings: Context, *, mark: bool = True) -> RunPlan:
+def prepare_run(pairs: Iterable[Pair], settings: Context, *, mark: bool = True,
+                write: bool = True) -> RunPlan:
     """The plan for judging `pairs` with `settings` (see the module docstring). `mark=False`
     plans without writing pending rows (an executor that marks its own work as it hands it
-    out, such as Ray after merging an earlier driver's shards)."""
+    out, such as Ray after merging an earlier driver's shards); `write=False` writes nothing
+    at all and needs no model (the dry run's estimate prices this same plan)."""
     pairs = list(pairs)
-    if not Path(settings.db_path).exists():  # nothing is finished in a store not made yet
+    exists = Path(settings.db_path).exists()
+    if write and not exists:  # nothing is finished in a store not made yet
         require_offline_model(settings)  # refused before the store is created
-    store = store_for(settings)
-    conflict = product_conflicts(store, pairs, settings.db_path)
+    store = store_for(settings) if write or exists else None
+    conflict = product_conflicts(store, pairs, settings.db_path) if store else None
     if conflict:
         raise conflict
     groups = group_by_query(pairs)
     run_id = settings.run_id
-    done = store.finished_pairs(run_id) if store.run_row(run_id) else set()
+    done = store.finished_pairs(run_id) if store and store.run_row(run_id) else set()
     work = [(g, todo) for g, todo in unfinished(groups, run_id, done) if todo]
     plan = RunPlan(settings, store, run_id, pairs, groups, work,
                    finished_before=len(pairs) - sum(len(t) for _, t in work))
-    if plan.finished:
+    if plan.finished or not write:
         return plan
     require_offline_model(settings)  # before the run row or any pair is written
     start_run(settings)

@@ -4,6 +4,7 @@ pays."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from raer.nodes.inputs import Pair
 from raer.run.estimate import estimate
@@ -36,3 +37,31 @@ async def test_dry_run_counts_calls_a_prompt_edit_makes_necessary(standard_answe
     await judge_pairs(later, changed)  # and the real run pays exactly that
     asked = sorted(schema for schema, _ in standard_answers.requests)
     assert asked == ["Guidelines", "Judgment", "PackshotDescription"]
+
+
+def test_a_dry_run_is_the_run_engines_plan_written_nowhere(standard_answers, settings,
+                                                           tmp_path):
+    """`--dry-run` priced its own grouping of the pairs (a sixth prelude); now it prices the
+    plan `prepare_run` makes, without writing: a changed product is refused as a run would
+    refuse it, and nothing is written to the store."""
+    from click.testing import CliRunner
+
+    from raer.cli import main
+    from tests.conftest import write_jsonl
+
+    first = write_jsonl(tmp_path / "a.jsonl", [{"query": "jeans", "language": "en",
+                                                "product_id": "p1", "title": "Jeans"}])
+    db = str(tmp_path / "d.db")
+    args = ["--db", db, "--base-url", "http://fake.invalid/v1", "--model", "gpt-4o-mini",
+            "--vision-model", "pillow"]
+    assert CliRunner().invoke(main, ["judge", str(first), *args]).exit_code == 0
+    changed = write_jsonl(tmp_path / "b.jsonl", [{"query": "jeans", "language": "en",
+                                                  "product_id": "p1", "title": "Belt"}])
+    before = (tmp_path / "d.db").stat().st_mtime_ns
+    result = CliRunner().invoke(main, ["judge", str(changed), *args, "--dry-run"])
+    assert result.exit_code == 2 and "'p1' is stored with other title" in result.output
+    fresh = str(tmp_path / "never.db")
+    dry = CliRunner().invoke(main, ["judge", str(first), "--db", fresh, "--dry-run", "--json",
+                                    *args[2:]])
+    assert dry.exit_code == 0 and not Path(fresh).exists()
+    assert (tmp_path / "d.db").stat().st_mtime_ns == before

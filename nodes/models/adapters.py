@@ -66,7 +66,8 @@ def chat_openai_class() -> type[BaseChatModel]:
         Before sending, the SDK walks every parameter against its type, each message
         against every member of its unions of TypedDicts, and sends the same dicts
         (~10% of a pair's CPU in the benchmark). Given as extra body, the same fields go out
-        in the same JSON body without that walk (tests/test_openai_compatible.py compares the bodies).
+        in the same JSON body without that walk (tests/test_openai_compatible.py compares
+        the bodies).
         LangChain's callbacks and traces still see the messages."""
 
         def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None,
