@@ -32,6 +32,14 @@ from raer.evals.engines import (
     paired_difference,
     summary,
 )
+from raer.evals.label_sources import (
+    LabelSpec,
+    engine_results,
+    labels_of,
+    parse_label_spec,
+    relabel,
+)
+from raer.nodes.inputs import InputError
 from raer.store import Store, open_store
 
 MAIN = "nDCG@10"
@@ -49,8 +57,22 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def _common(func):
     for option in reversed([
-        click.argument("run_id"),  # "latest": the store's most recent judging run
+        # "latest": the store's most recent judging run; unused with --engines FILE and a
+        # --labels source other than a run's
+        click.argument("run_id", required=False, default="latest"),
         db_option,
+        click.option("--labels", "labels_text", default="",
+                     help="Grade with run:RUN, human:SOURCE[:SPLIT] or qrels:FILE instead of "
+                          "RUN_ID's own labels."),
+        click.option("--engines-from", "engine_files", multiple=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="Score the rankings in this TREC run or pairs file (repeat) "
+                          "instead of RUN_ID's engines."),
+        click.option("--ideal", type=click.Choice(["pool", "labels"]), default="pool",
+                     show_default=True,
+                     help="nDCG's ideal ranking from the labelled results the engines "
+                          "returned (the judged pool, as TREC), or from every label the "
+                          "source has for the query (fixed across runs)."),
         click.option("--k", "k_text", default=",".join(map(str, DEFAULT_K)), show_default=True,
                      help="Cut-offs for the measures."),
         click.option("--gains", "gains_text", default="2,1,0", show_default=True,
@@ -66,38 +88,87 @@ def _common(func):
 
 class _Evaluated(NamedTuple):
     store: Store
-    run_id: str  # "latest" resolved
+    run_id: str  # "latest" resolved; "" when files were scored on a non-run label source
     gains: Gains
-    items: list[Labelled]  # the run's effective labels, read once
+    items: list[Labelled]  # the results with their labels, read once
     results: dict[str, EngineResult]
+    labels: str  # where the grades came from: "run:RUN", "human:SOURCE[:SPLIT]", "qrels:F"
+    convention: str
 
 
-def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged) -> _Evaluated:
+def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged, labels_text="",
+              engine_files=(), ideal="pool") -> _Evaluated:
     store = open_store(db_path)
     try:
-        run_id = resolve_run(store, run_id)
         gains = Gains.parse(gains_text)
-        items = effective_labels(store, run_id)
+        spec = parse_label_spec(labels_text) if labels_text else None
+        if engine_files:
+            items = engine_results(store, list(engine_files))
+            if spec is None:  # files graded by the run's labels
+                spec = LabelSpec("run", resolve_run(store, run_id))
+            run_id = spec.name if spec.kind == "run" else ""
+        else:
+            run_id = resolve_run(store, run_id)
+            items = effective_labels(store, run_id)
+        labels = None
+        if spec is not None:
+            labels = labels_of(store, spec, gains)
+            items = relabel(items, labels)
+        source = str(spec) if spec else f"run:{run_id}"
         if not any(not i.source.startswith("unjudged") for i in items):
-            raise LookupError(f"nothing in run {run_id} is judged yet: "
-                              f"{unfinished_warning(store, run_id) or 'it has no pairs'}")
+            if run_id and not engine_files and not labels_text:
+                raise LookupError(f"nothing in run {run_id} is judged yet: "
+                                  f"{unfinished_warning(store, run_id) or 'it has no pairs'}")
+            raise LookupError(f"no result of the engines has a label in {source} (are the "
+                              f"query and product ids the same?)")
+        qrels = None
+        if ideal == "labels" and labels is not None:
+            asked = {i.query_id for i in items}
+            qrels = {pair: gains.of(label) for pair, (label, _) in labels.items()
+                     if pair[0] in asked}
         results = evaluate_engines(store, run_id, engines=engines, ks=_ks(k_text),
-                                   gains=gains, unjudged=unjudged, items=items)
+                                   gains=gains, unjudged=unjudged, items=items, qrels=qrels)
     except (ValueError, LookupError) as exc:
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    unfinished = unfinished_warning(store, run_id)
+    except InputError as exc:
+        click.echo(f"bad input:\n{exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    unfinished = unfinished_warning(store, run_id) if run_id and not labels_text else ""
     if unfinished:
         click.echo(f"warning: {unfinished}", err=True)
-    return _Evaluated(store, run_id, gains, items, results)
+    return _Evaluated(store, run_id, gains, items, results, source,
+                      convention(unjudged, ideal, source))
 
 
 CONVENTIONS = {
     "exclude": "unjudged pairs (failed, pending, cannot judge) dropped from the rankings "
-               "(condensed lists, as trec_eval -J); ideal from the run's judged pool",
+               "(condensed lists, as trec_eval -J)",
     "irrelevant": "unjudged pairs (failed, pending, cannot judge) kept as irrelevant (as "
-                  "trec_eval without -J); ideal from the run's judged pool",
+                  "trec_eval without -J)",
 }
+IDEALS = {
+    "pool": "ideal from the judged pool (the labelled results of every engine evaluated, "
+            "as TREC)",
+    "labels": "ideal from every label the source has for the query (fixed across runs)",
+}
+
+
+def judge_identity(store: Store, source: str) -> str:
+    """What made the labels of an evaluation, stored with it so `raer trend` follows one
+    judge: a run's judging settings (without its name: the same judge under another run
+    name is the same series), or the label source itself."""
+    kind, _, name = source.partition(":")
+    row = store.run_row(name) if kind == "run" else None
+    if row is None:
+        return json.dumps({"labels": source})
+    settings = {k: v for k, v in json.loads(row["settings"]).items() if k != "run_name"}
+    return json.dumps(settings, sort_keys=True)
+
+
+def convention(unjudged: str, ideal: str, source: str) -> str:
+    """The conventions a table's numbers follow, said under it."""
+    return f"labels {source}; {CONVENTIONS[unjudged]}; {IDEALS[ideal]}"
 
 
 def unfinished_warning(store: Store, run_id: str) -> str:
@@ -117,18 +188,22 @@ def unfinished_warning(store: Store, run_id: str) -> str:
 @click.option("--tag", default="", help="Names the snapshot (a date, a release); stored.")
 @click.option("--worst", default=5, show_default=True, type=click.IntRange(0),
               help="Worst queries listed per engine (by nDCG at the largest k <= 10).")
-def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
-             as_json: bool, engines: str, tag: str, worst: int) -> None:
-    """Measure each engine in RUN_ID with the run's labels (nDCG, P, ERR, MRR …)."""
-    store, run_id, gains, items, results = _evaluate(
-        db_path, run_id, [e for e in engines.split(",") if e], k_text, gains_text, unjudged)
+def evaluate(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str, ...],
+             ideal: str, k_text: str, gains_text: str, unjudged: str, as_json: bool,
+             engines: str, tag: str, worst: int) -> None:
+    """Measure each engine in RUN_ID (or in --engines-from files) with the run's labels (or
+    --labels): nDCG, P, ERR, MRR, irrelevant@k, judged@k."""
+    store, run_id, gains, items, results, source, said = _evaluate(
+        db_path, run_id, [e for e in engines.split(",") if e], k_text, gains_text, unjudged,
+        labels_text, engine_files, ideal)
     ks = _ks(k_text)
     k_worst = max([k for k in ks if k <= 10] or [ks[0]])
     texts = {i.query_id: i.query for i in items}
-    judge = store.run_row(run_id)["settings"]
-    report = {"run_id": run_id, "gains": gains.__dict__, "k": list(ks), "unjudged": unjudged,
-              "convention": CONVENTIONS[unjudged],
-              "unfinished": unfinished_warning(store, run_id), "engines": {}}
+    judge = judge_identity(store, source)
+    report = {"run_id": run_id, "labels": source, "ideal": ideal, "gains": gains.__dict__,
+              "k": list(ks), "unjudged": unjudged, "convention": said,
+              "unfinished": unfinished_warning(store, run_id) if run_id else "",
+              "engines": {}}
     for engine, result in results.items():
         overall = summary(result)
         groups = {kind: {name: summary(result, qs) for name, qs in members.items()}
@@ -149,7 +224,8 @@ def evaluate(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: 
         store.save_evaluation({
             "run_id": run_id, "engine": engine, "tag": tag,
             "options": json.dumps({"k": list(ks), "gains": gains.__dict__,
-                                   "unjudged": unjudged}),
+                                   "unjudged": unjudged, "ideal": ideal,
+                                   "labels": source}),
             "judge": judge, "measures": json.dumps(overall),
             "coverage": json.dumps(result.coverage),
             "per_query": json.dumps(result.per_query)})
@@ -212,29 +288,33 @@ def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
               help="Read the candidates from this run instead (yesterday's baseline in "
                    "RUN_ID, today's results judged in another run); queries are paired by "
                    "their text and language.")
-def compare(run_id: str, db_path: str, k_text: str, gains_text: str, unjudged: str,
-            as_json: bool, baseline: str, candidates: tuple[str, ...], losses: int,
+def compare(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str, ...],
+            ideal: str, k_text: str, gains_text: str, unjudged: str, as_json: bool,
+            baseline: str, candidates: tuple[str, ...], losses: int,
             candidate_run: str) -> None:
-    """Compare candidate engines with a baseline in RUN_ID, query by query."""
+    """Compare candidate engines with a baseline in RUN_ID (or in --engines-from files),
+    query by query, on the run's labels (or --labels)."""
     if candidate_run:
-        store, run_id, _, _, results = _evaluate(db_path, run_id, [baseline], k_text,
-                                                 gains_text, unjudged)
+        store, run_id, _, _, results, _, said = _evaluate(
+            db_path, run_id, [baseline], k_text, gains_text, unjudged, labels_text,
+            engine_files, ideal)
         theirs = _evaluate(db_path, candidate_run, list(candidates), k_text, gains_text,
-                           unjudged)
+                           unjudged, labels_text, (), ideal)
         # the same engine may be on both sides (yesterday's and today's): name them apart
         engine_of = {f"{c} ({candidate_run})": c for c in candidates}
         results.update({shown: theirs.results[c] for shown, c in engine_of.items()})
         candidates, items = tuple(engine_of), theirs.items
     else:
         engine_of = {c: c for c in candidates}
-        store, run_id, _, items, results = _evaluate(
-            db_path, run_id, [baseline, *candidates], k_text, gains_text, unjudged)
+        store, run_id, _, items, results, _, said = _evaluate(
+            db_path, run_id, [baseline, *candidates], k_text, gains_text, unjudged,
+            labels_text, engine_files, ideal)
     texts = {i.query_id: i.query for i in items}
     ks = _ks(k_text)
     main = f"nDCG@{max([k for k in ks if k <= 10] or [ks[0]])}"
     base = results[baseline]
     report = {"run_id": run_id, "baseline": baseline, "main_measure": main,
-              "unjudged": unjudged, "convention": CONVENTIONS[unjudged], "candidates": {}}
+              "unjudged": unjudged, "convention": said, "candidates": {}}
     tests = []
     for cand in candidates:
         shared = sorted(set(base.queries) & set(results[cand].queries))
@@ -309,8 +389,10 @@ def _print_comparison(out: Console, baseline: str, cand: str, data: dict,
 @click.option("--measure", default=MAIN, show_default=True, help="The measure to follow.")
 @json_option
 def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
-    """Each engine's measure over its stored evaluations; exit 1 on a regression (the
-    latest value below the previous one by more than the latest interval's half width)."""
+    """Each engine's measure over its stored evaluations, one series per engine and judge
+    (a change of judge starts a new series: it is not a regression of the engine); exit 1
+    on a regression (the latest value below the previous one by more than the latest
+    interval's half width)."""
     rows = open_store(db_path).evaluations(engine or None)
     stored = sorted({name for r in rows for name in json.loads(r["measures"])})
     if rows and measure not in stored:
@@ -321,14 +403,24 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
         click.echo(f"no stored evaluations{f' of engine {engine!r}' if engine else ''} in "
                    f"{db_path}: `raer evaluate RUN` stores one", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    series: dict[str, list[dict]] = {}
+    by_judge: dict[tuple[str, str], list[dict]] = {}
+    judges: dict[str, str] = {}  # judge identity → its short name in the series' title
     for r in rows:
         m = json.loads(r["measures"]).get(measure)
         if m is None:
             continue
-        series.setdefault(r["engine"], []).append(
-            {"id": r["id"], "run_id": r["run_id"], "tag": r["tag"],
+        judge = r["judge"] or ""
+        if judge not in judges:
+            judges[judge] = _judge_name(judge, len(judges) + 1)
+        by_judge.setdefault((r["engine"], judge), []).append(
+            {"id": r["id"], "run_id": r["run_id"], "tag": r["tag"], "judge": judges[judge],
              "created_at": r["created_at"], **m})
+    # a series is an engine under one judge; named by the engine alone when it has one
+    judged_by: dict[str, int] = {}
+    for engine, _ in by_judge:
+        judged_by[engine] = judged_by.get(engine, 0) + 1
+    series = {(engine if judged_by[engine] == 1 else f"{engine} · {judges[judge]}"): points
+              for (engine, judge), points in by_judge.items()}
     regressions = []
     for name, points in series.items():
         for prev, last in zip(points, points[1:], strict=False):
@@ -350,6 +442,19 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
     if regressions:
         click.echo(f"regression in {measure}: {', '.join(regressions)}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _judge_name(identity: str, number: int) -> str:
+    """A series' judge as a reader knows it: the label source, or the judge model with the
+    judge's number (two settings of one model are two judges)."""
+    try:
+        data = json.loads(identity)
+    except ValueError:
+        return f"judge {number}"
+    if "labels" in data and len(data) == 1:
+        return f"labels {data['labels']}"
+    model = (data.get("models") or {}).get("judge", ["", "?"])
+    return f"judge {number} ({model[-1] if isinstance(model, list) else model})"
 
 
 def _report_or_exit(make, as_json: bool) -> dict:

@@ -145,20 +145,25 @@ def measure_names(ks: tuple[int, ...]) -> list[str]:
 def evaluate_engines(store: Store, run_id: str, *, engines: list[str] | None = None,
                      ks: tuple[int, ...] = DEFAULT_K, gains: Gains = Gains(),
                      unjudged: str = "exclude",
-                     items: list[Labelled] | None = None) -> dict[str, EngineResult]:
-    """`items`: the run's effective labels when the caller has read them already."""
+                     items: list[Labelled] | None = None,
+                     qrels: dict[tuple[str, str], int] | None = None
+                     ) -> dict[str, EngineResult]:
+    """`items`: the results with their labels (default: the run's effective labels).
+    `qrels`: the grades the ideal ranking is built from (default: the labels of every
+    result in `items`, the judged pool; evals/label_sources.py gives the label source's
+    own for `--ideal labels`)."""
     if unjudged not in ("exclude", "irrelevant"):
         raise ValueError("unjudged must be 'exclude' or 'irrelevant'")
     items = effective_labels(store, run_id) if items is None else items
-    qrels = qrels_of(items, gains)
+    qrels = qrels_of(items, gains) if qrels is None else qrels
     by_engine: dict[str, list[Labelled]] = defaultdict(list)
     for item in items:
         by_engine[item.engine].append(item)
     wanted = engines or sorted(by_engine)
     missing = [e for e in wanted if e not in by_engine]
     if missing:
-        raise LookupError(f"run {run_id} has no results for engine(s) {missing}; it has "
-                          f"{sorted(by_engine)}")
+        raise LookupError(f"{f'run {run_id}' if run_id else 'the results'} have no results "
+                          f"for engine(s) {missing}; they have {sorted(by_engine)}")
     qrel_list = [Qrel(q, d, g) for (q, d), g in qrels.items()]
     results = {}
     for engine in wanted:
