@@ -461,7 +461,9 @@ def _report_or_exit(make, as_json: bool) -> dict:
     """Build a report; bad input ends with exit 2; --json prints it and ends."""
     try:
         report = make()
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, InputError) as exc:
+        if isinstance(exc, IndexError | KeyError):
+            raise  # a bug in raer, not the user's input: a traceback, not "bad input"
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if as_json:
@@ -476,29 +478,60 @@ def _report_or_exit(make, as_json: bool) -> dict:
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--run", "runs", multiple=True,
               help="A label source to test: a judged run or a baseline (repeat).")
+@click.option("--engines-from", "engine_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Your engines' rankings (TREC run or pairs files, repeat) instead of the "
+                   "five built-in rankers.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @json_option
-def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: int,
-              as_json: bool) -> None:
-    """Do these labels rank engines as people's do? Five real rankers (BM25, dense, hybrid,
-    random, BM25 reversed) over the labelled candidates, scored by each label source."""
-    from raer.evals.meta_eval import ENGINES, meta_evaluate
+def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...],
+              engine_files: tuple[str, ...], k: int, as_json: bool) -> None:
+    """Do these labels rank engines as people's do? Your engines (--engines-from) or five
+    built-in rankers (BM25, dense, hybrid, random, BM25 reversed), scored by each label
+    source against people's labels."""
+    from raer.evals.label_sources import engine_results
+    from raer.evals.meta_eval import meta_evaluate, rankings_of
 
-    report = _report_or_exit(lambda: meta_evaluate(open_store(db_path), source, list(runs),
-                                                   split, k), as_json)
-    table = Table(title=f"nDCG@{k} per engine by label source ({source}"
-                        + (f", {split}" if split else "") + ")")
-    for column in ("label source", "queries", *ENGINES, "τ", "τ_AP", "per-query r",
+    def make() -> dict:
+        store = open_store(db_path)
+        runs_ = [resolve_run(store, r) for r in runs]
+        engines = rankings_of(engine_results(store, list(engine_files))) if engine_files \
+            else None
+        return meta_evaluate(store, source, runs_, split, k, engines=engines)
+
+    report = _report_or_exit(make, as_json)
+    out = Console(highlight=False)
+    names = report["engines"]
+    scores = Table(title=f"nDCG@{k} per engine by label source ({source}"
+                         + (f", {split}" if split else "") + ")")
+    scores.add_column("engine", no_wrap=True)
+    sources = list(report["label_sources"])
+    for name in sources:
+        scores.add_column(Text(name if len(name) <= 14 else name[:13] + "…"), justify="right",
+                          no_wrap=True)
+    for engine in names:
+        scores.add_row(Text(engine), *(f"{report['label_sources'][s][f'nDCG@{k}'][engine]:.3f}"
+                                       for s in sources))
+    out.print(scores)
+    agreement = Table(title=f"Ordering of {len(names)} engines ({report['engine_pairs']} "
+                            f"pairs) against people's",
+                      caption="τ: Kendall, with its 95% bootstrap interval over queries; "
+                              "same decisions: pairs of engines a paired t-test (p < 0.05) "
+                              "decides as people's labels do")
+    for column in ("label source", "queries", "τ [95%]", "τ_AP", "per-query r",
                    "same decisions"):
-        table.add_column(column, justify="right")
+        agreement.add_column(column, justify="right", no_wrap=column != "label source")
     for name, r in report["label_sources"].items():
-        table.add_row(Text(name), str(r["queries"]),
-                      *(f"{r[f'nDCG@{k}'][e]:.3f}" for e in ENGINES),
-                      *("-" if r[c] is None else f"{r[c]:.2f}" for c in ("kendall_tau",
-                                                                          "tau_ap")),
-                      "-" if r["per_query_pearson"] is None else f"{r['per_query_pearson']:.2f}",
-                      f"{r['significance_agreement']:.0%}")
-    Console(highlight=False).print(table)
+        tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.2f}" + (
+            f" [{r['kendall_tau_ci'][0]:.2f}, {r['kendall_tau_ci'][1]:.2f}]"
+            if r["kendall_tau_ci"] else "")
+        decided = r["significant_decisions"]
+        agreement.add_row(Text(name), str(r["queries"]), tau,
+                          "-" if r["tau_ap"] is None else f"{r['tau_ap']:.2f}",
+                          "-" if r["per_query_pearson"] is None
+                          else f"{r['per_query_pearson']:.2f}",
+                          f"{decided['agree']} of {decided['of']}")
+    out.print(agreement)
 
 
 @click.command("ppi")
@@ -508,27 +541,50 @@ def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...], k: i
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--budgets", default="50,200,500,1000", show_default=True,
               help="Human-labelled pairs to simulate (whole queries are sampled).")
-@click.option("--repeats", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--repeats", default=1000, show_default=True, type=click.IntRange(1),
+              help="Samples per budget (coverage is given with its standard error).")
+@click.option("--engines-from", "engine_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Your engines' rankings (TREC run or pairs files, repeat) instead of the "
+                   "five built-in rankers.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @json_option
 def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeats: int,
-        k: int, as_json: bool) -> None:
+        engine_files: tuple[str, ...], k: int, as_json: bool) -> None:
     """How many human labels make the judge's engine scores trustworthy? Prediction-powered
     nDCG@k against people-only estimates, simulated at several human budgets."""
+    from raer.evals.label_sources import engine_results
+    from raer.evals.meta_eval import rankings_of
     from raer.evals.ppi import ppi_report
 
-    report = _report_or_exit(lambda: ppi_report(
-        open_store(db_path), source, run_id, [int(b) for b in budgets.split(",")], split, k,
-        repeats), as_json)
+    def make() -> dict:
+        store = open_store(db_path)
+        try:
+            sizes = [int(b) for b in budgets.split(",")]
+        except ValueError as exc:
+            raise ValueError(f"--budgets takes integers like 50,200, not {budgets!r}") from exc
+        engines = rankings_of(engine_results(store, list(engine_files))) if engine_files \
+            else None
+        return ppi_report(store, source, resolve_run(store, run_id), sizes, split, k, repeats,
+                          engines=engines)
+
+    report = _report_or_exit(make, as_json)
     table = Table(title=f"nDCG@{k}: 95% interval width and coverage by human budget "
-                        f"({report['queries']} queries, {repeats} samples each)")
+                        f"({report['queries']} queries, {repeats} samples each)",
+                  caption="coverage ± its Monte Carlo standard error")
     for column in ("engine", "people (all)", "judge (all)", "budget", "people-only width",
                    "coverage", "PPI width", "coverage"):
         table.add_column(column, justify="right")
+
+    def width(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for engine, row in report["engines"].items():
         for budget, b in row["budgets"].items():
+            people_only, ppi_ = b["people only"], b["ppi"]
             table.add_row(engine, f"{row['people_all']:.3f}", f"{row['judge_all']:.3f}",
-                          str(budget), f"{b['people only']['mean_width']}",
-                          f"{b['people only']['coverage']:.0%}", f"{b['ppi']['mean_width']}",
-                          f"{b['ppi']['coverage']:.0%}")
+                          str(budget), width(people_only["mean_width"]),
+                          f"{people_only['coverage']:.0%} ± {people_only['coverage_se']:.0%}",
+                          width(ppi_["mean_width"]),
+                          f"{ppi_['coverage']:.0%} ± {ppi_['coverage_se']:.0%}")
     Console(highlight=False).print(table)

@@ -15,6 +15,7 @@ share of engine pairs on which a paired t-test at 5% decides the same way.
 from __future__ import annotations
 
 import random
+import warnings
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
@@ -26,6 +27,7 @@ from ir_measures import Qrel, ScoredDoc, nDCG
 from scipy import stats
 
 from raer.evals.engines import Gains, effective_labels, human_qrels, qrels_of
+from raer.evals.resampling import each_draw, percentile_interval
 from raer.store import Store
 from raer.store.store import product_of
 
@@ -61,6 +63,9 @@ def _bm25(cands: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     for qid, c in cands.items():
         tokens = bm25s.tokenize([c["text"]], stopwords="en", return_ids=False,
                                 show_progress=False)[0]
+        if not tokens:  # no word BM25 can use ("To" is all stopword): every product 0
+            scores[qid] = dict.fromkeys(c["products"], 0.0)
+            continue
         all_scores = retriever.get_scores(tokens)
         scores[qid] = {pid: float(all_scores[position[pid]]) for pid in c["products"]}
     return scores
@@ -133,46 +138,96 @@ def _decisions(per_query: dict[str, dict[str, float]], queries: list[str]) -> di
     for a, b in combinations(sorted(per_query), 2):
         x = np.array([per_query[a][q] for q in queries])
         y = np.array([per_query[b][q] for q in queries])
-        p = 1.0 if np.allclose(x, y) else stats.ttest_rel(x, y).pvalue
+        with warnings.catch_warnings():  # nearly equal scores: a p-value, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = 1.0 if np.allclose(x, y) else stats.ttest_rel(x, y).pvalue
         out[(a, b)] = 0 if p >= 0.05 else (1 if x.mean() > y.mean() else -1)
     return out
 
 
+def rankings_of(items: list) -> dict[str, dict[str, list[str]]]:
+    """engine → query → product ids in rank order, from results (evals/label_sources.py)."""
+    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for item in sorted(items, key=lambda i: (i.engine, i.query_id, i.rank)):
+        out[item.engine][item.query_id].append(item.product_id)
+    return {e: dict(qs) for e, qs in out.items()}
+
+
+def tau_interval(truth: dict[str, dict[str, float]], mine: dict[str, dict[str, float]],
+                 queries: list[str], resamples: int = 1000, seed: int = 0
+                 ) -> tuple[float, float] | None:
+    """A 95% bootstrap interval over queries for Kendall's τ between the engines' mean
+    scores under people's labels and under the label source (None when it is undefined:
+    fewer than three engines, or a draw where one side scores every engine the same)."""
+    names = sorted(truth)
+    if len(names) < 3:
+        return None
+    t = np.array([[truth[e][q] for q in queries] for e in names])
+    m = np.array([[mine[e][q] for q in queries] for e in names])
+    taus = []
+    for draw in each_draw(len(queries), resamples, seed):
+        a, b = t[:, draw].mean(axis=1), m[:, draw].mean(axis=1)
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            continue
+        taus.append(stats.kendalltau(a, b).statistic)
+    if len(taus) < resamples // 2:
+        return None
+    return percentile_interval(taus)
+
+
 def meta_evaluate(store: Store, source: str, runs: list[str], split: str = "", k: int = 10,
-                  gains: Gains | None = None) -> dict[str, Any]:
+                  gains: Gains | None = None,
+                  engines: dict[str, dict[str, list[str]]] | None = None,
+                  resamples: int = 1000) -> dict[str, Any]:
+    """Each label source's ordering of the engines against people's. `engines`: the
+    user's own rankings (engine → query → product ids); default the five built-in rankers
+    over the labelled candidates."""
     gains = gains or Gains()
     cands = candidates(store, source, split)
-    engines = build_engines(cands)
+    engines = engines or build_engines(cands)
+    names = list(engines)
+    for name in names:  # a query an engine did not answer: an empty ranking
+        for qid in cands:
+            engines[name].setdefault(qid, [])
     people = human_qrels(store, source, gains, split)
     sources = {"people": people}
     for run_id in runs:
         sources[run_id] = {key: g for key, g in qrels_of(effective_labels(store, run_id),
                                                          gains).items() if key[0] in cands}
     report: dict[str, Any] = {"source": source, "split": split, "k": k,
-                              "engines": list(ENGINES), "label_sources": {}}
+                              "engines": names, "engine_pairs": len(names) * (len(names) - 1)
+                              // 2, "label_sources": {}}
     for name, qrels in sources.items():
         queries = sorted({q for q, _ in qrels})
         if not queries:
             raise LookupError(f"{name} labels none of the candidate pairs")
-        truth = {e: _per_query_ndcg(people, engines[e], k, queries) for e in ENGINES}
-        mine = {e: _per_query_ndcg(qrels, engines[e], k, queries) for e in ENGINES}
-        t_means = [float(np.mean(list(truth[e].values()))) for e in ENGINES]
-        m_means = [float(np.mean(list(mine[e].values()))) for e in ENGINES]
-        pooled_t = [truth[e][q] for e in ENGINES for q in queries]
-        pooled_m = [mine[e][q] for e in ENGINES for q in queries]
+        truth = {e: _per_query_ndcg(people, engines[e], k, queries) for e in names}
+        mine = {e: _per_query_ndcg(qrels, engines[e], k, queries) for e in names}
+        t_means = [float(np.mean(list(truth[e].values()))) for e in names]
+        m_means = [float(np.mean(list(mine[e].values()))) for e in names]
+        pooled_t = [truth[e][q] for e in names for q in queries]
+        pooled_m = [mine[e][q] for e in names for q in queries]
         same = _decisions(truth, queries)
         theirs = _decisions(mine, queries)
         constant = len(set(m_means)) == 1  # every engine scores the same: no ordering
         report["label_sources"][name] = {
             "queries": len(queries), "pairs": len(qrels),
-            f"nDCG@{k}": dict(zip(ENGINES, [round(v, 4) for v in m_means], strict=True)),
+            f"nDCG@{k}": dict(zip(names, [round(v, 4) for v in m_means], strict=True)),
             f"people nDCG@{k} on these queries": dict(
-                zip(ENGINES, [round(v, 4) for v in t_means], strict=True)),
+                zip(names, [round(v, 4) for v in t_means], strict=True)),
             "kendall_tau": None if constant else round(
                 float(stats.kendalltau(t_means, m_means).statistic), 3),
+            "kendall_tau_ci": None if constant else _rounded(
+                tau_interval(truth, mine, queries, resamples)),
             "tau_ap": None if constant else round(tau_ap(t_means, m_means), 3),
             "per_query_pearson": round(float(np.corrcoef(pooled_t, pooled_m)[0, 1]), 3)
             if np.std(pooled_m) > 0 else None,
             "significance_agreement": round(sum(same[p] == theirs[p] for p in same)
-                                            / len(same), 3)}
+                                            / len(same), 3) if same else None,
+            "significant_decisions": {"agree": sum(same[p] == theirs[p] for p in same),
+                                      "of": len(same)}}
     return report
+
+
+def _rounded(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [round(interval[0], 3), round(interval[1], 3)]

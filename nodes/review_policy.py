@@ -41,9 +41,22 @@ def query_terms(values: list[str], query: str) -> list[str]:
     found: list[str] = []
     for value in values:
         term = _words(value)
-        if term and f" {term} " in words and term not in found:
-            found.append(term)
+        if term and f" {term} " in words:
+            spelled = _as_in_query(term, query)
+            if spelled not in found:
+                found.append(spelled)
     return found
+
+
+def _as_in_query(term: str, query: str) -> str:
+    """The query's own spelling of a term found in it (case and apostrophes as typed)."""
+    tokens = query.split()
+    size = len(term.split())
+    for start in range(len(tokens)):
+        for end in range(start + 1, min(len(tokens), start + size + 2) + 1):
+            if _words(" ".join(tokens[start:end])) == term:
+                return " ".join(tokens[start:end]).strip(".,;:!?()[]\"")
+    return term
 
 
 def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, Any] | None,
@@ -65,15 +78,17 @@ def escalation_reasons(judgment: dict[str, Any] | None, requirements: dict[str, 
     if ambiguous:
         reasons.append("ambiguous brand-or-word term in the query: "
                        + ", ".join(f"'{term}'" for term in ambiguous[:3]))
-    asked_brands = [r["value"] for r in requirements.get("requirements", [])
-                    if r.get("kind") == "brand"]
+    # a brand the query names (one the model inferred from nothing in the query, such as
+    # "on-vacation" for a t-shirt query, is not a reason anyone can act on)
+    asked_brands = query_terms([r["value"] for r in requirements.get("requirements", [])
+                                if r.get("kind") == "brand"], query)
     if asked_brands and judgment.get("brand_check") == "cannot confirm":
         seen = " ".join([product.get("brand", ""), product.get("title", ""),
                          (description or {}).get("visible_text", "")]).casefold()
-        unconfirmed = [b for b in asked_brands if b.casefold() not in seen]
+        unconfirmed = [b for b in asked_brands if f" {_words(b)} " not in f" {_words(seen)} "]
         if unconfirmed:
             reasons.append("brand not confirmed by product data or image: "
-                           + ", ".join(unconfirmed))
+                           + ", ".join(f"'{b}'" for b in unconfirmed[:3]))
     injected = suspicious_seller_text(product, description)
     if injected:
         reasons.append(f"seller text looks like an instruction: {injected!r}")
