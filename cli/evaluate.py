@@ -222,7 +222,7 @@ def evaluate(run_id: str, db_path: str, labels_text: str, engine_files: tuple[st
                                      "coverage": result.coverage, "groups": groups,
                                      "worst": worst_queries}
         store.save_evaluation({
-            "run_id": run_id, "engine": engine, "tag": tag,
+            "run_id": run_id or None, "engine": engine, "tag": tag,
             "options": json.dumps({"k": list(ks), "gains": gains.__dict__,
                                    "unjudged": unjudged, "ideal": ideal,
                                    "labels": source}),
