@@ -70,6 +70,10 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
         row["output_tokens"] += round(history.get((node, model), TYPICAL_OUTPUT[node]))
 
     described: set[str] = set()
+    # one judge call per distinct (query, product): two engines' pairs of one product share
+    # the judge's input, so the second reuses the answer (the estimate once counted both:
+    # 7,474 calls estimated where the run made 3,364)
+    judged = store.judged_products(run_id) if store else set()
     for group, todo in plan.work:
         requirements_key = extract_requirements.requirements_key(
             normalise_query(group.query), group.language, settings)
@@ -93,6 +97,9 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
                     described.add(image)
                     add("describe_product", "vision",
                         _prompt_tokens("describe_product", settings, 200) + IMAGE_TOKENS)
+            if (group.query_id, pair.product_id) in judged:
+                continue
+            judged.add((group.query_id, pair.product_id))
             product_chars = len(pair.title) + len(pair.description[:1500]) + 200
             add("judge_pair", "judge", _prompt_tokens(
                 "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))

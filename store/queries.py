@@ -91,6 +91,13 @@ class Queries:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------ judgments
+    def judged_products(self, run_id: str) -> set[tuple[str, str]]:
+        """(query_id, product_id) the run has a judgment for, whatever the engine: another
+        engine's pair of the same product reuses that judge answer."""
+        return {(r["query_id"], r["product_id"]) for r in self.rows(
+            "select distinct query_id, product_id from judgments where run_id = ? and "
+            "status in ('done', 'escalated')", [run_id])}
+
     def judged_for_sampling(self, run_id: str) -> list[dict[str, Any]]:
         return self.rows("select id, query_id, engine, status, label, confidence from "
                          "judgments where run_id = ? and status in ('done', 'escalated') "

@@ -65,3 +65,19 @@ def test_a_dry_run_is_the_run_engines_plan_written_nowhere(standard_answers, set
                                     *args[2:]])
     assert dry.exit_code == 0 and not Path(fresh).exists()
     assert (tmp_path / "d.db").stat().st_mtime_ns == before
+
+
+async def test_the_dry_run_counts_one_judge_call_per_product_two_engines_share(
+        standard_answers, settings):
+    """Seen on unseen data: 7,474 calls estimated where the run made 3,364 — two engines
+    returning one product share the judge's answer, and the estimate counted both."""
+    pairs = [Pair(query="black jeans", language="en", product_id=f"p{i}", title=f"Jeans {i}",
+                  engine=engine, rank=i + 1) for engine in ("A", "B") for i in range(3)]
+    counted = {r["node"]: r["calls"] for r in estimate(pairs, settings)["by_node"]}
+    assert counted["judge_pair"] == 3
+    await judge_pairs(pairs, settings)
+    assert len(standard_answers.calls("Judgment")) == 3
+    more = [*pairs, *(Pair(query="black jeans", language="en", product_id=f"p{i}",
+                           title=f"Jeans {i}", engine="C", rank=i + 1) for i in range(4))]
+    assert {r["node"]: r["calls"] for r in estimate(more, settings)["by_node"]} == {
+        "judge_pair": 1}  # only p3 is new: p0–p2 are judged for A and B already
