@@ -28,10 +28,17 @@ def _pct(value: float | None) -> str:
 
 def _line(name: str, e: dict) -> str:
     lift = "-" if e["lift"] is None else f"{e['lift']:.2f}×"
-    return (f"| {name} | {e['pairs']} | {e['review_below']:.2f} | {_pct(e['review_share'])} | "
+    return (f"| {name} | {e['pairs']} | {threshold_text(e['review_below'])} | "
+            f"{_pct(e['review_share'])} | "
             f"{_pct(e['kept_agreement'])} | {_pct(e['base_error'])} | "
             f"{_pct(e['escalated_error'])} | {_pct(e['kept_error'])} | "
             f"{_pct(e['errors_caught'])} | {lift} |")
+
+
+def threshold_text(value: float) -> str:
+    """A threshold as it must be typed: exact (0.525 was printed 0.53, and typing 0.53 sent
+    31% of pairs to people instead of 17%)."""
+    return f"{value:.6g}"
 
 
 HEADER = ("| data | pairs | review_below | sent to people | kept agree | error (all) | "
@@ -106,7 +113,7 @@ def calibrate(run_id: str, db_path: str, source: str, split: str, test_split: st
            "| confidence bin mean | accuracy | pairs |", "|---:|---:|---:|",
            *(f"| {b['confidence']:.2f} | {_pct(b['accuracy'])} | {b['pairs']} |"
              for b in fitted["bins"]), "",
-           f"Target {target}: review_below = {chosen['review_below']:.2f}"
+           f"Target {target}: review_below = {threshold_text(chosen['review_below'])}"
            + ("" if chosen["met"] else " (the target is NOT reachable on this data; this is "
               "the closest threshold)"), "", HEADER, _line(f"fit ({split})", chosen)]
     if test:

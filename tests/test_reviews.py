@@ -407,3 +407,10 @@ def test_mistyped_label_studio_exports_are_bad_input_named_by_field(tmp_path, co
     assert out.exit_code == 2, out.output
     assert named in out.stderr
     assert open_store(db).db["review_decisions"].count == 0
+
+
+def test_calibrate_prints_the_threshold_as_it_must_be_typed():
+    """0.525 was printed as 0.53; typed back, 0.53 sent 31% of pairs to people, not 17%."""
+    from raer.cli.calibrate import threshold_text
+
+    assert [threshold_text(v) for v in (0.525, 0.5, 0.1234567)] == ["0.525", "0.5", "0.123457"]
