@@ -22,15 +22,18 @@ from rich.text import Text
 from raer.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, db_option, json_option, resolve_run
 from raer.evals.engines import (
     DEFAULT_K,
+    LOWER_IS_BETTER,
     EngineResult,
     Gains,
     Labelled,
     benjamini_hochberg,
     effective_labels,
     evaluate_engines,
+    measure_names,
     offending,
     paired_difference,
     summary,
+    test_family,
 )
 from raer.evals.label_sources import (
     LabelSpec,
@@ -318,9 +321,14 @@ def compare(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str
     tests = []
     for cand in candidates:
         shared = sorted(set(base.queries) & set(results[cand].queries))
-        rows = {name: paired_difference(base.per_query[name], results[cand].per_query[name], shared)
+        rows = {name: paired_difference(base.per_query[name], results[cand].per_query[name],
+                                        shared, lower_is_better=name.startswith(
+                                            LOWER_IS_BETTER))
                 for name in base.per_query}
-        tests += [(cand, name) for name in rows]
+        # in the canonical order (nDCG, P, P+sub, …): the first of two equal tests is kept
+        deltas = {name: [results[cand].per_query[name][q] - base.per_query[name][q]
+                         for q in shared] for name in measure_names(ks) if name in rows}
+        tests += [(cand, name) for name in test_family(deltas)]
         delta = {q: results[cand].per_query[main][q] - base.per_query[main][q] for q in shared}
         worst = [{"query": texts[q], "query_id": q,
                   "delta": round(delta[q], 4),
@@ -332,8 +340,12 @@ def compare(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str
     # one family of tests: every measure of every candidate (Benjamini–Hochberg)
     adjusted = benjamini_hochberg(
         [report["candidates"][c]["measures"][n]["p_permutation"] for c, n in tests])
+    for data in report["candidates"].values():
+        for row in data["measures"].values():
+            row["p_adjusted"] = None  # not a test of its own: constant or a duplicate
     for (cand, name), p in zip(tests, adjusted, strict=True):
         report["candidates"][cand]["measures"][name]["p_adjusted"] = float(p)
+    report["tests_in_family"] = len(tests)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
@@ -360,10 +372,13 @@ def _print_comparison(out: Console, baseline: str, cand: str, data: dict,
                   f"[{r['low']:+.2f}, {r['high']:+.2f}]", f"{r['wins']}/{r['losses']}/"
                                                           f"{r['ties']}")
               for n, r in rows.items()}
-    tests = {n: (f"{r['p_permutation']:.3f}", f"{r['p_adjusted']:.3f}", f"{r['p_t']:.3f}",
-                 f"{r['min_detectable_effect']:.3f}") for n, r in rows.items()}
+    tests = {n: (f"{r['p_permutation']:.3f}",
+                 "-" if r["p_adjusted"] is None else f"{r['p_adjusted']:.3f}",
+                 f"{r['p_t']:.3f}", f"{r['min_detectable_effect']:.3f}")
+             for n, r in rows.items()}
     heading = (f"{cand} vs {baseline} on {data['queries']} queries · delta [95% bootstrap] · "
-               f"p (permutation, BH-adjusted) · p (t-test)")
+               f"p (permutation, BH-adjusted; -: constant or a duplicate, not a test) · "
+               f"p (t-test)")
     if out.width >= WIDE_TABLE:
         layouts = [(heading, ("measure", baseline, cand, "delta", "95% interval", "W/L/T",
                               "p perm", "p adj", "p t", "MDE"),
@@ -372,7 +387,8 @@ def _print_comparison(out: Console, baseline: str, cand: str, data: dict,
         named = f"A = {baseline} · B = {cand} · {data['queries']} queries"
         layouts = [(f"{named}\ndelta B − A [95% bootstrap over queries]",
                     ("measure", "A", "B", "delta", "95% interval", "W/L/T"), effect),
-                   ("p: permutation, BH-adjusted, t-test · MDE: minimal detectable effect",
+                   ("p: permutation, BH-adjusted (- : constant or a duplicate, not a test), "
+                    "t-test · MDE: minimal detectable effect",
                     ("measure", "p perm", "p adj", "p t", "MDE"), tests)]
     for title, columns, cells in layouts:
         table = Table(title=Text(title), caption=convention)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from raer.cli import main
+from raer.store import open_store
 from tests.conftest import lines_of, write_jsonl
 
 GRADE = {"E": 2, "S": 1, "C": 0, "I": 0}
@@ -177,3 +178,34 @@ def test_meta_eval_and_ppi_take_a_query_with_no_usable_word(tmp_path):
     result = runner.invoke(main, ["meta-eval", "--db", db, "--source", "crowd", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["label_sources"]["people"]["queries"] == 4
+
+
+def test_compare_counts_wins_the_right_way_and_tests_each_question_once(tmp_path):
+    """irrelevant@k: lower is better, but a candidate that lowered it was counted as
+    losing; judged@k (constant when everything is judged) and P+sub@k (equal to P@k when
+    nothing is a substitute) were counted in the Benjamini–Hochberg family as tests."""
+    queries, docs = [f"q{i}" for i in range(1, 5)], [f"d{i}" for i in range(1, 6)]
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("".join(f"{q} 0 {d} {2 if d in ('d1', 'd2') else 0}\n"
+                             for q in queries for d in docs))
+    worse, better = ["d3", "d4", "d5", "d1", "d2"], docs
+    files = []
+    for tag, order in (("prod", worse), ("new", better)):
+        path = tmp_path / f"{tag}.run"
+        path.write_text("".join(f"{q} Q0 {d} {r} {10 - r} {tag}\n" for q in queries
+                                for r, d in enumerate(order, 1)))
+        files += ["--engines-from", str(path)]
+    db = str(tmp_path / "c.db")
+    open_store(db)  # an empty store: the files and the qrels are everything
+    result = CliRunner().invoke(main, ["compare", "--db", db, *files, "--labels",
+                                       f"qrels:{qrels}", "--baseline", "prod",
+                                       "--candidate", "new", "--k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    measures = report["candidates"]["new"]["measures"]
+    assert (measures["irrelevant@3"]["wins"], measures["irrelevant@3"]["losses"]) == (4, 0)
+    assert measures["nDCG@3"]["wins"] == 4
+    assert measures["judged@3"]["p_adjusted"] is None  # constant: not a test
+    assert [measures[m]["p_adjusted"] is None for m in ("P@3", "P+sub@3")] == [False, True]
+    assert report["tests_in_family"] == sum(m["p_adjusted"] is not None
+                                            for m in measures.values())
