@@ -12,6 +12,7 @@ from raer.cli.output import force_option, write_output
 from raer.evals.baselines import labelled_pairs
 from raer.evals.labels import (
     DUPLICATES,
+    ProductConflict,
     TableImport,
     parse_columns,
     parse_mapping,
@@ -68,10 +69,14 @@ def labels() -> None:
               help="trec: qid<TAB>query per line, or JSONL {qid, query}.")
 @click.option("--catalogue", type=click.Path(exists=True),
               help="trec: products (JSONL, CSV or Parquet) with product_id, title, ….")
+@click.option("--update-products", is_flag=True,
+              help="Take this file's text for products stored with other text (refused "
+                   "without it: runs that judged the old text would show the new).")
 def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
                   annotators: str, columns: str, duplicates: str, dev_share: float | None,
                   seed: int, spread: str, raters: int, scale: str, products: str | None,
-                  locale: str, queries_file: str | None, catalogue: str | None) -> None:
+                  locale: str, queries_file: str | None, catalogue: str | None,
+                  update_products: bool) -> None:
     """Import human labels of KIND from PATH.
 
     \b
@@ -111,7 +116,11 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
     except (InputError, ValueError) as exc:
         click.echo(f"bad input:\n{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    count = store_labels(open_store(db_path), items, source or kind)
+    try:
+        count = store_labels(open_store(db_path), items, source or kind, update_products)
+    except ProductConflict as exc:
+        click.echo(f"bad input: {path}: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     splits: dict[str, int] = {}
     for item in items:
         splits[item.split] = splits.get(item.split, 0) + 1

@@ -29,10 +29,11 @@ from raer.store import open_store
 FORMATS = ("qrels", "run", "queries", "quepid", "opensearch")
 
 
-def _human_qrels(store, source: str, gains: Gains) -> dict[tuple[str, str], int]:
+def _human_qrels(store, source: str, gains: Gains,
+                 split: str = "") -> dict[tuple[str, str], int]:
     from raer.evals.engines import human_qrels
 
-    return human_qrels(store, source, gains)
+    return human_qrels(store, source, gains, split)
 
 
 @click.command()
@@ -43,13 +44,14 @@ def _human_qrels(store, source: str, gains: Gains) -> dict[tuple[str, str], int]
 @click.option("--human", "source", default="",
               help="kind qrels/quepid/opensearch: labels from this imported human source "
                    "(majority per pair) instead of RUN_ID's labels.")
+@click.option("--split", default="", help="With --human: only this split (e.g. test).")
 @click.option("--gains", "gains_text", default="2,1,0", show_default=True,
               help="Grades of highly relevant, acceptable substitute, irrelevant.")
 @click.option("--out", "out_path", default="-",
               help="File to write (default: stdout); never an input or a store.")
 @force_option
-def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains_text: str,
-           out_path: str, force: bool) -> None:
+def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split: str,
+           gains_text: str, out_path: str, force: bool) -> None:
     """Write KIND (qrels, run, queries, quepid, opensearch) for RUN_ID ("latest": the
     store's most recent judging run)."""
     if out_path != "-":
@@ -66,7 +68,10 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, gains
         run_id = resolve_run(store, run_id)
     try:
         items = effective_labels(store, run_id) if run_id else []
-        grades = _human_qrels(store, source, gains) if source else qrels_of(items, gains)
+        if split and not source:
+            raise LookupError("--split chooses among human labels: give --human SOURCE")
+        grades = _human_qrels(store, source, gains, split) if source else qrels_of(items,
+                                                                                     gains)
     except LookupError as exc:
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)

@@ -451,18 +451,44 @@ def _objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
-def store_labels(store: Store, labels: list[HumanLabel], source: str) -> int:
+class ProductConflict(ValueError):
+    """An import that would change a stored product's text; the message names each field."""
+
+
+def store_labels(store: Store, labels: list[HumanLabel], source: str,
+                 update_products: bool = False) -> int:
     """Write queries, products and labels in one transaction; re-importing replaces labels.
-    Queries are named by the store's identity (store/ids.py), as judging names them."""
-    rows = []
+    Queries are named by the store's identity (store/ids.py), as judging names them.
+
+    A product id names one product: text a file gives for a product already stored with
+    other text (or two lines giving one id two titles) is refused, naming the fields, and
+    nothing is written (`update_products` takes the file's text instead). It was
+    overwritten without a word, and every run that judged the old title then showed the
+    new one. A field the file leaves empty never erases a stored one."""
+    rows, given = [], {}
+    problems = []
     for item in labels:
         pair = item.pair
         identity = query_identity(pair.query, pair.language)
-        rows.append({"query": identity.row(pair.query_type),
-                     "product": product_row(pair.product().model_dump()),
+        product = {k: v for k, v in product_row(pair.product().model_dump()).items()
+                   if v not in ("", "{}") or k == "id"}
+        earlier = given.setdefault(pair.product_id, product)
+        clash = [k for k, v in product.items() if k in earlier and earlier[k] != v]
+        if clash and not update_products:
+            problems.append(f"{pair.product_id!r} is given two {', '.join(clash)} in the file")
+        rows.append({"query": identity.row(pair.query_type), "product": product,
                      "label": {"query_id": identity.id, "product_id": pair.product_id,
                                "annotator": item.annotator, "label": item.label,
                                "raw_label": item.raw_label, "source": source,
                                "split": item.split, "loo_estimate": item.loo_estimate}})
+    if not update_products:
+        for pid, fields in store.product_changes(list(given.values())):
+            problems.append(f"{pid!r} is stored with other {', '.join(fields)}")
+    if problems:
+        shown = sorted(set(problems))
+        raise ProductConflict("; ".join(shown[:10]) + (f" (and {len(shown) - 10} more)"
+                                                      if len(shown) > 10 else "")
+                              + ". A product id names one product: give a changed product a "
+                                "new id, or --update-products to take this file's text")
     store.put_imported_labels(rows)
     return len(labels)

@@ -309,6 +309,25 @@ class Queries:
                 r["label"]
         return by_pair
 
+    def product_changes(self, rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+        """(product id, fields) where a given products row (only the fields it has) differs
+        from the stored product's non-empty text."""
+        changes = []
+        for start in range(0, len(rows), 500):
+            chunk = rows[start:start + 500]
+            stored = {r["id"]: r for r in self.rows(
+                f"select * from products where id in ({','.join('?' * len(chunk))})",
+                [r["id"] for r in chunk])}
+            for row in chunk:
+                old = stored.get(row["id"])
+                if old is None:
+                    continue
+                fields = [k for k, v in row.items() if k != "id" and old.get(k)
+                          and old.get(k) not in ("{}",) and old[k] != v]
+                if fields:
+                    changes.append((row["id"], fields))
+        return changes
+
     def put_imported_labels(self, rows: list[dict[str, Any]]) -> None:
         """Queries, products and labels of an import in one transaction; importing again
         replaces a label (same query, product, annotator and source)."""

@@ -54,6 +54,11 @@ def dumps(value: Any) -> str:
 PRODUCT_TEXT = ("title", "brand", "colour", "category", "description", "image")
 
 
+def _text(value: Any) -> str:
+    """A stored product field as compared: no value, "" and no attributes ("{}") alike."""
+    return "" if value in (None, "", "{}") else value
+
+
 def product_row(product: dict[str, Any]) -> dict[str, Any]:
     """A `Product` (model dump) as a products row (the one way in; `product_of` is the one
     way out)."""
@@ -249,8 +254,8 @@ class Store(Queries):
                 for row in chunk:
                     old = stored.get(row["id"])
                     if old is not None:
-                        fields = [k for k, v in row.items() if k != "id" and (old.get(k) or "")
-                                  != (v or "")]
+                        fields = [k for k, v in row.items()
+                                  if k != "id" and _text(old.get(k)) != _text(v)]
                         if fields:
                             conflicts.append((row["id"], fields))
         return conflicts

@@ -118,3 +118,48 @@ def test_cli_import_baselines_and_agree_on_the_esci_sample(tmp_path, esci_us):
     rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert len({r["query_type"] for r in rows}) == 4 and all(r["title"] for r in rows)
     assert len(labelled_pairs(open_store(db), "esci-sample", "dev")) == 4381
+
+
+def test_export_qrels_of_people_takes_a_split(tmp_path):
+    """`export qrels --human` wrote every split; a team's test qrels need the test split."""
+    path = write_jsonl(tmp_path / "labels.jsonl", [
+        {"query": "jeans", "language": "en", "product_id": f"p{i}", "title": f"Jeans {i}",
+         "A1": "highly relevant" if i else "irrelevant", "split": "test" if i < 2 else "dev"}
+        for i in range(4)])
+    db = str(tmp_path / "s.db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["labels", "import", "table", str(path), "--db", db,
+                                "--source", "crowd", "--annotators", "A1"]).exit_code == 0
+    out = runner.invoke(main, ["export", "qrels", "--db", db, "--human", "crowd", "--split",
+                               "test"])
+    assert out.exit_code == 0, out.output
+    assert sorted(line.split()[2] for line in out.stdout.splitlines()) == ["p0", "p1"]
+
+
+def test_a_label_import_never_changes_a_stored_product_unasked(tmp_path):
+    """Titles were overwritten without a word: a product judged as "Jeans 0" then showed
+    the label file's title in every run. Now refused, naming the field, nothing written;
+    `--update-products` takes the file's text; a field the file leaves empty erases
+    nothing."""
+    db = str(tmp_path / "p.db")
+    runner = CliRunner()
+
+    def load(rows, *extra):
+        path = write_jsonl(tmp_path / "l.jsonl", rows)
+        return runner.invoke(main, ["labels", "import", "table", str(path), "--db", db,
+                                    "--source", "crowd", "--annotators", "A1", *extra])
+
+    row = {"query": "jeans", "language": "en", "product_id": "p0", "title": "Jeans 0",
+           "brand": "Levi's", "A1": "highly relevant"}
+    assert load([row]).exit_code == 0
+    refused = load([{**row, "title": "Belt", "A1": "irrelevant"}])
+    assert refused.exit_code == 2 and "'p0' is stored with other title" in refused.output
+    store = open_store(db)
+    assert store.product("p0")["title"] == "Jeans 0"
+    assert store.human_label_rows("crowd")[0]["label"] == "highly relevant"  # unchanged
+    assert load([{**row, "brand": ""}]).exit_code == 0  # no brand given: none erased
+    assert store.product("p0")["brand"] == "Levi's"
+    twice = load([row, {**row, "query": "blue jeans", "title": "Other"}])
+    assert twice.exit_code == 2 and "'p0' is given two title in the file" in twice.output
+    assert load([{**row, "title": "Belt"}], "--update-products").exit_code == 0
+    assert store.product("p0")["title"] == "Belt"
