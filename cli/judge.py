@@ -293,19 +293,22 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
             err.print(f"[yellow]{OFFLINE_WARNING}[/]")
         err.print(f"inspect: raer show --db {db_path} <judgment id> · "
                   f"raer review list --db {db_path}")
+    judged = summary["statuses"]["done"] + summary["statuses"]["escalated"]
+    if summary["statuses"]["failed"] and not judged:
+        reasons = sorted({(r["error"] or "")[:160] for r in rows if r["status"] == "failed"})
+        left = summary["statuses"]["pending"]
+        err.print(f"[bold red]nothing was judged: {summary['statuses']['failed']} pairs "
+                  f"failed[/]" + (f" and the run stopped early, {left} pairs left pending"
+                                  if left else "")
+                  + ". Reasons: " + "; ".join(reasons[:3]) + (" …" if len(reasons) > 3 else "")
+                  + f". See `raer show --db {db_path} <judgment id>`; rerun the same command "
+                  "to retry them.")
+        sys.exit(EXIT_NOTHING_JUDGED)
     if summary["statuses"]["pending"]:
         err.print(f"[yellow]stopped before the budget of ${max_cost:.2f} was passed: "
                   f"{summary['statuses']['pending']} pairs still pending (rerun with a larger "
                   "--max-cost to finish).[/]")
         sys.exit(EXIT_INCOMPLETE)
-    judged = summary["statuses"]["done"] + summary["statuses"]["escalated"]
-    if summary["statuses"]["failed"] and not judged:
-        reasons = sorted({(r["error"] or "")[:160] for r in rows if r["status"] == "failed"})
-        err.print(f"[bold red]nothing was judged: all {len(rows)} pairs failed.[/] Reasons: "
-                  + "; ".join(reasons[:3]) + (" …" if len(reasons) > 3 else "")
-                  + f". See `raer show --db {db_path} <judgment id>`; rerun the same command "
-                  "to retry them.")
-        sys.exit(EXIT_NOTHING_JUDGED)
     if summary["statuses"]["failed"]:
         sys.exit(EXIT_FAILED)
 

@@ -42,6 +42,9 @@ from raer.store import StoreFull, is_disk_full
 __all__ = ["Progress", "QueryGroup", "group_by_query", "judge_pairs", "judge_plan",
            "judge_queries", "pair_judgment_id"]
 
+EARLY_STOP_PAIRS = 20
+"""A run stops starting queries when this many pairs have failed and none was judged."""
+
 Reviewer = Callable[[dict[str, Any]], Awaitable[str]]
 ProgressHook = Callable[["Progress"], None]
 
@@ -142,6 +145,13 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
             if task is not asyncio.current_task():
                 task.cancel()
 
+    def _nothing_works() -> None:
+        """The first EARLY_STOP_PAIRS pairs all failed and none was judged (a wrong model
+        name, a refused key): no new query starts; the rest stay pending for the same
+        command once the cause is fixed, instead of every pair paying its retries."""
+        if progress.failed >= EARLY_STOP_PAIRS and progress.done <= progress.failed:
+            stop.set()
+
     async def run(group: QueryGroup, todo: list[Pair], ticket: Ticket) -> None:
         try:
             await _run_query(graph, group, todo, settings, reviewer if interactive else None,
@@ -164,6 +174,7 @@ async def judge_queries(queries: AsyncIterator[tuple[QueryGroup, list[Pair]]],
             if on_progress:
                 on_progress(progress)
         finally:
+            _nothing_works()
             ticket.done()
             if on_query_done:
                 on_query_done(group)

@@ -111,7 +111,7 @@ def test_judge_fails_loudly_when_no_pair_was_judged(fake_model, tmp_path):
     out = CliRunner().invoke(main, ["judge", str(demo_file(tmp_path)), "--db",
                                     str(tmp_path / "x.db"), "--max-retries", "0", *MODEL])
     assert out.exit_code == 4, out.output
-    assert "nothing was judged: all 2 pairs failed" in out.output
+    assert "nothing was judged: 2 pairs failed" in out.output
     assert "requirements failed" in out.output
 
 
@@ -250,3 +250,24 @@ def test_a_query_not_judged_yet_is_not_among_the_worst(standard_answers, tmp_pat
     out = CliRunner().invoke(main, ["evaluate", "latest", "--db", str(db), "--json"])
     worst = json.loads(out.stdout)["engines"]["A"]["worst"]
     assert [w["query"] for w in worst] == ["black jeans"]
+
+
+def test_a_run_whose_first_pairs_all_fail_stops_early_with_exit_4(fake_model, tmp_path):
+    """Every call failing (a wrong model name, a refused key) used to go through every pair
+    of the file, each paying its retries. Now the run stops starting queries once 20 pairs
+    failed with none judged; the rest stay pending for the same command."""
+    from raer.run.local import EARLY_STOP_PAIRS
+
+    def refused(messages):
+        raise RuntimeError("401 the key was refused")
+
+    fake_model.respond("Requirements", refused)
+    rows = [{"query": f"query {q}", "language": "en", "product_id": f"p{q}-{i}",
+             "title": "Jeans"} for q in range(60) for i in range(2)]
+    pairs = write_jsonl(tmp_path / "many.jsonl", rows)
+    out = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(tmp_path / "x.db"),
+                                    "--max-retries", "0", "--query-concurrency", "2", *MODEL])
+    assert out.exit_code == 4, out.output
+    asked = len(fake_model.calls("Requirements"))
+    assert EARLY_STOP_PAIRS // 2 <= asked < 60 // 2  # stopped well before the 60 queries
+    assert "stopped early" in out.output and "401 the key was refused" in out.output
