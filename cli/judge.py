@@ -111,6 +111,10 @@ async def _ask_person(item: dict) -> str:
                    "does, e.g. query=search_term,product_id=sku,title=name.")
 @click.option("--dry-run", is_flag=True,
               help="Estimate calls, tokens and cost; send nothing, write nothing.")
+@click.option("--validate", is_flag=True,
+              help="Check PAIRS without any call and without writing: input errors, "
+                   "products stored with other content, local packshots that cannot be "
+                   "read; exit 2 on a problem that stops a run.")
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           review_policy: str | None, learn_from_reviews: bool, interactive: bool, concurrency: int,
@@ -118,7 +122,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
-          shard_pairs: int, dry_run: bool, min_free_mb: float, columns: str,
+          shard_pairs: int, dry_run: bool, validate: bool, min_free_mb: float, columns: str,
           as_json: bool,
           **models: str) -> None:
     """Judge every (query, product) pair in PAIRS (.jsonl, .csv or .parquet)."""
@@ -150,6 +154,9 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,
                        image_allow_hosts=image_allow_hosts, request_timeout=request_timeout,
                        max_retries=max_retries, min_free_mb=min_free_mb, **models)
+    if validate:
+        _validate(records, settings, pairs, as_json)
+        return
     if dry_run:
         from raer.run.estimate import estimate
 
@@ -314,6 +321,48 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
 
 
 PLAIN_EVERY = 10.0
+
+
+def _validate(records: list, settings, pairs_path: str, as_json: bool) -> None:
+    """`--validate`: the run engine's plan, written nowhere, and every local packshot read
+    as the run would read it. `--max-cost 0` could not serve: it means no limit, and the
+    embedded model costs nothing anyway."""
+    from raer.nodes.image_source import image_kind
+    from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
+
+    try:
+        plan = prepare_run(records, settings, write=False)
+    except InputError as exc:
+        click.echo(f"bad input:\n{exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    policy = ImagePolicy.of(settings)
+    kinds: dict[str, int] = {}
+    unusable: list[dict[str, str]] = []
+    for pair in {p.product_id: p for p in records}.values():
+        kind = image_kind(pair.image)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "file":
+            try:
+                read_local(pair.image, policy)
+            except ImageUnavailable as exc:
+                unusable.append({"product_id": pair.product_id, "reason": str(exc)})
+    result = {"pairs": len(records), "queries": len(plan.groups),
+              "pairs_to_judge": plan.pairs_to_judge, "finished_before": plan.finished_before,
+              "products": len({p.product_id for p in records}),
+              "images": {"local": kinds.get("file", 0), "remote (not fetched)":
+                         kinds.get("web", 0) + kinds.get("url", 0),
+                         "data URLs": kinds.get("data", 0), "none": kinds.get("none", 0),
+                         "unusable": unusable}}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{pairs_path}: {result['pairs']} pairs, {result['queries']} queries, "
+                   f"{result['products']} products; {result['pairs_to_judge']} to judge "
+                   f"({result['finished_before']} finished before)")
+        for item in unusable:
+            click.echo(f"  packshot of {item['product_id']}: {item['reason']} (judged on "
+                       f"text alone)")
+    click.echo("valid: nothing was sent and nothing written", err=True)
 
 
 def _counts(store, run_id: str) -> dict[str, int]:

@@ -271,3 +271,26 @@ def test_a_run_whose_first_pairs_all_fail_stops_early_with_exit_4(fake_model, tm
     asked = len(fake_model.calls("Requirements"))
     assert EARLY_STOP_PAIRS // 2 <= asked < 60 // 2  # stopped well before the 60 queries
     assert "stopped early" in out.output and "401 the key was refused" in out.output
+
+
+def test_validate_checks_a_file_without_any_call_or_write(fake_model, tmp_path):
+    """`--max-cost 0` means no limit and the embedded model costs $0, so nothing checked a
+    file without running it; `--validate` reads it as a run would and sends nothing."""
+    draw_packshot(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    pairs = write_jsonl(tmp_path / "p.jsonl", [
+        {"query": "red bag", "language": "en", "product_id": "b1", "title": "Bag",
+         "image": "ok.png"},
+        {"query": "red bag", "language": "en", "product_id": "b2", "title": "Bag 2",
+         "image": "missing.png"}])
+    db = tmp_path / "v.db"
+    out = CliRunner().invoke(main, ["judge", str(pairs), "--db", str(db), "--validate",
+                                    "--json", *MODEL])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["pairs_to_judge"] == 2 and result["images"]["local"] == 2
+    assert [u["product_id"] for u in result["images"]["unusable"]] == ["b2"]
+    assert fake_model.requests == [] and not db.exists()
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"query": "red bag", "product_id": "b3"}])
+    assert CliRunner().invoke(main, ["judge", str(bad), "--db", str(db), "--validate",
+                                     *MODEL]).exit_code == 2
