@@ -488,16 +488,28 @@ def _report_or_exit(make, as_json: bool) -> dict:
     return report
 
 
+own_engines_option = click.option(
+    "--engines-from", "engine_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="Your engines' rankings (TREC run or pairs files, repeat) instead of the five "
+         "built-in rankers.")
+
+
+def _own_engines(store: Store, engine_files: tuple[str, ...]) -> dict | None:
+    """engine → query → ranked product ids from --engines-from, or None (built-in rankers)."""
+    if not engine_files:
+        return None
+    from raer.evals.meta_eval import rankings_of
+
+    return rankings_of(engine_results(store, list(engine_files)))
+
+
 @click.command("meta-eval")
 @db_option
 @click.option("--source", required=True, help="The imported human labels (e.g. esci-us).")
 @click.option("--split", default="", help="Only this split (e.g. test).")
 @click.option("--run", "runs", multiple=True,
               help="A label source to test: a judged run or a baseline (repeat).")
-@click.option("--engines-from", "engine_files", multiple=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help="Your engines' rankings (TREC run or pairs files, repeat) instead of the "
-                   "five built-in rankers.")
+@own_engines_option
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @json_option
 def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...],
@@ -505,14 +517,12 @@ def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...],
     """Do these labels rank engines as people's do? Your engines (--engines-from) or five
     built-in rankers (BM25, dense, hybrid, random, BM25 reversed), scored by each label
     source against people's labels."""
-    from raer.evals.label_sources import engine_results
-    from raer.evals.meta_eval import meta_evaluate, rankings_of
+    from raer.evals.meta_eval import meta_evaluate
 
     def make() -> dict:
         store = open_store(db_path)
         runs_ = [resolve_run(store, r) for r in runs]
-        engines = rankings_of(engine_results(store, list(engine_files))) if engine_files \
-            else None
+        engines = _own_engines(store, engine_files)
         return meta_evaluate(store, source, runs_, split, k, engines=engines)
 
     report = _report_or_exit(make, as_json)
@@ -559,18 +569,13 @@ def meta_eval(db_path: str, source: str, split: str, runs: tuple[str, ...],
               help="Human-labelled pairs to simulate (whole queries are sampled).")
 @click.option("--repeats", default=1000, show_default=True, type=click.IntRange(1),
               help="Samples per budget (coverage is given with its standard error).")
-@click.option("--engines-from", "engine_files", multiple=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help="Your engines' rankings (TREC run or pairs files, repeat) instead of the "
-                   "five built-in rankers.")
+@own_engines_option
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1))
 @json_option
 def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeats: int,
         engine_files: tuple[str, ...], k: int, as_json: bool) -> None:
     """How many human labels make the judge's engine scores trustworthy? Prediction-powered
     nDCG@k against people-only estimates, simulated at several human budgets."""
-    from raer.evals.label_sources import engine_results
-    from raer.evals.meta_eval import rankings_of
     from raer.evals.ppi import ppi_report
 
     def make() -> dict:
@@ -579,8 +584,7 @@ def ppi(db_path: str, source: str, run_id: str, split: str, budgets: str, repeat
             sizes = [int(b) for b in budgets.split(",")]
         except ValueError as exc:
             raise ValueError(f"--budgets takes integers like 50,200, not {budgets!r}") from exc
-        engines = rankings_of(engine_results(store, list(engine_files))) if engine_files \
-            else None
+        engines = _own_engines(store, engine_files)
         return ppi_report(store, source, resolve_run(store, run_id), sizes, split, k, repeats,
                           engines=engines)
 
