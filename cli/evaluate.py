@@ -403,20 +403,26 @@ def _print_comparison(out: Console, baseline: str, cand: str, data: dict,
 @db_option
 @click.option("--engine", default="", help="Only this engine.")
 @click.option("--measure", default=MAIN, show_default=True, help="The measure to follow.")
+@click.option("--labels", "labels_text", default="",
+              help="Only evaluations graded by this label source (run:RUN, "
+                   "human:SOURCE[:SPLIT], qrels:FILE; `run` alone: any judge run).")
 @json_option
-def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
+def trend(db_path: str, engine: str, measure: str, labels_text: str, as_json: bool) -> None:
     """Each engine's measure over its stored evaluations, one series per engine and judge
     (a change of judge starts a new series: it is not a regression of the engine); exit 1
     on a regression (the latest value below the previous one by more than the latest
     interval's half width)."""
     rows = open_store(db_path).evaluations(engine or None)
+    if labels_text:
+        rows = [r for r in rows if _graded_by(r, labels_text)]
     stored = sorted({name for r in rows for name in json.loads(r["measures"])})
     if rows and measure not in stored:
         click.echo(f"bad input: no stored evaluation has the measure {measure!r}; stored: "
                    f"{', '.join(stored)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if not rows:
-        click.echo(f"no stored evaluations{f' of engine {engine!r}' if engine else ''} in "
+        click.echo(f"no stored evaluations{f' of engine {engine!r}' if engine else ''}"
+                   f"{f' graded by {labels_text}' if labels_text else ''} in "
                    f"{db_path}: `raer evaluate RUN` stores one", err=True)
         sys.exit(EXIT_BAD_INPUT)
     by_judge: dict[tuple[str, str], list[dict]] = {}
@@ -458,6 +464,12 @@ def trend(db_path: str, engine: str, measure: str, as_json: bool) -> None:
     if regressions:
         click.echo(f"regression in {measure}: {', '.join(regressions)}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _graded_by(row: dict, wanted: str) -> bool:
+    """Whether a stored evaluation's labels came from WANTED ("run" alone: any run)."""
+    source = json.loads(row["options"] or "{}").get("labels") or f"run:{row['run_id']}"
+    return source == wanted or (wanted == "run" and source.startswith("run:"))
 
 
 def _judge_name(identity: str, number: int) -> str:

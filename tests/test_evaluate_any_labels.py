@@ -209,3 +209,26 @@ def test_compare_counts_wins_the_right_way_and_tests_each_question_once(tmp_path
     assert [measures[m]["p_adjusted"] is None for m in ("P@3", "P+sub@3")] == [False, True]
     assert report["tests_in_family"] == sum(m["p_adjusted"] is not None
                                             for m in measures.values())
+
+
+def test_trend_follows_your_engines_on_one_label_source(labelled):
+    """Snapshots of your engines on people's labels and on a baseline's are two judges;
+    `trend --labels` follows one of them (there was no way to pick the label source)."""
+    _, db, files, baseline = labelled
+    for labels in ("human:esci-us:test", f"run:{baseline}", "human:esci-us:test"):
+        _evaluate(db, files, labels)
+    runner = CliRunner()
+    result = runner.invoke(main, ["trend", "--db", db, "--labels", "human:esci-us:test",
+                                  "--engine", "overlap", "--json"])
+    assert result.exit_code == 0, result.output
+    series = json.loads(result.stdout)["series"]
+    assert list(series) == ["overlap"] and len(series["overlap"]) == 2
+    assert {p["judge"] for p in series["overlap"]} == {"labels human:esci-us:test"}
+    both = json.loads(runner.invoke(main, ["trend", "--db", db, "--engine", "overlap",
+                                           "--json"]).stdout)["series"]
+    assert sorted(len(points) for points in both.values()) == [1, 2]
+    run_only = runner.invoke(main, ["trend", "--db", db, "--labels", "run", "--json"])
+    assert {p["run_id"] for s in json.loads(run_only.stdout)["series"].values()
+            for p in s} == {baseline}
+    missing = runner.invoke(main, ["trend", "--db", db, "--labels", "qrels:nothing"])
+    assert missing.exit_code == 2 and "graded by qrels:nothing" in missing.output
