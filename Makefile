@@ -9,7 +9,7 @@ STAMP := $(VENV)/.raer-installed
 	bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
-SOURCES := $(shell find graph run cli web nodes prompts store evals -name '*.py' -o -name '*.md' \
+SOURCES := $(shell find graph run cli web nodes prompts store evals retrieve -name '*.py' -o -name '*.md' \
 	-o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
 
 $(STAMP): pyproject.toml $(SOURCES)
@@ -24,15 +24,19 @@ $(STAMP): pyproject.toml $(SOURCES)
 setup: $(STAMP)
 
 demo: $(STAMP)
-	# demo.db is kept: a second `make demo` continues the run (0 calls once finished).
-	# Any exit but 0 fails the demo: a pair that failed or a run that was interrupted is not
-	# a demo (the planted missing and corrupt images degrade to text-only judgments, they
-	# do not fail).
-	$(BIN)/raer judge demo/pairs.jsonl --db demo.db
+	# Retrieve from two local BM25 rankers (demo/engines/) over demo/catalogue.jsonl, judge
+	# offline, evaluate, compare with the last run (demo/experiment.yaml). demo.db is kept: a
+	# second `make demo` is a new snapshot whose known labels cost no call; change a ranker's
+	# config first and `raer trend` shows it. Any exit but 0 fails the demo: a pair that failed
+	# or a run that was interrupted is not a demo (the planted missing and corrupt images
+	# degrade to text-only judgments, they do not fail).
+	$(BIN)/raer experiment run demo/experiment.yaml --db demo.db
 	$(BIN)/raer review list --db demo.db
-	# two engines ranked the same products: compared with the offline model's (chance) labels
-	$(BIN)/raer compare latest --db demo.db --baseline demo-engine --candidate demo-engine-b \
+	# the two rankers compared with the offline model's (chance) labels
+	$(BIN)/raer compare latest --db demo.db --baseline bm25-title --candidate bm25-full \
 	  --k 3,5 --losses 1
+	# exit 1 when the last snapshot fell: a demo shows it, a nightly job acts on it
+	-$(BIN)/raer trend --db demo.db --measure nDCG@5
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check .

@@ -21,6 +21,8 @@ from raer.store import DatabaseError, StoreFull, StoreUnusable, is_disk_full
 
 # name: (module, attribute, one-line help shown by `raer --help`)
 COMMANDS = {
+    "retrieve": ("retrieve", "retrieve", "Ask search engines for a query set; write pairs."),
+    "experiment": ("retrieve", "experiment", "Run, list, show experiments (for nightly jobs)."),
     "judge": ("judge", "judge", "Judge every (query, product) pair in a pairs file."),
     "show": ("show", "show", "Print one pair's trace: each node's prompt, output, tokens."),
     "diff": ("diff", "diff", "List pairs whose label changed between two runs."),

@@ -38,6 +38,7 @@ from raer.evals.engines import (
 from raer.evals.label_sources import (
     LabelSpec,
     engine_results,
+    judge_identity,
     labels_of,
     parse_label_spec,
     relabel,
@@ -155,18 +156,6 @@ IDEALS = {
             "as TREC)",
     "labels": "ideal from every label the source has for the query (fixed across runs)",
 }
-
-
-def judge_identity(store: Store, source: str) -> str:
-    """What made the labels of an evaluation, stored with it so `raer trend` follows one
-    judge: a run's judging settings (without its name: the same judge under another run
-    name is the same series), or the label source itself."""
-    kind, _, name = source.partition(":")
-    row = store.run_row(name) if kind == "run" else None
-    if row is None:
-        return json.dumps({"labels": source})
-    settings = {k: v for k, v in json.loads(row["settings"]).items() if k != "run_name"}
-    return json.dumps(settings, sort_keys=True)
 
 
 def convention(unjudged: str, ideal: str, source: str) -> str:

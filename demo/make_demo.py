@@ -10,7 +10,11 @@ Two engines return the 5 products of each query: "demo-engine" and "demo-engine-
 ranks the same products differently, so the demo ends by comparing them (with the offline
 model's labels, a comparison of noise).
 
-Run: python demo/make_demo.py   (rewrites demo/images/ and demo/pairs.jsonl)
+`make demo` retrieves from demo/catalogue.jsonl with two BM25 rankers (demo/engines/) for
+the queries in demo/queries.csv, as demo/experiment.yaml says; demo/pairs.jsonl is the same
+catalogue as a pairs file for `raer judge`.
+
+Run: python demo/make_demo.py   (rewrites demo/images/, pairs, catalogue and queries)
 """
 
 from __future__ import annotations
@@ -190,6 +194,13 @@ def main() -> None:
                     row = {"query": query, "language": language, "engine": engine,
                            "rank": rank, **products[pid]}
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # what `make demo` retrieves from: the catalogue and the queries, for two BM25 rankers
+    # (demo/engines/*.yaml, demo/experiment.yaml)
+    with (HERE / "catalogue.jsonl").open("w", encoding="utf-8") as out:
+        for product in products.values():
+            out.write(json.dumps(product, ensure_ascii=False) + "\n")
+    with (HERE / "queries.csv").open("w", encoding="utf-8") as out:
+        out.write("query,language\n" + "".join(f"{q},{lang}\n" for q, lang, _ in QUERIES))
 
 
 if __name__ == "__main__":

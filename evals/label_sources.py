@@ -22,6 +22,7 @@ irrelevant), as a pair the judge has not judged yet.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -201,3 +202,15 @@ def _pairs(path: str) -> list[Labelled]:
                               pair.rank or 0, pair.product_id, pair.title, None,
                               "unjudged: no label", ""))
     return items
+
+
+def judge_identity(store: Store, source: str) -> str:
+    """What made the labels of an evaluation, stored with it so `raer trend` follows one
+    judge: a run's judging settings (without its name: the same judge under another run
+    name is the same series), or the label source itself."""
+    kind, _, name = source.partition(":")
+    row = store.run_row(name) if kind == "run" else None
+    if row is None:
+        return json.dumps({"labels": source})
+    settings = {k: v for k, v in json.loads(row["settings"]).items() if k != "run_name"}
+    return json.dumps(settings, sort_keys=True)

@@ -156,3 +156,27 @@ def m009_review_decisions(db: Database) -> None:
 def m010_guideline_examples(db: Database) -> None:
     """People's reviewed examples appended to a query's guidelines (nodes/feedback.py)."""
     db["guidelines"].add_column("examples", str)
+
+
+@migrations()
+def m011_snapshots(db: Database) -> None:
+    """What engines returned (`raer retrieve`, `raer experiment run`): a snapshot is one
+    engine config's results for one query set at one time; experiments name a query set ×
+    engine configs × judge settings, and each of their runs is kept with its outcome."""
+    db["snapshots"].create(
+        {"id": str, "engine": str, "kind": str, "config_hash": str, "config": str,
+         "query_set": str, "queries": int, "k": int, "tag": str, "experiment": str,
+         "created_at": str}, pk="id")
+    db["snapshots"].create_index(["engine", "created_at"])
+    db["snapshot_results"].create(
+        {"snapshot_id": str, "query_id": str, "rank": int, "product_id": str},
+        pk=("snapshot_id", "query_id", "rank"),
+        foreign_keys=[("snapshot_id", "snapshots", "id"), ("query_id", "queries", "id"),
+                      ("product_id", "products", "id")])
+    db["experiments"].create(
+        {"name": str, "path": str, "config": str, "created_at": str, "updated_at": str},
+        pk="name")
+    db["experiment_runs"].create(
+        {"id": int, "experiment": str, "run_id": str, "snapshots": str, "outcome": str,
+         "exit_code": int, "summary": str, "created_at": str},
+        pk="id", foreign_keys=[("experiment", "experiments", "name")])

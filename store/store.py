@@ -28,6 +28,7 @@ from sqlite_utils import Database
 from raer.store.migrations import migrations
 from raer.store.queries import Queries
 from raer.store.redact import redact
+from raer.store.snapshots import Snapshots
 
 DatabaseError = sqlite3.OperationalError
 """What a store that cannot be read or written raises (doors catch it by this name)."""
@@ -125,7 +126,7 @@ class CallTally:
         self.cost_usd += row.get("cost_usd") or 0.0
 
 
-class Store(Queries):
+class Store(Queries, Snapshots):
     """A sqlite-utils Database with raer's tables; migrations applied on open."""
 
     def __init__(self, path: str | Path):

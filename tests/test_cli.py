@@ -207,7 +207,8 @@ def test_make_demo_keeps_its_store_and_fails_on_any_failed_pair():
 
     recipe = subprocess.run(["make", "-n", "-W", "pyproject.toml", "demo"], cwd=REPO,
                             capture_output=True, text=True, timeout=60).stdout
-    [judge] = [line for line in recipe.splitlines() if " judge demo/pairs.jsonl" in line]
+    [judge] = [line for line in recipe.splitlines()
+               if " experiment run demo/experiment.yaml" in line]
     assert "rm -f demo.db" not in recipe
     assert "||" not in judge and judge.rstrip().endswith("--db demo.db")
 

@@ -33,6 +33,12 @@ EXPECTED = {
     "claims": ["cache_key", "owner", "expires_at"],
     "review_decisions": ["id", "judgment_id", "reviewer", "label", "note", "role",
                          "created_at", "undone_at"],
+    "snapshots": ["id", "engine", "kind", "config_hash", "config", "query_set", "queries",
+                  "k", "tag", "experiment", "created_at"],
+    "snapshot_results": ["snapshot_id", "query_id", "rank", "product_id"],
+    "experiments": ["name", "path", "config", "created_at", "updated_at"],
+    "experiment_runs": ["id", "experiment", "run_id", "snapshots", "outcome", "exit_code",
+                        "summary", "created_at"],
     "disagreements": ["judgment_id", "category", "explanation", "model", "prompt_hash",
                       "call_id", "created_at"],
 }
@@ -54,7 +60,7 @@ def test_reopening_applies_nothing_twice(tmp_path):
                                             "m005_claims", "m006_run_images_root",
                                             "m007_call_request_settings", "m008_evaluations",
                                             "m009_review_decisions",
-                                            "m010_guideline_examples"]
+                                            "m010_guideline_examples", "m011_snapshots"]
 
 
 def test_a_shard_merges_from_its_bytes_without_a_file(tmp_path):

@@ -1,0 +1,325 @@
+"""Repeat: an experiment (a query set × engine configs × judge settings, one YAML or TOML
+file) run on a schedule — retrieve, judge (reusing labels), evaluate, compare with the last
+run, and say what changed, with an exit code a scheduler or CI job acts on.
+
+One experiment run is: a snapshot per engine (retrieve/snapshot.py), one judging run named
+`EXPERIMENT@STAMP` with the experiment's judge settings (a product already judged for the
+query with the same content and judge costs no call: the judge's cache is keyed by its
+input), an evaluation per engine stored for `raer trend` (tagged with the stamp), and the
+comparison with the experiment's previous run.
+
+The comparison is fair to an engine that did not change: both runs' rankings are scored
+on one set of grades — every label either run has for the query — so the ideal ranking is
+the same on both days (with the judged pool of one day, an engine whose results did not
+move can drop because another engine found a relevant product). A query the engine
+answered with nothing scores 0. An engine regressed when its measure fell by more than half
+its interval (the rule of `raer trend`), and a query regressed when its value fell by more
+than `query_drop`; each regressed query is listed with the products that sank it. A change
+of judge settings starts over: labels of two judges are not compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from raer.evals.engines import (
+    Gains,
+    bootstrap_mean,
+    effective_labels,
+    evaluate_engines,
+    offending,
+    qrels_of,
+    summary,
+)
+from raer.evals.label_sources import judge_identity
+from raer.nodes.context import Context
+from raer.nodes.inputs import Pair
+from raer.nodes.settings import for_pairs_file
+from raer.retrieve import snapshot
+from raer.retrieve.config import EngineConfigError, explain, load_engines, read_config_file
+from raer.retrieve.query_set import read_queries, sample
+from raer.store import open_store
+from raer.store.ids import query_identity
+
+FORBIDDEN_JUDGE_KEYS = ("db_path", "images_root", "run_name", "local_images")
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[\w.+-]+$")
+    queries: str
+    """The query set, relative to this file."""
+    sample: int = Field(0, ge=0)
+    """Draw this many queries, stratified (0: all)."""
+    seed: int = 0
+    engines: list[str] = Field(min_length=1)
+    """Engine config files, relative to this file."""
+    judge: dict[str, Any] = Field(default_factory=dict)
+    """`raer judge`'s settings (base_url, model, api_key_env, …); empty: the offline model."""
+    k: list[int] = Field(default_factory=lambda: [5, 10], min_length=1)
+    measure: str = "nDCG@10"
+    gains: str = "2,1,0"
+    query_drop: float = Field(0.1, ge=0, le=1)
+    """A query regressed when the measure fell by more than this (0: never listed)."""
+    fail_on: Literal["any", "measure", "never"] = "any"
+    """Exit 1 when an engine's measure regressed or a query did (any), only the measure, or
+    never (a failed pair exits 1 whatever this says)."""
+    images_root: str = "."
+    """The folder local packshots are confined to, relative to this file."""
+    update_products: bool = False
+    summary: str = ""
+    """Also write the Markdown summary here (relative to this file)."""
+
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if k in FORBIDDEN_JUDGE_KEYS]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: the store and the packshot folder are the "
+                             f"operator's command-line options, not the experiment's")
+        return value
+
+    @field_validator("measure")
+    @classmethod
+    def _measure(cls, value: str) -> str:
+        name, _, k = value.partition("@")
+        if name not in ("nDCG", "P", "P+sub", "ERR", "irrelevant", "MRR") or (
+                name != "MRR" and not k.isdigit()):
+            raise ValueError(f"{value!r} is not a measure raer computes (e.g. nDCG@10, P@5, "
+                             f"ERR@10, MRR)")
+        return value
+
+
+@dataclass
+class LoadedExperiment:
+    config: Experiment
+    path: Path
+
+    def at(self, relative: str) -> Path:
+        return (self.path.parent / relative).resolve()
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        k = self.config.measure.partition("@")[2]
+        return tuple(sorted(set(self.config.k) | ({int(k)} if k else set())))
+
+
+def load_experiment(path: str | Path) -> LoadedExperiment:
+    path = Path(path)
+    data = read_config_file(path)
+    try:
+        config = Experiment.model_validate(data)
+    except ValidationError as exc:
+        error = explain(path, exc)
+        raise EngineConfigError(str(error).replace(f"{path}: engine.", f"{path}: ")) from None
+    loaded = LoadedExperiment(config, path.resolve())
+    try:
+        Context(**config.judge)
+    except (TypeError, ValueError) as exc:
+        raise EngineConfigError(f"{path}: judge: {exc}") from None
+    return loaded
+
+
+@dataclass
+class EngineOutcome:
+    engine: str
+    snapshot_id: str
+    config_changed: bool
+    now: dict[str, float]
+    before: dict[str, float] | None
+    regressed: bool
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    experiment: str
+    stamp: str
+    run_id: str
+    previous_run: str | None
+    judge_changed: bool
+    engines: list[EngineOutcome]
+    calls: int
+    pairs: int
+    failed: int
+    exit_code: int = 0
+
+    def regressions(self) -> list[str]:
+        return [e.engine for e in self.engines if e.regressed]
+
+    def regressed_queries(self) -> int:
+        return sum(len(e.queries) for e in self.engines)
+
+
+def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
+                   operational: dict[str, Any] | None = None,
+                   on_progress: Any = None) -> Outcome:
+    """One run of the experiment (see the module docstring); raises EngineConfigError,
+    InputError or EngineError before anything is written."""
+    config = loaded.config
+    engines = load_engines([str(loaded.at(e)) for e in config.engines])
+    queries = read_queries(loaded.at(config.queries))
+    if config.sample:
+        queries = sample(queries, config.sample, config.seed)
+    gains = Gains.parse(config.gains)
+    retrieved = asyncio.run(snapshot.retrieve(engines, queries))
+    store = open_store(db_path)
+    previous = store.experiment_runs(config.name)
+    last = previous[-1] if previous else None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    settings = for_pairs_file(None, db_path=db_path, images_root=str(loaded.at(
+        config.images_root)), run_name=f"{config.name}@{stamp}", **config.judge,
+        **(operational or {}))
+    store.save_experiment(config.name, str(loaded.path), config.model_dump())
+    snapshots = snapshot.save(store, retrieved, queries, query_set=str(loaded.at(
+        config.queries)), tag=tag or stamp, experiment=config.name,
+        update_products=config.update_products, db_path=db_path)
+    pairs = [Pair.model_validate(p) for p in snapshot.pairs_of(
+        store, [s["id"] for s in snapshots], queries)]
+    from raer.run.local import judge_pairs
+
+    if on_progress:
+        on_progress(None, len(pairs), settings.run_id)
+    rows = asyncio.run(judge_pairs(pairs, settings, on_progress=(
+        lambda p: on_progress(p, len(pairs), settings.run_id)) if on_progress else None))
+    run_id = settings.run_id
+    judge = judge_identity(store, f"run:{run_id}")
+    judge_changed = bool(last) and judge_identity(store, f"run:{last['run_id']}") != judge
+    before_run = last["run_id"] if last and not judge_changed else None
+    outcome = Outcome(config.name, stamp, run_id, last["run_id"] if last else None,
+                      judge_changed, [], store.call_counts(run_id)["calls"], len(rows),
+                      sum(r["status"] == "failed" for r in rows))
+    all_queries = [query_identity(q.text, q.language).id for q in queries]
+    now_items = effective_labels(store, run_id)
+    before_items = effective_labels(store, before_run) if before_run else []
+    fair = qrels_of(now_items + before_items, gains)  # one set of grades for both days
+    now_results = evaluate_engines(store, run_id, ks=loaded.ks, gains=gains, items=now_items,
+                                   qrels=fair) if now_items else {}
+    before_results = evaluate_engines(store, before_run, ks=loaded.ks, gains=gains,
+                                      items=before_items, qrels=fair) if before_items else {}
+    old_configs = {s["engine"]: s["config_hash"] for s in store.snapshot_rows(
+        experiment=config.name) if last and s["id"] in json.loads(last["snapshots"])}
+    k_named = int(config.measure.partition("@")[2] or max(loaded.ks))
+    for found, snap in zip(retrieved, snapshots, strict=True):
+        name = found.name
+        now_values = _per_query(now_results.get(name), config.measure, all_queries)
+        before_values = (_per_query(before_results.get(name), config.measure, all_queries)
+                         if name in before_results else None)
+        now = _interval(now_values)
+        before = _interval(before_values) if before_values else None
+        regressed = bool(before) and before["mean"] - now["mean"] > (now["high"] - now["low"]) / 2
+        engine_outcome = EngineOutcome(name, snap["id"], name in old_configs and old_configs[
+            name] != snap["config_hash"], now, before, regressed, empty=found.empty(queries))
+        if before_values and config.query_drop > 0:
+            texts = {query_identity(q.text, q.language).id: q.text for q in queries}
+            mine = [i for i in now_items if i.engine == name]
+            for q in all_queries:
+                drop = before_values[q] - now_values[q]
+                if drop > config.query_drop + 1e-12:
+                    engine_outcome.queries.append({
+                        "query_id": q, "query": texts[q], "before": round(before_values[q], 4),
+                        "now": round(now_values[q], 4),
+                        "offending": offending(mine, q, k_named)})
+            engine_outcome.queries.sort(key=lambda r: r["now"] - r["before"])
+        outcome.engines.append(engine_outcome)
+        if name in now_results:
+            store.save_evaluation({
+                "run_id": run_id, "engine": name, "tag": tag or stamp,
+                "options": json.dumps({"k": list(loaded.ks), "gains": gains.__dict__,
+                                       "unjudged": "exclude", "ideal": "pool",
+                                       "labels": f"run:{run_id}",
+                                       "experiment": config.name, "snapshot": snap["id"]}),
+                "judge": judge, "measures": json.dumps(summary(now_results[name])),
+                "coverage": json.dumps(now_results[name].coverage),
+                "per_query": json.dumps(now_results[name].per_query)})
+    measure_fell = bool(outcome.regressions())
+    query_fell = outcome.regressed_queries() > 0
+    # exit 1, as `raer judge` does, when a pair failed: the measures miss its label
+    outcome.exit_code = int(outcome.failed > 0 or (config.fail_on != "never" and (
+        measure_fell or (config.fail_on == "any" and query_fell))))
+    text = markdown(outcome, config)
+    store.save_experiment_run({
+        "experiment": config.name, "run_id": run_id,
+        "snapshots": json.dumps([s["id"] for s in snapshots]),
+        "outcome": json.dumps(as_dict(outcome)), "exit_code": outcome.exit_code,
+        "summary": text})
+    if config.summary:
+        target = loaded.at(config.summary)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return outcome
+
+
+def _per_query(result, measure: str, queries: list[str]) -> dict[str, float]:
+    """The measure per query of the query set; a query with no result scores 0."""
+    values = result.per_query.get(measure, {}) if result else {}
+    return {q: float(values.get(q, 0.0)) for q in queries}
+
+
+def _interval(values: dict[str, float]) -> dict[str, float]:
+    mean, low, high = bootstrap_mean(np.array(list(values.values())))
+    return {"mean": round(mean, 4), "low": round(low, 4), "high": round(high, 4)}
+
+
+def as_dict(outcome: Outcome) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(outcome), "regressions": outcome.regressions()}
+
+
+def markdown(outcome: Outcome, config: Experiment) -> str:
+    """The short summary a nightly job posts: what changed, and why."""
+    m = config.measure
+    lines = [f"# {outcome.experiment} · {outcome.stamp}", "",
+             f"Judging run `{outcome.run_id}`: {outcome.pairs} pairs, {outcome.calls} model "
+             f"calls (labels already known cost none), {outcome.failed} failed."]
+    if outcome.previous_run is None:
+        lines.append("First run of this experiment: nothing to compare with yet.")
+    elif outcome.judge_changed:
+        lines.append(f"The judge's settings changed since `{outcome.previous_run}`: labels "
+                     f"of two judges are not compared; this run starts a new series.")
+    else:
+        lines.append(f"Compared with `{outcome.previous_run}` on one set of grades (every "
+                     f"label either run has for the query).")
+    lines += ["", f"| engine | {m} now | before | change | 95% interval now | status |",
+              "|---|---:|---:|---:|---|---|"]
+    for e in outcome.engines:
+        before = f"{e.before['mean']:.3f}" if e.before else "–"
+        change = f"{e.now['mean'] - e.before['mean']:+.3f}" if e.before else "–"
+        status = "REGRESSED" if e.regressed else ("queries regressed" if e.queries else "ok")
+        if e.config_changed:
+            status += " · config changed"
+        lines.append(f"| {e.engine} | {e.now['mean']:.3f} | {before} | {change} | "
+                     f"[{e.now['low']:.3f}, {e.now['high']:.3f}] | {status} |")
+    for e in outcome.engines:
+        if e.empty:
+            lines += ["", f"{e.engine} returned nothing for {len(e.empty)} queries: "
+                      + ", ".join(f"`{q}`" for q in e.empty[:10])]
+        if not e.queries:
+            continue
+        lines += ["", f"## {e.engine}: {len(e.queries)} queries fell by more than "
+                  f"{config.query_drop:g} in {m}", ""]
+        for q in e.queries[:20]:
+            lines.append(f"- `{q['query']}`: {q['before']:.3f} → {q['now']:.3f}")
+            for p in q["offending"][:3]:
+                lines.append(f"  - rank {p['rank']} {p['product_id']} \"{p['title'][:60]}\": "
+                             f"{p['why']} ({p['label']}; `raer show` {p['judgment_id']})")
+    if outcome.failed:
+        lines += ["", f"{outcome.failed} pairs failed (their reasons: `raer status "
+                  f"{outcome.run_id}`; `raer retry-failed {outcome.run_id}` redoes them): the "
+                  f"measures above leave them out."]
+    verdict = ("nothing regressed" if not outcome.exit_code else
+               "pairs failed" if outcome.failed and not (outcome.regressions() or
+                                                         outcome.regressed_queries())
+               else "regression")
+    return "\n".join(lines + ["", f"Exit {outcome.exit_code}: {verdict}."]) + "\n"
