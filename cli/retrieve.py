@@ -119,12 +119,10 @@ def experiment_run(config: str, db_path: str, tag: str, summary_out: str,
     or a query regressed (as the file's fail_on says), with the regressed queries and the
     products that sank them; 2: a bad file; 4: an engine could not answer (nothing
     written)."""
-    from raer.cli.judge import OFFLINE_WARNING
-    from raer.retrieve.experiment import as_dict, load_experiment, run_experiment
-
     import time
 
-    from raer.cli.judge import PLAIN_EVERY
+    from raer.cli.judge import OFFLINE_WARNING, PLAIN_EVERY
+    from raer.retrieve.experiment import as_dict, load_experiment, run_experiment
 
     started, last = time.monotonic(), [0.0]
 
