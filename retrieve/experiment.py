@@ -21,6 +21,7 @@ of judge settings starts over: labels of two judges are not compared.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -122,6 +123,11 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
         error = explain(path, exc)
         raise EngineConfigError(str(error).replace(f"{path}: engine.", f"{path}: ")) from None
     loaded = LoadedExperiment(config, path.resolve())
+    known = {f.name for f in dataclasses.fields(Context)} - set(FORBIDDEN_JUDGE_KEYS)
+    unknown = sorted(set(config.judge) - known)
+    if unknown:
+        raise EngineConfigError(f"{path}: judge: unknown setting {', '.join(unknown)} "
+                                f"(known: {', '.join(sorted(known))})")
     try:
         Context(**config.judge)
     except (TypeError, ValueError) as exc:

@@ -1,0 +1,120 @@
+"""The Repeat: `raer experiment run` twice over an engine config that changed exits 1 and
+names the regressed queries and the products that sank them; unchanged, it exits 0 with no
+model call; `raer trend` shows the change. The judge is the fake model, labelling a product
+highly relevant exactly when its title carries the word "match"."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from raer.cli import main
+from tests.conftest import judgment
+
+PRODUCTS = [  # title decides the label; description decides what a description ranker finds
+    ("a1", "red shoe match", "plain"), ("a2", "red shoe lace", "red shoe red shoe"),
+    ("b1", "blue hat match", "plain"), ("b2", "blue hat box", "blue hat blue hat"),
+    ("c1", "green bag match", "green bag"), ("c2", "green bag strap", "strap"),
+]
+
+
+@pytest.fixture
+def experiment(tmp_path, standard_answers):
+    def judge(messages):
+        product = str(messages[-1].content).split("<product_data>")[-1]
+        return judgment("highly relevant" if "match" in product else "irrelevant")
+
+    standard_answers.respond("Judgment", judge)
+    rows = [{"product_id": p, "title": t, "description": d} for p, t, d in PRODUCTS]
+    (tmp_path / "catalogue.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "queries.txt").write_text("red shoe\nblue hat\ngreen bag\n")
+    (tmp_path / "engines").mkdir()
+    for name, fields in (("changing", "[title]"), ("steady", "[title]")):
+        (tmp_path / "engines" / f"{name}.yaml").write_text(
+            f"kind: bm25\nname: {name}\ncatalogue: ../catalogue.jsonl\nfields: {fields}\nk: 2\n")
+    config = tmp_path / "nightly.yaml"
+    config.write_text("""name: nightly
+queries: queries.txt
+engines: [engines/changing.yaml, engines/steady.yaml]
+judge: {base_url: "http://fake.invalid/v1", model: gpt-4o-mini, vision_model: pillow}
+measure: nDCG@2
+k: [2]
+summary: out/nightly.md
+""")
+    return tmp_path, config, standard_answers
+
+
+def _run(config: Path, db: str):
+    return CliRunner().invoke(main, ["experiment", "run", str(config), "--db", db, "--json"])
+
+
+def test_two_nightly_runs_over_a_changed_config_exit_1_naming_the_queries(experiment):
+    tmp_path, config, fake = experiment
+    db = str(tmp_path / "nightly.db")
+    first = _run(config, db)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["previous_run"] is None
+    calls = len(fake.requests)
+
+    same = _run(config, db)
+    assert same.exit_code == 0, same.output
+    report = json.loads(same.stdout)
+    assert len(fake.requests) == calls and report["calls"] == 0  # every label reused
+    assert report["regressions"] == [] and all(not e["queries"] for e in report["engines"])
+
+    # the nightly change: the ranker now reads descriptions, where the wrong products win
+    changed = tmp_path / "engines" / "changing.yaml"
+    changed.write_text(changed.read_text().replace("fields: [title]", "fields: [description]"))
+    worse = _run(config, db)
+    assert worse.exit_code == 1, worse.output
+    report = json.loads(worse.stdout)
+    engines = {e["engine"]: e for e in report["engines"]}
+    assert engines["changing"]["config_changed"] and not engines["steady"]["config_changed"]
+    assert not engines["steady"]["regressed"] and engines["steady"]["queries"] == []
+    fell = {q["query"]: q for q in engines["changing"]["queries"]}
+    assert set(fell) == {"red shoe", "blue hat"}  # green bag still finds its match first
+    assert fell["red shoe"]["before"] == 1.0 and fell["red shoe"]["now"] < 1.0
+    assert [p["product_id"] for p in fell["red shoe"]["offending"]] == ["a2"]
+    summary = (tmp_path / "out" / "nightly.md").read_text()
+    assert "`red shoe`: 1.000 →" in summary and "a2 \"red shoe lace\"" in summary
+    assert "config changed" in summary and "Exit 1: regression." in summary
+
+    listed = CliRunner().invoke(main, ["experiment", "list", "--db", db, "--json"])
+    assert [(r["name"], r["runs"], r["last_exit_code"]) for r in json.loads(listed.stdout)
+            ] == [("nightly", 3, 1)]
+    shown = CliRunner().invoke(main, ["experiment", "show", "nightly", "--db", db])
+    assert shown.stdout == summary
+    trend = CliRunner().invoke(main, ["trend", "--db", db, "--engine", "changing",
+                                      "--measure", "nDCG@2", "--json"])
+    assert trend.exit_code == 1  # the last snapshot fell
+    points = json.loads(trend.stdout)["series"]["changing"]
+    assert len(points) == 3 and points[-1]["mean"] < points[0]["mean"]
+
+
+def test_a_changed_judge_starts_over_instead_of_regressing(experiment):
+    tmp_path, config, _ = experiment
+    db = str(tmp_path / "nightly.db")
+    assert _run(config, db).exit_code == 0
+    config.write_text(config.read_text().replace("model: gpt-4o-mini", "model: gpt-4o"))
+    again = _run(config, db)
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert report["judge_changed"] and all(e["before"] is None for e in report["engines"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("measure: nDCG@2", "measure: NDGC@2"), "measure: 'NDGC@2' is not a measure raer computes"),
+    (("judge: {", "judge: {db_path: other.db, "),
+     "judge: db_path: the store and the packshot folder"),
+    (("judge: {", "judge: {temperature_typo: 1, "),
+     "judge: unknown setting temperature_typo (known: "),
+    (("engines/steady.yaml", "engines/missing.yaml"), "missing.yaml: cannot read"),
+])
+def test_bad_experiment_files_are_named_and_write_nothing(experiment, edit, message):
+    tmp_path, config, _ = experiment
+    config.write_text(config.read_text().replace(*edit))
+    db = tmp_path / "nightly.db"
+    result = _run(config, str(db))
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert not db.exists()
