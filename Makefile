@@ -31,7 +31,7 @@ demo: $(STAMP)
 	# or a run that was interrupted is not a demo (the planted missing and corrupt images
 	# degrade to text-only judgments, they do not fail).
 	$(BIN)/raer experiment run demo/experiment.yaml --db demo.db
-	$(BIN)/raer review list --db demo.db
+	$(BIN)/raer review list --db demo.db --run latest
 	# the two rankers compared with the offline model's (chance) labels
 	$(BIN)/raer compare latest --db demo.db --baseline bm25-title --candidate bm25-full \
 	  --k 3,5 --losses 1

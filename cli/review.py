@@ -33,12 +33,15 @@ def review() -> None:
 
 @review.command("list")
 @db_option
-@click.option("--run", "run_id", default="", help="Only this run.")
+@click.option("--run", "run_id", default="", help="Only this run (latest: the newest).")
 @click.option("--all", "show_all", is_flag=True, help="Include resolved reviews.")
 @json_option
 def list_reviews(db_path: str, run_id: str, show_all: bool, as_json: bool) -> None:
     """List escalated pairs with the reasons they were escalated."""
-    rows = open_store(db_path).reviews(run_id or None, None if show_all else "open")
+    store = open_store(db_path)
+    if run_id == "latest":
+        run_id = resolve_run(store, run_id)
+    rows = store.reviews(run_id or None, None if show_all else "open")
     for row in rows:
         row["reasons"] = json.loads(row["reasons"] or "[]")
     if as_json:

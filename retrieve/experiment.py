@@ -49,6 +49,7 @@ from raer.retrieve.config import EngineConfigError, explain, load_engines, read_
 from raer.retrieve.query_set import read_queries, sample
 from raer.store import open_store
 from raer.store.ids import query_identity
+from raer.store.reviews import carry_decisions
 
 FORBIDDEN_JUDGE_KEYS = ("db_path", "images_root", "run_name", "local_images")
 
@@ -158,6 +159,9 @@ class Outcome:
     calls: int
     pairs: int
     failed: int
+    reviews_carried: int = 0
+    """Pairs whose review people already decided in the last run (same judge input)."""
+    reviews_open: int = 0
     exit_code: int = 0
 
     def regressions(self) -> list[str]:
@@ -201,10 +205,12 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
     run_id = settings.run_id
     judge = judge_identity(store, f"run:{run_id}")
     judge_changed = bool(last) and judge_identity(store, f"run:{last['run_id']}") != judge
+    carried = carry_decisions(store, last["run_id"], run_id) if last and not judge_changed else 0
     before_run = last["run_id"] if last and not judge_changed else None
     outcome = Outcome(config.name, stamp, run_id, last["run_id"] if last else None,
                       judge_changed, [], store.call_counts(run_id)["calls"], len(rows),
-                      sum(r["status"] == "failed" for r in rows))
+                      sum(r["status"] == "failed" for r in rows), carried,
+                      store.review_status_counts(run_id).get("open", 0))
     all_queries = [query_identity(q.text, q.language).id for q in queries]
     now_items = effective_labels(store, run_id)
     before_items = effective_labels(store, before_run) if before_run else []
@@ -288,7 +294,10 @@ def markdown(outcome: Outcome, config: Experiment) -> str:
     m = config.measure
     lines = [f"# {outcome.experiment} · {outcome.stamp}", "",
              f"Judging run `{outcome.run_id}`: {outcome.pairs} pairs, {outcome.calls} model "
-             f"calls (labels already known cost none), {outcome.failed} failed."]
+             f"calls (labels already known cost none), {outcome.failed} failed; "
+             f"{outcome.reviews_open} pairs wait for people (`raer review list --run "
+             f"{outcome.run_id}`), {outcome.reviews_carried} settled by last run's "
+             f"decisions."]
     if outcome.previous_run is None:
         lines.append("First run of this experiment: nothing to compare with yet.")
     elif outcome.judge_changed:

@@ -154,6 +154,35 @@ def decide(store: Store, judgment_id: str, reviewer: str, label: str, note: str 
         return _refresh(store, judgment_id)
 
 
+def carry_decisions(store: Store, from_run: str, to_run: str) -> int:
+    """People's decisions in `from_run` copied to the pairs of `to_run` that gave the judge
+    the same input and wait for review: a nightly experiment judges the same inputs again
+    each night, and asking a person the same question every night is what people in the
+    loop must not cost. The copies name where they came from; returns the pairs settled."""
+    from raer.store.store import now
+
+    carried = 0
+    with store.atomic():
+        rows = list(store.db.query(
+            """select new.id as new_id, d.reviewer, d.label, d.note, d.role, d.judgment_id
+               from judgments new join reviews r on r.judgment_id = new.id
+               join judgments old on old.run_id = ? and old.input_hash = new.input_hash
+               join review_decisions d on d.judgment_id = old.id and d.undone_at is null
+               where new.run_id = ? and r.status = 'open' and new.input_hash != ''
+               order by d.id""", [from_run, to_run]))
+        touched = []
+        for r in rows:
+            store.db["review_decisions"].insert({
+                "judgment_id": r["new_id"], "reviewer": r["reviewer"], "label": r["label"],
+                "note": f"carried from {r['judgment_id']}" + (f": {r['note']}" if r["note"]
+                                                               else ""),
+                "role": r["role"], "created_at": now()})
+            touched.append(r["new_id"])
+        for judgment_id in dict.fromkeys(touched):
+            carried += _refresh(store, judgment_id)["status"] == "resolved"
+    return carried
+
+
 def undo_last(store: Store, reviewer: str, run_id: str = "") -> dict[str, Any] | None:
     """Undo this reviewer's latest decision that is not undone yet (in a run, if given);
     returns the pair's new outcome with the undone decision, or None if there is none."""

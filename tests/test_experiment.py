@@ -118,3 +118,29 @@ def test_bad_experiment_files_are_named_and_write_nothing(experiment, edit, mess
     result = _run(config, str(db))
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert not db.exists()
+
+
+def test_a_persons_decision_is_not_asked_again_the_next_night(experiment):
+    """Each night judges the same inputs again; their reviews were opened again, so people
+    were asked the same question every night."""
+    from raer.store import open_store
+    from raer.store.reviews import decide
+
+    tmp_path, config, fake = experiment
+    fake.respond("Judgment", lambda m: judgment(
+        "irrelevant" if "lace" in str(m[-1].content) else "highly relevant",
+        confidence=0.3 if "lace" in str(m[-1].content) else 0.9))
+    db = str(tmp_path / "nightly.db")
+    first = json.loads(_run(config, db).stdout)
+    store = open_store(db)
+    [waiting] = [r for r in store.reviews(first["run_id"], "open")]
+    decide(store, waiting["judgment_id"], "ana", "acceptable substitute", note="close enough")
+    second = json.loads(_run(config, db).stdout)
+    # both engines return "red shoe lace": one review, two pairs, settled together
+    assert (first["reviews_open"], second["reviews_open"], second["reviews_carried"]) == (
+        2, 0, 2)
+    settled = store.reviews(second["run_id"], None)
+    assert {(r["status"], r["human_label"]) for r in settled} == {
+        ("resolved", "acceptable substitute")}
+    notes = [d["note"] for r in settled for d in store.active_decisions(r["judgment_id"])]
+    assert notes and all(n.startswith("carried from j-") for n in notes)
