@@ -235,13 +235,15 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
         if before_values and config.query_drop > 0:
             texts = {query_identity(q.text, q.language).id: q.text for q in queries}
             mine = [i for i in now_items if i.engine == name]
+            theirs = [i for i in before_items if i.engine == name]
             for q in all_queries:
                 drop = before_values[q] - now_values[q]
                 if drop > config.query_drop + 1e-12:
                     engine_outcome.queries.append({
                         "query_id": q, "query": texts[q], "before": round(before_values[q], 4),
                         "now": round(now_values[q], 4),
-                        "offending": offending(mine, q, k_named)})
+                        "offending": offending(mine, q, k_named),
+                        **top_k_changes(theirs, mine, q, k_named)})
             engine_outcome.queries.sort(key=lambda r: r["now"] - r["before"])
         outcome.engines.append(engine_outcome)
         if name in now_results:
@@ -272,6 +274,24 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
     return outcome
 
 
+def top_k_changes(before: list, now: list, query_id: str, k: int) -> dict[str, list]:
+    """What moved in the query's top k: the products that left it (with the label they had)
+    and those that entered it — why a query fell when nothing in its new top k is wrong
+    (a highly relevant product that is gone is the usual reason)."""
+    def top(items):
+        ranked = sorted((i for i in items if i.query_id == query_id), key=lambda i: i.rank)
+        return {i.product_id: i for i in ranked[:k]}
+
+    old, new = top(before), top(now)
+
+    def row(i):
+        return {"rank": i.rank, "product_id": i.product_id, "title": i.title,
+                "label": i.label or "unjudged", "judgment_id": i.judgment_id}
+
+    return {"left_top_k": [row(i) for pid, i in old.items() if pid not in new],
+            "entered_top_k": [row(i) for pid, i in new.items() if pid not in old]}
+
+
 def _per_query(result, measure: str, queries: list[str]) -> dict[str, float]:
     """The measure per query of the query set; a query with no result scores 0."""
     values = result.per_query.get(measure, {}) if result else {}
@@ -281,6 +301,10 @@ def _per_query(result, measure: str, queries: list[str]) -> dict[str, float]:
 def _interval(values: dict[str, float]) -> dict[str, float]:
     mean, low, high = bootstrap_mean(np.array(list(values.values())))
     return {"mean": round(mean, 4), "low": round(low, 4), "high": round(high, 4)}
+
+
+def k_of(measure: str) -> str:
+    return measure.partition("@")[2] or "k"
 
 
 def as_dict(outcome: Outcome) -> dict[str, Any]:
@@ -329,12 +353,18 @@ def markdown(outcome: Outcome, config: Experiment) -> str:
             for p in q["offending"][:3]:
                 lines.append(f"  - rank {p['rank']} {p['product_id']} \"{p['title'][:60]}\": "
                              f"{p['why']} ({p['label']}; `raer show` {p['judgment_id']})")
+            for p in q["left_top_k"][:3]:
+                lines.append(f"  - left the top {k_of(m)}: {p['product_id']} "
+                             f"\"{p['title'][:60]}\" ({p['label']}, was rank {p['rank']})")
+            for p in q["entered_top_k"][:3]:
+                lines.append(f"  - entered the top {k_of(m)}: {p['product_id']} "
+                             f"\"{p['title'][:60]}\" ({p['label']}, rank {p['rank']})")
     if outcome.failed:
         lines += ["", f"{outcome.failed} pairs failed (their reasons: `raer status "
                   f"{outcome.run_id}`; `raer retry-failed {outcome.run_id}` redoes them): the "
                   f"measures above leave them out."]
-    verdict = ("nothing regressed" if not outcome.exit_code else
-               "pairs failed" if outcome.failed and not (outcome.regressions() or
-                                                         outcome.regressed_queries())
-               else "regression")
+    fell = bool(outcome.regressions() or outcome.regressed_queries())
+    verdict = ("regression" if fell and outcome.exit_code else
+               f"regression reported, not failed (fail_on: {config.fail_on})" if fell else
+               "pairs failed" if outcome.failed else "nothing regressed")
     return "\n".join(lines + ["", f"Exit {outcome.exit_code}: {verdict}."]) + "\n"

@@ -76,8 +76,10 @@ def test_two_nightly_runs_over_a_changed_config_exit_1_naming_the_queries(experi
     assert set(fell) == {"red shoe", "blue hat"}  # green bag still finds its match first
     assert fell["red shoe"]["before"] == 1.0 and fell["red shoe"]["now"] < 1.0
     assert [p["product_id"] for p in fell["red shoe"]["offending"]] == ["a2"]
+    assert [p["product_id"] for p in fell["red shoe"]["left_top_k"]] == ["a1"]
     summary = (tmp_path / "out" / "nightly.md").read_text()
     assert "`red shoe`: 1.000 →" in summary and "a2 \"red shoe lace\"" in summary
+    assert "left the top 2: a1 \"red shoe match\" (highly relevant, was rank 1)" in summary
     assert "config changed" in summary and "Exit 1: regression." in summary
 
     listed = CliRunner().invoke(main, ["experiment", "list", "--db", db, "--json"])

@@ -318,3 +318,31 @@ def test_snapshots_are_kept_and_changed_products_refused_unless_asked(tmp_path):
         "black jeans NEW")
     # another catalogue file is another config: its hash changed
     assert len({r[0] for r in db.execute("select config_hash from snapshots")}) == 2
+
+
+def test_the_configs_the_readme_and_docs_show_load(tmp_path):
+    """Every engine and experiment config shown in README.md and docs/retrieve.md is
+    accepted as written (a config copied from the docs must work)."""
+    import re
+
+    import yaml
+
+    from raer.retrieve.config import load_engine
+    from raer.retrieve.experiment import Experiment
+    from tests.conftest import REPO
+
+    (tmp_path / "sub").mkdir()
+    _catalogue(tmp_path, {"a": "black jeans"})
+    loaded = 0
+    for doc in ("README.md", "docs/retrieve.md"):
+        text = (REPO / doc).read_text()
+        for lang, block in re.findall(r"```(yaml|toml)\n(.*?)```", text, re.S):
+            if "kind" in block:
+                path = tmp_path / "sub" / f"engine{loaded}.{lang}"
+                path.write_text(block)
+                assert load_engine(path).engine.name
+                loaded += 1
+            elif block.startswith("name:") and "engines:" in block:
+                Experiment.model_validate(yaml.safe_load(block))
+                loaded += 1
+    assert loaded >= 8
