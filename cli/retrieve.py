@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -81,7 +82,12 @@ def retrieve(queries: str, engine_files: tuple[str, ...], db_path: str, out: str
         snapshot.write_pairs(out_path, pairs)
     except (EngineConfigError, InputError, EngineError) as exc:
         _fail(exc)
+    outside = [p["image"] for p in pairs if p["image"].startswith("/")
+               and not Path(p["image"]).is_relative_to(out_path.parent)]
+    # the judge confines local packshots to the pairs file's folder unless told another
+    images_root = os.path.commonpath([str(Path(i).parent) for i in outside]) if outside else ""
     report = {"queries": len(asked), "pairs": len(pairs), "out": str(out_path),
+              "images_root": images_root,
               "snapshots": [{"id": r["id"], "engine": r["engine"],
                              "config_hash": r["config_hash"],
                              "results": sum(len(h) for h in f.results),
@@ -97,7 +103,10 @@ def retrieve(queries: str, engine_files: tuple[str, ...], db_path: str, out: str
                   f"{s['seconds']} s · snapshot {s['id']} (config {s['config_hash']})"
                   + (f" · no result for {len(empty)}: {', '.join(empty[:5])}" if empty
                      else ""))
-    err.print(f"{len(pairs)} pairs written to {out_path}: `raer judge {out} --db {db_path}`")
+    hint = f" --images-root {images_root}" if images_root else ""
+    err.print(f"{len(pairs)} pairs written to {out_path}: `raer judge {out} --db {db_path}"
+              f"{hint}`" + (" (the catalogue's packshots are outside the pairs file's "
+                            "folder)" if hint else ""))
 
 
 @click.group()

@@ -346,3 +346,27 @@ def test_the_configs_the_readme_and_docs_show_load(tmp_path):
                 Experiment.model_validate(yaml.safe_load(block))
                 loaded += 1
     assert loaded >= 8
+
+
+def test_a_search_log_sample_covers_every_query_type_and_is_reproducible(tmp_path):
+    """Stratified by query type, in proportion with at least one per type (the paper samples
+    so that query types are covered); a uniform draw of 5 from this log is mostly head."""
+    from raer.retrieve.query_set import read_queries, sample
+
+    rows = ([{"query": f"head {i}", "query_type": "head"} for i in range(14)]
+            + [{"query": f"torso {i}", "query_type": "torso"} for i in range(4)]
+            + [{"query": f"tail {i}", "query_type": "tail"} for i in range(2)]
+            + [{"query": "HEAD  0", "query_type": "head", "weight": 3}])  # the same query
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    queries = read_queries(path)
+    assert len(queries) == 20 and queries[0].weight == 4
+    drawn = sample(queries, 5, seed=7)
+    types = [q.query_type for q in drawn]
+    assert (types.count("head"), types.count("torso"), types.count("tail")) == (3, 1, 1)
+    assert sample(queries, 5, seed=7) == drawn and sample(queries, 5, seed=8) != drawn
+    bad = tmp_path / "bad.csv"
+    bad.write_text("query,weight\nred dress,2\n,1\nblue jeans,-1\n")
+    with pytest.raises(Exception) as error:
+        read_queries(bad)
+    assert "bad.csv:3: query" in str(error.value) and "bad.csv:4: weight" in str(error.value)
