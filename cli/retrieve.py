@@ -202,3 +202,22 @@ def experiment_show(name: str, db_path: str, which: int) -> None:
         click.echo(f"experiment {name!r} has {len(runs)} runs", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(runs[index]["summary"], nl=False)
+
+
+@experiment.command("report")
+@click.argument("names", nargs=-1)
+@db_option
+@click.option("--out", "out_dir", default="report", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for experiments.html.")
+def experiment_report(names: tuple[str, ...], db_path: str, out_dir: str) -> None:
+    """Write experiments.html (opens offline): each experiment's runs, every engine's
+    measure over them, the last run's fallen queries with the products behind them."""
+    from raer.evals.experiment_report import write_experiment_page
+    from raer.store import open_store
+
+    try:
+        path = write_experiment_page(open_store(db_path), list(names) or None, out_dir)
+    except LookupError as exc:
+        click.echo(f"bad input: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(json.dumps({"html": path}))

@@ -207,8 +207,11 @@ def write_report(store: Store, run_ids: list[str], out_dir: str | Path, source: 
     engines_md, engines_html = engine_sections(store, run_ids)
     (out / "report.md").write_text("\n".join([markdown_report(data), "", *engines_md]),
                                    encoding="utf-8")
+    from raer.evals.experiment_report import experiment_sections
+
     page = html_report(data)
-    page = page.replace("</body></html>", "\n".join(engines_html) + "</body></html>")
+    page = page.replace("</body></html>", "\n".join(engines_html + experiment_sections(store))
+                        + "</body></html>")
     (out / "report.html").write_text(page, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(
         {"runs": data["names"], "scope": scope_line(data), "common_pairs": data["common_pairs"],

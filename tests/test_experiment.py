@@ -14,7 +14,8 @@ from tests.conftest import judgment
 
 PRODUCTS = [  # title decides the label; description decides what a description ranker finds
     ("a1", "red shoe match", "plain"), ("a2", "red shoe lace", "red shoe red shoe"),
-    ("b1", "blue hat match", "plain"), ("b2", "blue hat box", "blue hat blue hat"),
+    ("b1", "blue hat match", "plain"),
+    ("b2", "blue hat box <img src=x onerror=alert(1)>", "blue hat blue hat"),
     ("c1", "green bag match", "green bag"), ("c2", "green bag strap", "strap"),
 ]
 
@@ -87,6 +88,13 @@ def test_two_nightly_runs_over_a_changed_config_exit_1_naming_the_queries(experi
             ] == [("nightly", 3, 1)]
     shown = CliRunner().invoke(main, ["experiment", "show", "nightly", "--db", db])
     assert shown.stdout == summary
+    page = CliRunner().invoke(main, ["experiment", "report", "--db", db, "--out",
+                                     str(tmp_path / "page")])
+    assert page.exit_code == 0, page.output
+    html = (tmp_path / "page" / "experiments.html").read_text()
+    assert html.count("<tr>") == 4 and "<b>regressed</b>" in html and "<svg" in html
+    assert "<code>red shoe</code> 1.000 →" in html and "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # seller text escaped
     trend = CliRunner().invoke(main, ["trend", "--db", db, "--engine", "changing",
                                       "--measure", "nDCG@2", "--json"])
     assert trend.exit_code == 1  # the last snapshot fell
