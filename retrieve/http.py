@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,7 +99,8 @@ class EngineClient:
     def __init__(self, engine: Remote):
         self.engine = engine
         limits = engine.limits
-        verify: bool | str = limits.ca_file or limits.verify_tls
+        verify: bool | ssl.SSLContext = (ssl.create_default_context(cafile=limits.ca_file)
+                                         if limits.ca_file else limits.verify_tls)
         self.headers = {"Accept": "application/json", "User-Agent": "raer-retrieve",
                         **engine.headers, **auth_headers(engine.auth, engine.name)}
         self.client = httpx.AsyncClient(
@@ -144,6 +146,12 @@ class EngineClient:
                     body = await self._read(response)
             except httpx.TimeoutException:
                 raise _Retryable(f"timed out after {self.engine.limits.timeout_s:g} s") from None
+            except httpx.ConnectError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # not retried: it will not heal
+                    raise EngineError("the engine's TLS certificate is not trusted (give its "
+                                      "CA as limits.ca_file; verify_tls: false turns the "
+                                      "check off)") from None
+                raise _Retryable(f"cannot connect: {type(exc).__name__}") from None
             except httpx.TransportError as exc:
                 raise _Retryable(f"cannot connect: {type(exc).__name__}") from None
         if response.status_code in RETRIED_STATUSES:

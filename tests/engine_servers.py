@@ -52,11 +52,14 @@ class Server:
     seen: list[Seen] = field(default_factory=list)
     delay_s: float = 0.0
     httpd: ThreadingHTTPServer | None = None
+    tls: Any = None
+    """An ssl.SSLContext: the server speaks HTTPS."""
 
     @property
     def url(self) -> str:
         assert self.httpd is not None
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> Server:
         server = self
@@ -91,6 +94,8 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if self.tls is not None:
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 

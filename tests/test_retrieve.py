@@ -370,3 +370,20 @@ def test_a_search_log_sample_covers_every_query_type_and_is_reproducible(tmp_pat
     with pytest.raises(Exception) as error:
         read_queries(bad)
     assert "bad.csv:3: query" in str(error.value) and "bad.csv:4: weight" in str(error.value)
+
+
+def test_tls_is_verified_by_default_and_a_private_ca_can_be_given(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with Server(_os_route, tls=server_tls) as engine:
+        refused = _retrieve(tmp_path, _os_config(tmp_path, engine.url))
+        trusted = _retrieve(tmp_path, _os_config(tmp_path, engine.url,
+                                                 limits=f"{{ca_file: {tmp_path / 'ca.pem'}}}"))
+    assert refused.exit_code == 4 and "TLS certificate is not trusted" in refused.stderr
+    assert trusted.exit_code == 0, trusted.output
