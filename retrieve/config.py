@@ -275,6 +275,12 @@ def load_engine(path: str | Path) -> EngineFile:
         engine = EngineFile.model_validate({"engine": data, "path": path}).engine
     except ValidationError as exc:
         raise explain(path, exc) from None
+    if not isinstance(engine, Bm25) and engine.limits.ca_file:
+        ca_file = (path.parent / engine.limits.ca_file).resolve()  # relative to the file
+        if not ca_file.is_file():
+            raise EngineConfigError(f"{path}: limits.ca_file: no such file {ca_file}")
+        engine = engine.model_copy(update={"limits": engine.limits.model_copy(
+            update={"ca_file": str(ca_file)})})
     loaded = EngineFile(engine=engine, path=path.resolve())
     if isinstance(engine, Bm25) and not loaded.catalogue_path().is_file():
         raise EngineConfigError(f"{path}: catalogue: no such file {loaded.catalogue_path()}")

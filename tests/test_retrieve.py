@@ -262,6 +262,8 @@ def test_msearch_item_failure_redirect_empty_and_missing_fields(tmp_path):
     ("kind: opensearch\nname: prod\nurl: http://127.0.0.1:9\nindex: p\nkk: 3\n",
      "kk: Extra inputs are not permitted"),
     ("kind: [oops\n", "prod.yaml: not valid yaml"),
+    ("kind: solr\nname: s\nurl: https://127.0.0.1:9/solr\ncollection: c\n"
+     "limits: {ca_file: nowhere.pem}\n", "limits.ca_file: no such file"),
 ])
 def test_bad_configs_are_named_by_file_and_field(tmp_path, text, message):
     result = _retrieve(tmp_path, _write(tmp_path / "prod.yaml", text))
