@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import NamedTuple
 
 import click
@@ -81,6 +82,13 @@ def _common(func):
                      help="Cut-offs for the measures."),
         click.option("--gains", "gains_text", default="2,1,0", show_default=True,
                      help="Grades of highly relevant, acceptable substitute, irrelevant."),
+        click.option("--gain", type=click.Choice(["linear", "exponential"]),
+                     default="linear", show_default=True,
+                     help="nDCG's gain of grade g: g (trec_eval) or 2^g-1 (Elasticsearch "
+                          "and OpenSearch _rank_eval, the Search Relevance Workbench)."),
+        click.option("--relevant-at", type=click.IntRange(1), default=None,
+                     help="P@k and MRR count grades from this one as relevant (default: "
+                          "highly relevant's grade; SRW: 1, any grade above 0)."),
         click.option("--unjudged", type=click.Choice(["exclude", "irrelevant"]),
                      default="exclude", show_default=True,
                      help="Failed, pending and 'cannot judge' pairs: dropped from the "
@@ -88,6 +96,16 @@ def _common(func):
         json_option]):
         func = option(func)
     return func
+
+
+def _gains(spec: str | tuple[str, str, int | None]) -> Gains:
+    """--gains, --gain and --relevant-at as one Gains."""
+    text, gain, relevant_at = (spec, "linear", None) if isinstance(spec, str) else spec
+    gains = replace(Gains.parse(text), gain=gain, relevant_at=relevant_at)
+    if relevant_at is not None and relevant_at > gains.highly_relevant:
+        raise ValueError(f"--relevant-at {relevant_at} is above the highest grade "
+                         f"({gains.highly_relevant}): nothing would be relevant")
+    return gains
 
 
 class _Evaluated(NamedTuple):
@@ -104,7 +122,7 @@ def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged, labels_tex
               engine_files=(), ideal="pool") -> _Evaluated:
     store = open_store(db_path)
     try:
-        gains = Gains.parse(gains_text)
+        gains = _gains(gains_text)
         spec = parse_label_spec(labels_text) if labels_text else None
         if engine_files:
             items = engine_results(store, list(engine_files))
@@ -142,7 +160,7 @@ def _evaluate(db_path, run_id, engines, k_text, gains_text, unjudged, labels_tex
     if unfinished:
         click.echo(f"warning: {unfinished}", err=True)
     return _Evaluated(store, run_id, gains, items, results, source,
-                      convention(unjudged, ideal, source))
+                      convention(unjudged, ideal, source, gains))
 
 
 CONVENTIONS = {
@@ -158,9 +176,13 @@ IDEALS = {
 }
 
 
-def convention(unjudged: str, ideal: str, source: str) -> str:
+def convention(unjudged: str, ideal: str, source: str, gains: Gains | None = None) -> str:
     """The conventions a table's numbers follow, said under it."""
-    return f"labels {source}; {CONVENTIONS[unjudged]}; {IDEALS[ideal]}"
+    gains = gains or Gains()
+    gain = ("nDCG gain 2^g-1 (exponential, as Elasticsearch/OpenSearch _rank_eval)"
+            if gains.gain == "exponential" else "nDCG gain g (linear, as trec_eval)")
+    return (f"labels {source}; {CONVENTIONS[unjudged]}; {IDEALS[ideal]}; {gain}; P and MRR "
+            f"count grade >= {gains.relevant} as relevant")
 
 
 def unfinished_warning(store: Store, run_id: str) -> str:
@@ -181,10 +203,11 @@ def unfinished_warning(store: Store, run_id: str) -> str:
 @click.option("--worst", default=5, show_default=True, type=click.IntRange(0),
               help="Worst queries listed per engine (by nDCG at the largest k <= 10).")
 def evaluate(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str, ...],
-             ideal: str, k_text: str, gains_text: str, unjudged: str, as_json: bool,
-             engines: str, tag: str, worst: int) -> None:
+             ideal: str, k_text: str, gains_text: str, gain: str, relevant_at: int | None,
+             unjudged: str, as_json: bool, engines: str, tag: str, worst: int) -> None:
     """Measure each engine in RUN_ID (or in --engines-from files) with the run's labels (or
     --labels): nDCG, P, ERR, MRR, irrelevant@k, judged@k."""
+    gains_text = (gains_text, gain, relevant_at)
     store, run_id, gains, items, results, source, said = _evaluate(
         db_path, run_id, [e for e in engines.split(",") if e], k_text, gains_text, unjudged,
         labels_text, engine_files, ideal)
@@ -281,11 +304,12 @@ def _print_evaluation(report: dict, ks: tuple[int, ...]) -> None:
                    "RUN_ID, today's results judged in another run); queries are paired by "
                    "their text and language.")
 def compare(run_id: str, db_path: str, labels_text: str, engine_files: tuple[str, ...],
-            ideal: str, k_text: str, gains_text: str, unjudged: str, as_json: bool,
-            baseline: str, candidates: tuple[str, ...], losses: int,
-            candidate_run: str) -> None:
+            ideal: str, k_text: str, gains_text: str, gain: str, relevant_at: int | None,
+            unjudged: str, as_json: bool, baseline: str, candidates: tuple[str, ...],
+            losses: int, candidate_run: str) -> None:
     """Compare candidate engines with a baseline in RUN_ID (or in --engines-from files),
     query by query, on the run's labels (or --labels)."""
+    gains_text = (gains_text, gain, relevant_at)
     if candidate_run:
         store, run_id, _, _, results, _, said = _evaluate(
             db_path, run_id, [baseline], k_text, gains_text, unjudged, labels_text,

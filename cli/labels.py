@@ -27,8 +27,11 @@ from raer.nodes.inputs import InputError
 from raer.store import open_store
 from raer.store.store import product_of
 
+# Quepid's and SRW's ratings are numbers on the team's scale (0-3 is common): 2 and up highly
+# relevant, 1 a substitute, 0 irrelevant; --mapping gives another rule
+GRADED = ">=2:highly relevant,>=1:acceptable substitute,*:irrelevant"
 DEFAULT_MAPPING = {"esci-sample": "esci", "esci": "esci", "wands": "wands", "table": "raer",
-                   "trec": "trec"}
+                   "trec": "trec", "srw": GRADED, "quepid": GRADED, "quepid-book": GRADED}
 
 
 @click.group()
@@ -68,7 +71,8 @@ def labels() -> None:
 @click.option("--queries", "queries_file", type=click.Path(exists=True),
               help="trec: qid<TAB>query per line, or JSONL {qid, query}.")
 @click.option("--catalogue", type=click.Path(exists=True),
-              help="trec: products (JSONL, CSV or Parquet) with product_id, title, ….")
+              help="trec, srw, quepid, quepid-book: products (JSONL, CSV or Parquet) with "
+                   "product_id, title, ….")
 @click.option("--update-products", is_flag=True,
               help="Take this file's text for products stored with other text (refused "
                    "without it: runs that judged the old text would show the new).")
@@ -85,6 +89,10 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
     wands        the WANDS folder with query.csv, product.csv, label.csv
     table        CSV/TSV/JSONL/Parquet pairs with one column per annotator (--annotators)
     trec         TREC qrels (qid iter docid grade) + --queries + --catalogue
+    srw          an OpenSearch SRW judgment list (.json) or CSV + --catalogue
+    quepid       Quepid's ratings CSV (query,docid,rating) + --catalogue
+    quepid-book  a Quepid book (.json): raters by e-mail; titles from document_fields
+                 or --catalogue
 
     A `split` column (e.g. dev/test) is stored with each label; --split-by-query makes one.
     Every problem is reported at once, with file, line and field; nothing is written then.
@@ -106,6 +114,13 @@ def import_labels(kind: str, path: str, db_path: str, source: str, mapping: str,
             from raer.evals.trec import read_trec_qrels
 
             items = read_trec_qrels(path, queries_file, catalogue, chosen)
+        elif kind in ("srw", "quepid", "quepid-book"):
+            from raer.evals.trec import read_tool_ratings
+
+            if kind != "quepid-book" and not catalogue:
+                raise click.UsageError(f"{kind} needs --catalogue (the files name documents "
+                                       f"by id only)")
+            items = read_tool_ratings(kind, path, catalogue, chosen)
         else:
             table = read_label_table_full(path, [a.strip() for a in annotators.split(",")],
                                           chosen, parse_columns(columns), duplicates, spread,

@@ -10,7 +10,6 @@ and field.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -22,11 +21,22 @@ import click
 from raer.cli.options import EXIT_BAD_INPUT, db_option, resolve_run
 from raer.cli.output import OutputRefused, check_output, force_option, write_output
 from raer.evals.engines import Gains, effective_labels, qrels_of
+from raer.evals.interop import (
+    RANK_EVAL_METRICS,
+    Rated,
+    quepid_book,
+    rank_eval,
+    ratings_csv,
+    srw_judgments,
+)
 from raer.evals.trec import read_catalogue, read_queries, read_trec_run
 from raer.nodes.inputs import InputError, Pair, resolve_image
+from raer.retrieve.config import EngineConfigError
 from raer.store import open_store
 
-FORMATS = ("qrels", "run", "queries", "quepid", "opensearch")
+FORMATS = ("qrels", "run", "queries", "quepid", "quepid-book", "opensearch", "srw-csv",
+           "rank-eval")
+LABEL_FORMATS = ("qrels", "quepid", "quepid-book", "opensearch", "srw-csv", "rank-eval")
 
 
 def _human_qrels(store, source: str, gains: Gains,
@@ -36,24 +46,63 @@ def _human_qrels(store, source: str, gains: Gains,
     return human_qrels(store, source, gains, split)
 
 
+def _rated(items, grades, texts, gains: Gains, from_run: bool,
+           reviews: dict | None = None) -> list[Rated]:
+    """One row per (query, product): from a run with the judge's reasoning or the
+    reviewer's note and name, its unrateable pairs kept as failures; from people, grades."""
+    if not from_run:
+        return [Rated(q, texts[q], d, g) for (q, d), g in sorted(grades.items())]
+    out, seen = [], set()
+    for i in sorted(items, key=lambda i: (i.query_id, i.rank, i.product_id)):
+        if (i.query_id, i.product_id) in seen:
+            continue  # two engines showed it: one label
+        seen.add((i.query_id, i.product_id))
+        review = (reviews or {}).get(i.judgment_id) if i.source == "reviewer" else None
+        rater = (review or {}).get("reviewer") or ""
+        why = (review or {}).get("note") or i.reasoning or ""
+        out.append(Rated(i.query_id, i.query, i.product_id,
+                         gains.of(i.label) if i.label else None, i.rank, why, rater,
+                         {"title": i.title}))
+    return out
+
+
 @click.command()
 @click.argument("kind", type=click.Choice(FORMATS))
 @click.argument("run_id", required=False, default="")
 @db_option
 @click.option("--engine", default="", help="kind run: the engine whose ranking is written.")
 @click.option("--human", "source", default="",
-              help="kind qrels/quepid/opensearch: labels from this imported human source "
-                   "(majority per pair) instead of RUN_ID's labels.")
+              help="Label formats: labels from this imported human source (majority per "
+                   "pair) instead of RUN_ID's labels.")
 @click.option("--split", default="", help="With --human: only this split (e.g. test).")
 @click.option("--gains", "gains_text", default="2,1,0", show_default=True,
               help="Grades of highly relevant, acceptable substitute, irrelevant.")
+@click.option("--index", default="",
+              help="rank-eval: the index the ratings' documents are in.")
+@click.option("--engine-config", type=click.Path(exists=True, dir_okay=False),
+              help="rank-eval: an OpenSearch/Elasticsearch engine config whose query "
+                   "template makes each request (default: a multi_match on title, brand, "
+                   "description).")
+@click.option("--metric", type=click.Choice(RANK_EVAL_METRICS), default="dcg",
+              show_default=True, help="rank-eval: the metric (dcg is normalized: nDCG).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1),
+              help="rank-eval: the cut-off.")
+@click.option("--relevant-at", type=click.IntRange(1), default=None,
+              help="rank-eval precision/MRR: the lowest relevant grade (default: highly "
+                   "relevant's).")
+@click.option("--judge-email", default="",
+              help="quepid-book: the Quepid user the judge's ratings are filed under "
+                   "(Quepid needs the user to exist; default: none).")
 @click.option("--out", "out_path", default="-",
               help="File to write (default: stdout); never an input or a store.")
 @force_option
 def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split: str,
-           gains_text: str, out_path: str, force: bool) -> None:
-    """Write KIND (qrels, run, queries, quepid, opensearch) for RUN_ID ("latest": the
-    store's most recent judging run)."""
+           gains_text: str, index: str, engine_config: str | None, metric: str, k: int,
+           relevant_at: int | None, judge_email: str, out_path: str, force: bool) -> None:
+    """Write KIND for RUN_ID ("latest": the store's most recent judging run): TREC qrels,
+    run or queries; Quepid ratings CSV or book JSON; an OpenSearch Search Relevance
+    Workbench judgment list (JSON) or its CSV; an Elasticsearch/OpenSearch _rank_eval
+    request body."""
     if out_path != "-":
         try:  # before anything is read: a refused --out costs nothing
             check_output(out_path, [db_path], force)
@@ -62,12 +111,15 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split
             sys.exit(EXIT_BAD_INPUT)
     store = open_store(db_path)
     gains = Gains.parse(gains_text)
-    if not run_id and not (source and kind in ("qrels", "quepid", "opensearch")):
-        raise click.UsageError("give a RUN_ID (or --human SOURCE for qrels/quepid/opensearch)")
+    if not run_id and not (source and kind in LABEL_FORMATS):
+        raise click.UsageError(f"give a RUN_ID (or --human SOURCE for "
+                               f"{', '.join(LABEL_FORMATS)})")
+    if kind == "rank-eval" and not index:
+        raise click.UsageError("rank-eval needs --index (where the rated documents are)")
     if run_id:
         run_id = resolve_run(store, run_id)
     try:
-        items = effective_labels(store, run_id) if run_id else []
+        items = effective_labels(store, run_id) if run_id and not source else []
         if split and not source:
             raise LookupError("--split chooses among human labels: give --human SOURCE")
         grades = _human_qrels(store, source, gains, split) if source else qrels_of(items,
@@ -76,6 +128,10 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split
         click.echo(f"bad input: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     texts = store.query_texts()
+    rated = _rated(items, grades, texts, gains, from_run=not source,
+                   reviews=store.resolved_reviews(run_id) if run_id and not source else None)
+    name = f"raer {run_id or source}"
+    said = f"raer labels of {run_id or f'human:{source}'}, grades {gains_text}"
     buffer = io.StringIO()
     if kind == "qrels":
         for (q, d), g in sorted(grades.items()):
@@ -96,22 +152,50 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split
             for pos, i in enumerate(sorted(ranked[q], key=lambda i: i.rank), start=1):
                 buffer.write(f"{q} Q0 {i.product_id} {pos} {len(ranked[q]) - pos + 1} "
                              f"{engine or 'raer'}\n")
-    elif kind == "quepid":
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["query", "docid", "rating"])
-        for (q, d), g in sorted(grades.items()):
-            writer.writerow([texts[q], d, g])
-    else:  # opensearch: the Search Relevance Workbench's imported judgment list
-        by_query: dict[str, list] = defaultdict(list)
-        for (q, d), g in sorted(grades.items()):
-            by_query[texts[q]].append({"docId": d, "rating": str(g)})
-        json.dump({"name": f"raer {run_id or source}", "type": "IMPORT_JUDGMENT",
-                   "description": f"raer labels, gains {gains.__dict__}",
-                   "judgmentRatings": [{"query": q, "ratings": r}
-                                       for q, r in by_query.items()]},
+    elif kind in ("quepid", "srw-csv"):
+        buffer.write(ratings_csv(rated))
+    elif kind == "quepid-book":
+        scale = sorted({gains.irrelevant, gains.substitute, gains.highly_relevant})
+        json.dump(quepid_book(rated, name, scale, judge_email), buffer, indent=2,
+                  ensure_ascii=False)
+    elif kind == "rank-eval":
+        try:
+            requests = _requests(rated, texts, engine_config, k)
+        except (EngineConfigError, ValueError) as exc:
+            click.echo(f"bad input: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        json.dump(rank_eval(rated, index, requests, metric, k,
+                            relevant_at or gains.highly_relevant, gains.highly_relevant),
                   buffer, indent=2, ensure_ascii=False)
+    else:  # opensearch: the Search Relevance Workbench's judgment list
+        json.dump(srw_judgments(rated, name, said), buffer, indent=2, ensure_ascii=False)
     write_output(out_path, buffer.getvalue() if grades or items else "", [db_path], force,
                  what=f"labels in {run_id or source}")
+
+
+def _requests(rated: list[Rated], texts: dict[str, str], engine_config: str | None,
+              k: int) -> dict[str, dict]:
+    """Each query's search request: the engine config's template filled, or a multi_match."""
+    from raer.retrieve.query_set import Query
+    from raer.retrieve.template import fill
+
+    template = {"query": {"multi_match": {"query": "{{query}}",
+                                          "fields": ["title", "brand", "description"]}}}
+    if engine_config:
+        from raer.retrieve.config import SearchEngine, load_engine
+
+        engine = load_engine(engine_config).engine
+        if not isinstance(engine, SearchEngine):
+            raise ValueError(f"{engine_config}: rank-eval needs an opensearch or "
+                             f"elasticsearch engine config, not {engine.kind}")
+        template = engine.query
+    out = {}
+    for r in rated:
+        if r.query_id not in out:
+            body = fill(template, Query(texts[r.query_id]).values(k))
+            body.pop("size", None)  # _rank_eval sets the size from the metric's k
+            out[r.query_id] = body
+    return out
 
 
 @click.command("import-run")

@@ -41,6 +41,23 @@ class Gains:
     highly_relevant: int = DEFAULT_GAINS["highly relevant"]
     substitute: int = DEFAULT_GAINS["acceptable substitute"]
     irrelevant: int = DEFAULT_GAINS["irrelevant"]
+    gain: str = "linear"
+    """nDCG's gain of a grade g: g (linear, trec_eval) or 2^g − 1 (exponential: Elasticsearch's
+    and OpenSearch's `_rank_eval` dcg, the Search Relevance Workbench, Burges et al.)."""
+    relevant_at: int | None = None
+    """The grade from which P@k and MRR count a result as relevant (None: highly relevant's
+    grade; SRW counts any grade above 0, i.e. 1)."""
+
+    @property
+    def relevant(self) -> int:
+        return self.highly_relevant if self.relevant_at is None else self.relevant_at
+
+    def ndcg_gains(self) -> dict[int, int] | None:
+        """ir-measures' gain map for exponential gain; None: grades as gains."""
+        if self.gain == "linear":
+            return None
+        return {g: 2 ** g - 1 for g in sorted({self.highly_relevant, self.substitute,
+                                                   self.irrelevant})}
 
     @classmethod
     def parse(cls, text: str) -> Gains:
@@ -184,18 +201,24 @@ def _one_engine(engine: str, items: list[Labelled], qrels: dict[tuple[str, str],
     queries = sorted({i.query_id for i in items})
     run = [ScoredDoc(q, i.product_id, float(-pos)) for q, lst in ranked.items()
            for pos, i in enumerate(lst)]
-    measures: list[Any] = [RR(rel=gains.highly_relevant)]
+    ndcg = nDCG(gains=gains.ndcg_gains()) if gains.ndcg_gains() else nDCG
+    relevant = max(gains.relevant, 1)
+    measures: list[Any] = [RR(rel=relevant)]
     for k in ks:
-        measures += [nDCG @ k, P(rel=gains.highly_relevant) @ k,
-                     P(rel=max(gains.substitute, 1)) @ k, Judged @ k]
+        measures += [ndcg @ k, P(rel=relevant) @ k, P(rel=max(gains.substitute, 1)) @ k,
+                     Judged @ k]
     per_query: dict[str, dict[str, float]] = defaultdict(dict)
-    names = {RR(rel=gains.highly_relevant): "MRR"}
+    names = {RR(rel=relevant): "MRR"}
     for k in ks:
-        names.update({nDCG @ k: f"nDCG@{k}", P(rel=gains.highly_relevant) @ k: f"P@{k}",
-                      P(rel=max(gains.substitute, 1)) @ k: f"P+sub@{k}",
-                      Judged @ k: f"judged@{k}"})
+        # P(rel=…) of two equal thresholds is one measure: P+sub@k is then P@k's twin
+        names.update({ndcg @ k: f"nDCG@{k}", P(rel=max(gains.substitute, 1)) @ k:
+                      f"P+sub@{k}", P(rel=relevant) @ k: f"P@{k}", Judged @ k: f"judged@{k}"})
     for metric in ir_measures.iter_calc(measures, qrel_list, run):
         per_query[names[metric.measure]][metric.query_id] = metric.value
+    for k in ks:  # one threshold for both: the same values under both names
+        for a, b in ((f"P@{k}", f"P+sub@{k}"), (f"P+sub@{k}", f"P@{k}")):
+            if a not in per_query and b in per_query:
+                per_query[a] = dict(per_query[b])
     for k in ks:
         for q in queries:
             lst = ranked.get(q, [])[:k]

@@ -107,3 +107,37 @@ def read_trec_qrels(path: str | Path, queries_path: str | Path, catalogue_path: 
     if not labels:
         raise InputError([(str(path), None, "(file)", "no qrels in the file")])
     return labels
+
+
+def read_tool_ratings(kind: str, path: str | Path, catalogue_path: str | Path | None,
+                      mapping: LabelMapping) -> list[HumanLabel]:
+    """SRW judgment lists (JSON or CSV), Quepid ratings CSVs and Quepid books as human
+    labels (evals/interop.py reads the formats). A rater is the book's user e-mail, else the
+    tool's name; a document comes from the catalogue, else (a book) from its
+    document_fields."""
+    from raer.evals.interop import read_quepid_book, read_ratings
+
+    path = Path(path)
+    rows = read_quepid_book(path) if kind == "quepid-book" else read_ratings(path)
+    products = read_catalogue(Path(catalogue_path)) if catalogue_path else {}
+    labels, problems = [], _Problems()
+    for row in rows:
+        line = row.line
+        where = f"{row.where}.doc_id" if row.where.startswith("query_doc") else (
+            f"{row.where}.docId" if row.where else "docid")
+        product = products.get(row.doc_id)
+        if product is None and row.fields and str(row.fields.get("title") or "").strip():
+            fields = {k: v for k, v in row.fields.items() if k in Product.model_fields
+                      and isinstance(v, str)}
+            product = Product.model_validate({**fields, "product_id": row.doc_id})
+        if product is None:
+            problems.add(str(path), line, where, f"{row.doc_id!r} is not in "
+                         f"{catalogue_path or 'the catalogue (give --catalogue)'}")
+            continue
+        label = problems.map(mapping, row.rating, str(path), line, "rating")
+        pair = Pair(query=row.query, **product.model_dump())
+        labels.append(HumanLabel(pair, row.rater or kind.split("-")[0], row.rating, label))
+    problems.raise_any()
+    if not labels:
+        raise InputError([(str(path), None, "(file)", "no ratings in the file")])
+    return labels

@@ -224,6 +224,12 @@ class Queries:
                where j.query_id = ? and r.status = 'resolved' and r.human_label is not null
                order by r.resolved_at desc""", [query_id])
 
+    def resolved_reviews(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """judgment id → who resolved its review and their note (the exports' rater)."""
+        return {r["judgment_id"]: r for r in self.rows(
+            "select judgment_id, reviewer, note from reviews where run_id = ? and "
+            "status = 'resolved'", [run_id])}
+
     def review_status_counts(self, run_id: str) -> dict[str, int]:
         return {r["status"]: r["n"] for r in self.rows(
             "select status, count(*) as n from reviews where run_id = ? group by status",
