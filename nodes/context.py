@@ -159,6 +159,24 @@ class Context:
             raise SettingsError(f"output_mode must be one of {list(OUTPUT_MODES)}, "
                                 f"not {self.output_mode!r}")
         self.endpoints  # noqa: B018 — resolve now: a wrong combination fails at once
+        if self.max_cost:
+            self._check_priced()
+
+    def _check_priced(self) -> None:
+        """--max-cost counts a model it has no price for as free, so it could not stop the
+        spend: refuse it by name (it was costed at zero before)."""
+        from raer.nodes.models.prices import price_of, table_meta
+
+        for role, endpoint in self.endpoints.items():
+            if endpoint.offline or endpoint.local_analysis or (
+                    role == "vision" and not self.describe_images):
+                continue
+            if price_of(endpoint.model, self.prices) is None:
+                raise SettingsError(
+                    f"--max-cost cannot cap {role} model {endpoint.model!r}: it is not in "
+                    f"raer's price table (as of {table_meta()['as_of']}); give its price "
+                    f"with --prices '{{\"{endpoint.model}\": [usd per 1M input, usd per 1M "
+                    f"output, usd per 1M cached input]}}'")
 
     @classmethod
     def coerce(cls, value: Any) -> Context:

@@ -5,8 +5,9 @@ not yet cached, one description per packshot not yet described (by content hash)
 call per pair not yet finished. "Cached" is decided by the nodes' own cache keys
 (`requirements_key`, `guidelines_key`, `description_key`), so a prompt edit that makes the
 real run pay makes the estimate count it too. Tokens: prompt sizes from the real prompt
-files (4 characters a token), output sizes from this store's history per node and model,
-else typical sizes.
+files (4 characters a token), a packshot at the tokens its model's provider bills for an
+image of raer's size (nodes/models/prices.py), output sizes from this store's history per
+node and model, else typical sizes.
 Nothing is written: a store that does not exist yet is not created.
 """
 
@@ -21,7 +22,7 @@ from raer.nodes.image_source import image_kind
 from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
-from raer.nodes.models.prices import estimate_cost
+from raer.nodes.models.prices import estimate_cost, image_tokens
 from raer.prompts import load_prompt
 from raer.run.plan import RunPlan, prepare_run
 from raer.store.ids import normalise_query
@@ -29,7 +30,6 @@ from raer.store.ids import normalise_query
 TYPICAL_OUTPUT = {"extract_requirements": 150, "draft_guidelines": 220,
                   "describe_product": 150, "judge_pair": 250}
 TYPICAL_CONTEXT = {"draft_guidelines": 120, "judge_pair": 450}  # requirements, guidelines
-IMAGE_TOKENS = 800
 
 
 def _prompt_tokens(name: str, settings: Context, extra_chars: int = 0) -> int:
@@ -95,8 +95,10 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
                 image = content_hash or pair.image
                 if image not in described and not known:
                     described.add(image)
+                    side = settings.image_max_side  # packshots are sent downsized to it
                     add("describe_product", "vision",
-                        _prompt_tokens("describe_product", settings, 200) + IMAGE_TOKENS)
+                        _prompt_tokens("describe_product", settings, 200)
+                        + image_tokens(vision.model, side, side, settings.prices))
             if (group.query_id, pair.product_id) in judged:
                 continue
             judged.add((group.query_id, pair.product_id))

@@ -49,7 +49,7 @@ from raer.nodes.models.batch import ask_in_batch
 from raer.nodes.models.budget import BudgetExhausted, within_budget
 from raer.nodes.models.call_slots import PRODUCT_CALL, QUERY_CALL, call_slots
 from raer.nodes.models.offline import offline_base_url
-from raer.nodes.models.prices import estimate_cost
+from raer.nodes.models.prices import estimate_cost, image_tokens
 from raer.nodes.models.rate_limits import rate_limit
 from raer.store import Store
 from raer.store.store import abandon_claim, claim_owner, ensure_room
@@ -201,8 +201,12 @@ def in_flight_limit(endpoint: Endpoint, settings: Context) -> int:
     return settings.max_concurrency
 
 
-def estimate_prompt_tokens(messages: list[Message]) -> int:
-    """A deliberately high guess (3 characters a token; ~1,100 tokens an image)."""
+def estimate_prompt_tokens(messages: list[Message], model: str = "", image_side: int = 512,
+                           prices: str = "") -> int:
+    """A deliberately high guess: 3 characters a token, and an image (raer sends packshots
+    at most `image_side` pixels a side) at the tokens the model's provider bills for it
+    (nodes/models/prices.py: gpt-4o-mini bills ~33 times gpt-4o's)."""
+    per_image = image_tokens(model, image_side, image_side, prices)
     total = 0
     for m in messages:
         content = m.get("content") or ""
@@ -211,7 +215,7 @@ def estimate_prompt_tokens(messages: list[Message]) -> int:
         else:
             for part in content:
                 is_image = isinstance(part, dict) and part.get("type") == "image_url"
-                total += 1100 if is_image else len(str(part.get("text", ""))) // 3 + 4
+                total += per_image if is_image else len(str(part.get("text", ""))) // 3 + 4
         total += len(json.dumps(m.get("tool_calls") or "")) // 3
     return total
 
@@ -369,7 +373,8 @@ class _Call:
                                       {**request, "temperature": temperature},
                                       settings.batch_idle_seconds, settings.batch_poll_seconds,
                                       settings.batch_resubmits)
-        prompt_tokens = estimate_prompt_tokens(messages)
+        prompt_tokens = estimate_prompt_tokens(messages, model, settings.image_max_side,
+                                               settings.prices)
         worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0, settings.prices)
         async with within_budget(self.store, self.run_id, settings.max_cost,
                                  worst_case) as settle:

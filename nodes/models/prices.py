@@ -1,44 +1,104 @@
-"""Estimated cost of a call from a price table (USD per million tokens).
+"""What a call costs: the price table (prices.toml, with its date and sources) and each
+model's rule for the tokens an image bills.
 
-Defaults are list prices for common hosted models; users override or extend them with the
-run setting `prices` (a JSON object). Unknown models cost None, which reports as "unknown",
-never as free; local models are free.
+Users override or extend the table with the run setting `prices` (a JSON object). A model
+matches its longest table entry it starts with (dated and suffixed names: "gpt-4o-2024-08-06"
+is "gpt-4o"). Unknown models cost None, which reports as "unknown", never as free, and
+`--max-cost` refuses them (nodes/context.py): a limit it cannot count is no limit. Local
+models are free.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import tomllib
+from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 
-# model: (input, output, cached input) in USD per 1M tokens
-DEFAULT_PRICES: dict[str, tuple[float, float, float]] = {
-    "gpt-4o": (2.50, 10.00, 1.25),
-    "gpt-4o-mini": (0.15, 0.60, 0.075),
-    "gpt-4.1": (2.00, 8.00, 0.50),
-    "gpt-4.1-mini": (0.40, 1.60, 0.10),
-    "gpt-4.1-nano": (0.10, 0.40, 0.025),
-    "gpt-4-turbo": (10.00, 30.00, 10.00),
-    "gpt-3.5-turbo": (0.50, 1.50, 0.50),
-    "SmolLM2-135M-Instruct-Q4_1": (0.0, 0.0, 0.0),
-    "pillow": (0.0, 0.0, 0.0),
-}
+DEFAULT_IMAGE_TOKENS = 1100  # a model with no image rule: a deliberately high guess
+
+
+@dataclass(frozen=True)
+class Price:
+    input: float
+    output: float
+    cached: float
+    image: str = ""
 
 
 @cache
-def price_table(overrides: str = "") -> dict[str, tuple[float, float, float]]:
-    table = dict(DEFAULT_PRICES)
+def _shipped() -> tuple[dict[str, Price], dict]:
+    data = tomllib.loads(files("raer.nodes.models").joinpath("prices.toml").read_text())
+    return {name: Price(**entry) for name, entry in data["models"].items()}, data["meta"]
+
+
+def table_meta() -> dict:
+    """The shipped table's date, sources and batch discount."""
+    return dict(_shipped()[1])
+
+
+@cache
+def price_table(overrides: str = "") -> dict[str, Price]:
+    table = dict(_shipped()[0])
     if overrides:
         for model, prices in json.loads(overrides).items():
             inp, out, *rest = prices
-            table[model] = (float(inp), float(out), float(rest[0]) if rest else float(inp))
+            known = table.get(model)
+            table[model] = Price(float(inp), float(out), float(rest[0]) if rest else float(inp),
+                                 known.image if known else "")
     return table
+
+
+def price_of(model: str, overrides: str = "") -> Price | None:
+    table = price_table(overrides)
+    if model in table:
+        return table[model]
+    matches = [name for name in table if model.startswith(name)]
+    return table[max(matches, key=len)] if matches else None
 
 
 def estimate_cost(model: str, input_tokens: int, output_tokens: int, cached_tokens: int,
                   overrides: str = "") -> float | None:
-    prices = price_table(overrides).get(model)
-    if prices is None:
+    price = price_of(model, overrides)
+    if price is None:
         return None
-    inp, out, cached = prices
     fresh = max(0, input_tokens - cached_tokens)
-    return (fresh * inp + cached_tokens * cached + output_tokens * out) / 1_000_000
+    return (fresh * price.input + cached_tokens * price.cached
+            + output_tokens * price.output) / 1_000_000
+
+
+def image_tokens(model: str, width: int, height: int, overrides: str = "") -> int:
+    """The tokens one image of width x height pixels bills on `model`, by its provider's
+    rule (prices.toml lists them); a model without a rule gets a high guess."""
+    price = price_of(model, overrides)
+    rule = price.image if price else ""
+    kind, _, args = rule.partition(":")
+    numbers = [float(a) for a in args.split(":") if a]
+    if kind == "free":
+        return 0
+    if kind == "flat":
+        return int(numbers[0])
+    if kind == "tiles":
+        base, tile = numbers
+        scale = min(1.0, 2048 / max(width, height))
+        w, h = width * scale, height * scale
+        scale = min(1.0, 768 / min(w, h))
+        w, h = w * scale, h * scale
+        return int(base + tile * math.ceil(w / 512) * math.ceil(h / 512))
+    if kind == "patches":
+        patches = math.ceil(width / 32) * math.ceil(height / 32)
+        if patches > 1536:  # scaled down to fit 1536 patches
+            shrink = math.sqrt(1536 * 32 * 32 / (width * height))
+            patches = math.ceil(width * shrink / 32) * math.ceil(height * shrink / 32)
+            patches = min(patches, 1536)
+        return math.ceil(patches * numbers[0])
+    if kind == "pixels":
+        scale = min(1.0, 1568 / max(width, height))
+        return math.ceil(width * scale * height * scale / numbers[0])
+    if kind == "gemini-tiles":
+        if width <= 384 and height <= 384:
+            return int(numbers[0])
+        return int(numbers[0] * math.ceil(width / 768) * math.ceil(height / 768))
+    return DEFAULT_IMAGE_TOKENS
