@@ -385,3 +385,10 @@ def _print_estimate(result: dict, as_json: bool) -> None:
                    f"in {row['input_tokens']:>9,} · out {row['output_tokens']:>8,} · {cost}")
     if result["unpriced_models"]:
         click.echo(f"no price for {', '.join(result['unpriced_models'])}: use --prices")
+    prefix = result["judge_prefix"]
+    if prefix["cache_minimum"]:
+        verdict = ("cached after a query's first product" if prefix["cached"] else
+                   "this one is shorter, so every judge call pays the whole prompt")
+        click.echo(f"judge prompt prefix shared by a query's products: ~{prefix['tokens']:,} "
+                   f"tokens; {prefix['model']} caches prefixes of "
+                   f"{prefix['cache_minimum']:,} tokens or more: {verdict}")

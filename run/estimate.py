@@ -22,7 +22,7 @@ from raer.nodes.image_source import image_kind
 from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
-from raer.nodes.models.prices import estimate_cost, image_tokens
+from raer.nodes.models.prices import estimate_cost, image_tokens, price_of
 from raer.prompts import load_prompt
 from raer.run.plan import RunPlan, prepare_run
 from raer.store.ids import normalise_query
@@ -106,6 +106,7 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
             add("judge_pair", "judge", _prompt_tokens(
                 "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))
     by_node = list(rows.values())
+    prefix = judge_prefix(settings)
     unpriced = []
     total = 0.0
     for row in by_node:
@@ -123,4 +124,19 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
             "input_tokens": sum(r["input_tokens"] for r in by_node),
             "output_tokens": sum(r["output_tokens"] for r in by_node),
             "cost_usd": round(total, 4), "unpriced_models": sorted(set(unpriced)),
-            "by_node": by_node}
+            "by_node": by_node, "judge_prefix": prefix}
+
+
+def judge_prefix(settings: Context) -> dict[str, Any]:
+    """The judge prompt's part shared by every product of a query (instructions, the query,
+    its requirements and guidelines; the product comes last) against the shortest prefix the
+    judge's provider caches: below it, the cached-rate saving the layout is built for is not
+    billed at all."""
+    prompt = load_prompt("judge_pair", settings.prompt_set)
+    shared = prompt.user.split("<product_data>")[0]
+    tokens = (len(prompt.system) + len(shared)) // 4 + TYPICAL_CONTEXT["judge_pair"]
+    model = settings.endpoints["judge"].model
+    price = price_of(model, settings.prices)
+    minimum = price.cache_min if price and price.cache_min else None
+    return {"tokens": tokens, "model": model, "cache_minimum": minimum,
+            "cached": bool(minimum) and tokens >= minimum}

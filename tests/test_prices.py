@@ -53,3 +53,28 @@ def test_max_cost_refuses_a_model_it_cannot_price():
             prices='{"my-finetune": [1.0, 2.0, 0.5]}', vision_model="pillow")
     Context(base_url="http://127.0.0.1:9/v1", model="my-finetune")  # no limit: no price needed
     Context(max_cost=1.0)  # the embedded model is free
+
+
+def test_the_dry_run_says_whether_the_judge_prefix_reaches_the_cache_minimum(tmp_path):
+    """The shared per-query prefix (~620 tokens) is below OpenAI's 1,024-token minimum: the
+    cached-rate saving raer's layout was built for is billed on no call. The dry run now
+    says so instead of leaving it to be found on the invoice."""
+    import json
+
+    from click.testing import CliRunner
+
+    from raer.cli import main
+    from tests.conftest import REPO
+
+    def dry(model):
+        result = CliRunner().invoke(main, [
+            "judge", str(REPO / "demo" / "pairs.jsonl"), "--db", str(tmp_path / "x.db"),
+            "--dry-run", "--json", "--base-url", "http://127.0.0.1:9/v1", "--model", model])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["judge_prefix"]
+
+    prefix = dry("gpt-4o")
+    assert 400 < prefix["tokens"] < 1024 and prefix["cache_minimum"] == 1024
+    assert prefix["cached"] is False
+    assert dry("claude-haiku-4-5")["cache_minimum"] == 4096
+    assert dry("llama-3.3-70b-versatile")["cache_minimum"] is None  # the host caches nothing

@@ -26,6 +26,8 @@ class Price:
     output: float
     cached: float
     image: str = ""
+    cache_min: int = 0
+    """The shortest prompt prefix the provider caches, in tokens (0: it does not cache)."""
 
 
 @cache
@@ -47,7 +49,8 @@ def price_table(overrides: str = "") -> dict[str, Price]:
             inp, out, *rest = prices
             known = table.get(model)
             table[model] = Price(float(inp), float(out), float(rest[0]) if rest else float(inp),
-                                 known.image if known else "")
+                                 known.image if known else "",
+                                 known.cache_min if known else 0)
     return table
 
 
