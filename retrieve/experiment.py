@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from raer.evals.engines import (
     Gains,
+    Labelled,
     bootstrap_mean,
     effective_labels,
     evaluate_engines,
@@ -40,7 +41,13 @@ from raer.evals.engines import (
     qrels_of,
     summary,
 )
-from raer.evals.label_sources import judge_identity
+from raer.evals.label_sources import (
+    LabelSpec,
+    judge_identity,
+    labels_of,
+    parse_label_spec,
+    relabel,
+)
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
 from raer.nodes.settings import for_pairs_file
@@ -67,6 +74,10 @@ class Experiment(BaseModel):
     """Engine config files, relative to this file."""
     judge: dict[str, Any] = Field(default_factory=dict)
     """`raer judge`'s settings (base_url, model, api_key_env, …); empty: the offline model."""
+    labels: str = ""
+    """Grade with these labels instead of judging: human:SOURCE[:SPLIT] (people's labels in
+    the store, e.g. a Quepid or SRW import) or qrels:FILE (relative to this file). No model
+    is called; results without a label are unjudged."""
     k: list[int] = Field(default_factory=lambda: [5, 10], min_length=1)
     measure: str = "nDCG@10"
     gains: str = "2,1,0"
@@ -88,6 +99,14 @@ class Experiment(BaseModel):
         if bad:
             raise ValueError(f"{', '.join(bad)}: the store and the packshot folder are the "
                              f"operator's command-line options, not the experiment's")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: str) -> str:
+        if value and not value.startswith(("human:", "qrels:")):
+            raise ValueError(f"{value!r}: labels are human:SOURCE[:SPLIT] or qrels:FILE (a "
+                             f"judge is set with judge:)")
         return value
 
     @field_validator("measure")
@@ -162,6 +181,8 @@ class Outcome:
     reviews_carried: int = 0
     """Pairs whose review people already decided in the last run (same judge input)."""
     reviews_open: int = 0
+    judge: str = ""
+    """What made the labels (a judge's settings, or the label source): a change starts over."""
     exit_code: int = 0
 
     def regressions(self) -> list[str]:
@@ -194,30 +215,50 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
     snapshots = snapshot.save(store, retrieved, queries, query_set=str(loaded.at(
         config.queries)), tag=tag or stamp, experiment=config.name,
         update_products=config.update_products, db_path=db_path)
-    pairs = [Pair.model_validate(p) for p in snapshot.pairs_of(
-        store, [s["id"] for s in snapshots], queries)]
-    from raer.run.local import judge_pairs
+    snapshot_ids = [s["id"] for s in snapshots]
+    if config.labels:  # graded by labels the store or a file has: no judging run
+        spec = _label_spec(loaded)
+        labels = labels_of(store, spec, gains)
+        run_id, rows, carried = "", [], 0
+        judge = judge_identity(store, str(spec))
+        now_items = relabel(snapshot_items(store, snapshot_ids), labels)
+    else:
+        pairs = [Pair.model_validate(p) for p in snapshot.pairs_of(store, snapshot_ids,
+                                                                   queries)]
+        from raer.run.local import judge_pairs
 
-    if on_progress:
-        on_progress(None, len(pairs), settings.run_id)
-    rows = asyncio.run(judge_pairs(pairs, settings, on_progress=(
-        lambda p: on_progress(p, len(pairs), settings.run_id)) if on_progress else None))
-    run_id = settings.run_id
-    judge = judge_identity(store, f"run:{run_id}")
-    judge_changed = bool(last) and judge_identity(store, f"run:{last['run_id']}") != judge
-    carried = carry_decisions(store, last["run_id"], run_id) if last and not judge_changed else 0
-    before_run = last["run_id"] if last and not judge_changed else None
-    outcome = Outcome(config.name, stamp, run_id, last["run_id"] if last else None,
-                      judge_changed, [], store.call_counts(run_id)["calls"], len(rows),
+        if on_progress:
+            on_progress(None, len(pairs), settings.run_id)
+        rows = asyncio.run(judge_pairs(pairs, settings, on_progress=(
+            lambda p: on_progress(p, len(pairs), settings.run_id)) if on_progress else None))
+        run_id = settings.run_id
+        judge = judge_identity(store, f"run:{run_id}")
+        now_items = effective_labels(store, run_id)
+    last_judge = (json.loads(last["outcome"]).get("judge") or judge_identity(
+        store, f"run:{last['run_id']}")) if last else ""
+    judge_changed = bool(last) and last_judge != judge
+    same_judge = bool(last) and not judge_changed
+    if not config.labels:
+        carried = carry_decisions(store, last["run_id"], run_id) if same_judge else 0
+    if not same_judge:
+        before_items = []
+    elif config.labels:
+        before_items = relabel(snapshot_items(store, json.loads(last["snapshots"])), labels)
+    else:
+        before_items = effective_labels(store, last["run_id"])
+    before_run = last["run_id"] if same_judge else None
+    outcome = Outcome(config.name, stamp, run_id, (last["run_id"] or last["created_at"])
+                      if last else None, judge_changed, [],
+                      store.call_counts(run_id)["calls"] if run_id else 0, len(rows or
+                                                                                now_items),
                       sum(r["status"] == "failed" for r in rows), carried,
-                      store.review_status_counts(run_id).get("open", 0))
+                      store.review_status_counts(run_id).get("open", 0) if run_id else 0,
+                      judge)
     all_queries = [query_identity(q.text, q.language).id for q in queries]
-    now_items = effective_labels(store, run_id)
-    before_items = effective_labels(store, before_run) if before_run else []
     fair = qrels_of(now_items + before_items, gains)  # one set of grades for both days
     now_results = evaluate_engines(store, run_id, ks=loaded.ks, gains=gains, items=now_items,
                                    qrels=fair) if now_items else {}
-    before_results = evaluate_engines(store, before_run, ks=loaded.ks, gains=gains,
+    before_results = evaluate_engines(store, before_run or "", ks=loaded.ks, gains=gains,
                                       items=before_items, qrels=fair) if before_items else {}
     old_configs = {s["engine"]: s["config_hash"] for s in store.snapshot_rows(
         experiment=config.name) if last and s["id"] in json.loads(last["snapshots"])}
@@ -248,10 +289,11 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
         outcome.engines.append(engine_outcome)
         if name in now_results:
             store.save_evaluation({
-                "run_id": run_id, "engine": name, "tag": tag or stamp,
+                "run_id": run_id or None, "engine": name, "tag": tag or stamp,
                 "options": json.dumps({"k": list(loaded.ks), "gains": gains.__dict__,
                                        "unjudged": "exclude", "ideal": "pool",
-                                       "labels": f"run:{run_id}",
+                                       "labels": config.labels and str(_label_spec(
+                                           loaded)) or f"run:{run_id}",
                                        "experiment": config.name, "snapshot": snap["id"]}),
                 "judge": judge, "measures": json.dumps(summary(now_results[name])),
                 "coverage": json.dumps(now_results[name].coverage),
@@ -272,6 +314,24 @@ def run_experiment(loaded: LoadedExperiment, db_path: str, *, tag: str = "",
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     return outcome
+
+
+def _label_spec(loaded: LoadedExperiment) -> LabelSpec:
+    spec = parse_label_spec(loaded.config.labels)
+    if spec.kind == "qrels":  # a file named relative to the experiment
+        spec = LabelSpec("qrels", str(loaded.at(spec.name)))
+    return spec
+
+
+def snapshot_items(store, snapshot_ids: list[str]) -> list[Labelled]:
+    """The snapshots' results as unlabelled engine results (relabel grades them)."""
+    items = []
+    for snapshot_id in snapshot_ids:
+        for r in store.snapshot_pairs(snapshot_id):
+            items.append(Labelled("", r["query_id"], r["query"], r["language"] or "",
+                                  r["query_type"] or "", r["engine"], r["rank"], r["id"],
+                                  r["title"], None, "unjudged: no label", ""))
+    return items
 
 
 def top_k_changes(before: list, now: list, query_id: str, k: int) -> dict[str, list]:
@@ -316,12 +376,16 @@ def as_dict(outcome: Outcome) -> dict[str, Any]:
 def markdown(outcome: Outcome, config: Experiment) -> str:
     """The short summary a nightly job posts: what changed, and why."""
     m = config.measure
-    lines = [f"# {outcome.experiment} · {outcome.stamp}", "",
-             f"Judging run `{outcome.run_id}`: {outcome.pairs} pairs, {outcome.calls} model "
-             f"calls (labels already known cost none), {outcome.failed} failed; "
-             f"{outcome.reviews_open} pairs wait for people (`raer review list --run "
-             f"{outcome.run_id}`), {outcome.reviews_carried} settled by last run's "
-             f"decisions."]
+    lines = [f"# {outcome.experiment} · {outcome.stamp}", ""]
+    if config.labels:
+        lines.append(f"Graded by {config.labels}: {outcome.pairs} results, no model call "
+                     f"(a result without a label is unjudged).")
+    else:
+        lines.append(f"Judging run `{outcome.run_id}`: {outcome.pairs} pairs, {outcome.calls} "
+                     f"model calls (labels already known cost none), {outcome.failed} failed; "
+                     f"{outcome.reviews_open} pairs wait for people (`raer review list --run "
+                     f"{outcome.run_id}`), {outcome.reviews_carried} settled by last run's "
+                     f"decisions.")
     if outcome.previous_run is None:
         lines.append("First run of this experiment: nothing to compare with yet.")
     elif outcome.judge_changed:

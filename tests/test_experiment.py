@@ -154,3 +154,32 @@ def test_a_persons_decision_is_not_asked_again_the_next_night(experiment):
         ("resolved", "acceptable substitute")}
     notes = [d["note"] for r in settled for d in store.active_decisions(r["judgment_id"])]
     assert notes and all(n.startswith("carried from j-") for n in notes)
+
+
+def test_a_nightly_run_on_peoples_labels_makes_no_model_call(experiment):
+    """A team with a Quepid or SRW judgment list (imported as people's labels) runs the
+    nightly comparison on it: no judge, the same regressions named."""
+    tmp_path, config, fake = experiment
+    db = str(tmp_path / "nightly.db")
+    ratings = tmp_path / "ratings.csv"
+    query_of = {"a": "red shoe", "b": "blue hat", "c": "green bag"}
+    ratings.write_text("query,docid,rating\n" + "".join(
+        f"{query_of[pid[0]]},{pid},{3 if 'match' in title else 0}\n"
+        for pid, title, _ in PRODUCTS))
+    imported = CliRunner().invoke(main, [
+        "labels", "import", "quepid", str(ratings), "--db", db, "--source", "quepid",
+        "--catalogue", str(tmp_path / "catalogue.jsonl")])
+    assert imported.exit_code == 0, imported.output
+    config.write_text(config.read_text().replace("judge: {", "labels: human:quepid\n"
+                                                 "judge: {"))
+    first = _run(config, db)
+    assert first.exit_code == 0, first.output
+    changed = tmp_path / "engines" / "changing.yaml"
+    changed.write_text(changed.read_text().replace("fields: [title]", "fields: [description]"))
+    worse = _run(config, db)
+    assert worse.exit_code == 1, worse.output
+    report = json.loads(worse.stdout)
+    assert fake.requests == [] and report["calls"] == 0 and report["run_id"] == ""
+    fell = {q["query"] for e in report["engines"] for q in e["queries"]}
+    assert fell == {"red shoe", "blue hat"}
+    assert "Graded by human:quepid" in (tmp_path / "out" / "nightly.md").read_text()
