@@ -389,3 +389,17 @@ def test_tls_is_verified_by_default_and_a_private_ca_can_be_given(tmp_path):
                                                  limits=f"{{ca_file: {tmp_path / 'ca.pem'}}}"))
     assert refused.exit_code == 4 and "TLS certificate is not trusted" in refused.stderr
     assert trusted.exit_code == 0, trusted.output
+
+
+def test_templates_copied_from_srw_and_quepid_work(tmp_path):
+    """SRW's search configurations write %SearchText%, Quepid's #$query##: both are read as
+    {{query}}, so a team's existing template works unchanged."""
+    with Server(_os_route) as engine:
+        srw = _os_config(tmp_path, engine.url, msearch=0,
+                         query='{query: {multi_match: {query: "%SearchText%"}}}')
+        assert _retrieve(tmp_path, srw).exit_code == 0
+        quepid = _os_config(tmp_path, engine.url, msearch=0,
+                            query='{query: {multi_match: {query: "#$query##"}}}')
+        assert _retrieve(tmp_path, quepid, out="q.jsonl").exit_code == 0
+    asked = {json.loads(s.body)["query"]["multi_match"]["query"] for s in engine.seen}
+    assert asked == {"black jeans", "red dress"}
