@@ -60,9 +60,14 @@ def read_queries(path: Path) -> dict[str, str]:
     return queries
 
 
-def read_catalogue(path: Path) -> dict[str, Product]:
+def read_catalogue(path: Path, unique: bool = False) -> dict[str, Product]:
+    """product id → Product of a products file (JSONL, CSV or Parquet); every bad line
+    named. `unique`: an id given twice is a problem (else the last line wins)."""
     problems, products = [], {}
     for n, record in read_records(path):
+        if not isinstance(record, dict):
+            problems.append((str(path), n, "(line)", "expected an object"))
+            continue
         try:
             product = Product.model_validate({k: v for k, v in record.items()
                                               if k in Product.model_fields})
@@ -70,6 +75,10 @@ def read_catalogue(path: Path) -> dict[str, Product]:
             for error in getattr(exc, "errors", lambda: [])():
                 problems.append((str(path), n, ".".join(map(str, error["loc"])),
                                  error["msg"]))
+            continue
+        if unique and product.product_id in products:
+            problems.append((str(path), n, "product_id",
+                             f"{product.product_id!r} is in the catalogue twice"))
             continue
         products[product.product_id] = product
     if problems:

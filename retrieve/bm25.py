@@ -12,37 +12,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from raer.nodes.inputs import InputError, read_records, resolve_image
-from raer.nodes.schemas import Product
+from raer.nodes.inputs import resolve_image
 from raer.retrieve.config import Bm25, EngineConfigError, EngineFile
 from raer.retrieve.query_set import Query
 
 
 def read_catalogue(path: Path) -> list[dict[str, Any]]:
-    problems, products, seen = [], [], set()
-    for number, record in read_records(path):
-        try:
-            product = Product.model_validate(
-                {k: v for k, v in record.items() if k in Product.model_fields})
-        except (ValidationError, AttributeError) as exc:
-            errors = exc.errors() if isinstance(exc, ValidationError) else [
-                {"loc": ("(line)",), "msg": "expected an object"}]
-            problems += [(str(path), number, ".".join(map(str, e["loc"])), e["msg"])
-                         for e in errors]
-            continue
-        if product.product_id in seen:
-            problems.append((str(path), number, "product_id",
-                             f"{product.product_id!r} is in the catalogue twice"))
-            continue
-        seen.add(product.product_id)
-        row = product.model_dump()
+    """The catalogue's products (evals/trec.py reads the file, an id given twice refused),
+    their local packshots made absolute against the catalogue's folder."""
+    from raer.evals.trec import read_catalogue as products_of
+
+    rows = [p.model_dump() for p in products_of(path, unique=True).values()]
+    for row in rows:
         row["image"] = resolve_image(row["image"], path.parent) if row["image"] else ""
-        products.append(row)
-    if problems:
-        raise InputError(problems)
-    return products
+    return rows
 
 
 @cache

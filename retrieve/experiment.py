@@ -104,7 +104,11 @@ class Experiment(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: str) -> str:
-        if value and not value.startswith(("human:", "qrels:")):
+        try:  # the shared reader of label specs, less run: (an experiment judges its own)
+            refused = bool(value) and parse_label_spec(value).kind == "run"
+        except ValueError:
+            refused = True
+        if refused:
             raise ValueError(f"{value!r}: labels are human:SOURCE[:SPLIT] or qrels:FILE (a "
                              f"judge is set with judge:)")
         return value
