@@ -119,7 +119,7 @@ def export(kind: str, run_id: str, db_path: str, engine: str, source: str, split
     if run_id:
         run_id = resolve_run(store, run_id)
     try:
-        items = effective_labels(store, run_id) if run_id and not source else []
+        items = effective_labels(store, run_id) if run_id else []
         if split and not source:
             raise LookupError("--split chooses among human labels: give --human SOURCE")
         grades = _human_qrels(store, source, gains, split) if source else qrels_of(items,
