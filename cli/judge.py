@@ -25,6 +25,7 @@ from raer.cli.options import (
     say_if_new,
 )
 from raer.evals.usage import run_usage, usage_by_node
+from raer.nodes.context import MAX_PRODUCTS_PER_CALL
 from raer.nodes.inputs import ColumnsError, InputError, parse_columns, read_pairs
 from raer.nodes.review_policy import PolicyError, read_policy
 from raer.nodes.settings import for_pairs_file
@@ -73,6 +74,12 @@ async def _ask_person(item: dict) -> str:
               help="Queries judged at once.")
 @click.option("--prompt-set", default="default",
               help='Folder of prompt files to use instead of the packaged ones.')
+@click.option("--products-per-call", default=1, show_default=True,
+              type=click.IntRange(1, MAX_PRODUCTS_PER_CALL),
+              help="Judge this many of a query's products in one call (listwise; each "
+                   "product is still cached on its own); 1: one call per pair.")
+@click.option("--list-seed", default=0, show_default=True, type=int,
+              help="Listwise: seed of the order a query's products are listed in.")
 @click.option("--rpm", "requests_per_minute", default=0.0, type=click.FloatRange(0),
               help="Requests per minute per endpoint (0: no limit).")
 @click.option("--tpm", "tokens_per_minute", default=0.0, type=click.FloatRange(0),
@@ -118,7 +125,7 @@ async def _ask_person(item: dict) -> str:
 @json_option
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           review_policy: str | None, learn_from_reviews: bool, interactive: bool, concurrency: int,
-          query_concurrency: int, prompt_set: str,
+          query_concurrency: int, prompt_set: str, products_per_call: int, list_seed: int,
           requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
@@ -149,6 +156,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        review_below=review_below, learn_from_reviews=learn_from_reviews,
                        max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
+                       products_per_call=products_per_call, list_seed=list_seed,
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,

@@ -124,7 +124,8 @@ def start_run(settings: Context) -> tuple[Store, str]:
         return store, run_id
     store.ensure_run(run_id, settings.identity(),
                      {role: settings.endpoints[role].model for role in ROLES},
-                     prompt_hashes(settings.prompt_set, settings.scale == "graded"),
+                     prompt_hashes(settings.prompt_set, settings.scale == "graded",
+                                   settings.listwise),
                      settings.images_root)
     _STARTED.add(marker)
     return store, run_id

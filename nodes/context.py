@@ -32,6 +32,8 @@ OFFLINE = ""  # an empty base URL means: the embedded offline model
 OFFLINE_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 PILLOW_VISION = "pillow"  # the offline vision default: local image analysis, not a model
 OUTPUT_MODES = ("auto", "json_schema", "tools", "json", "md_json")
+MAX_PRODUCTS_PER_CALL = 30
+"""A listwise answer grows by ~250 tokens a product: 30 fit a 8,192-token output limit."""
 
 
 class SettingsError(ValueError):
@@ -116,6 +118,11 @@ class Context:
         "send it to a person; auto: on, except for the embedded offline model, whose answers "
         "fail it most of the time.")
     max_reasks: int = setting(2, "Re-asks after output that fails validation, per call.")
+    products_per_call: int = setting(
+        1, "Products judged in one judge call (listwise); 1: one call per pair. A query's "
+        "products are shuffled (list_seed), cut into chunks of this size, and each product is "
+        "cached on its own, so a chunk never pays again for a product already judged.")
+    list_seed: int = setting(0, "Seed of the order products are listed in (listwise).")
     max_retries: int = operational(
         3, "Transport retries (429, 5xx, timeouts) inside the OpenAI client, per attempt.")
     request_timeout: float = operational(120.0, "Seconds per request.")
@@ -158,6 +165,9 @@ class Context:
         if self.output_mode not in OUTPUT_MODES:
             raise SettingsError(f"output_mode must be one of {list(OUTPUT_MODES)}, "
                                 f"not {self.output_mode!r}")
+        if not 1 <= self.products_per_call <= MAX_PRODUCTS_PER_CALL:
+            raise SettingsError(f"products_per_call must be 1 to {MAX_PRODUCTS_PER_CALL}, "
+                                f"not {self.products_per_call}")
         self.endpoints  # noqa: B018 — resolve now: a wrong combination fails at once
         if self.max_cost:
             self._check_priced()
@@ -230,10 +240,17 @@ class Context:
                 if not f.metadata.get("operational")}
         data = {k: strip_credentials(v) if k.endswith("base_url") else v
                 for k, v in data.items()}
+        if not self.listwise:  # pairwise runs keep the ids they had before listwise existed
+            del data["products_per_call"], data["list_seed"]
         data["models"] = {role: [strip_credentials(e.base_url), e.model]
                           for role, e in self.endpoints.items()}
-        data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded")
+        data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded",
+                                        self.listwise)
         return data
+
+    @property
+    def listwise(self) -> bool:
+        return self.products_per_call > 1
 
     @property
     def run_id(self) -> str:

@@ -68,7 +68,8 @@ async def extract_requirements(state: QueryState, runtime: Runtime[Context]) -> 
         return await asyncio.to_thread(store.cached, "requirements", cache_key)
 
     base = {"run_id": run_id, "query_id": qid, "language": language,
-            "run_settings": thread_settings(runtime)}
+            "run_settings": thread_settings(runtime),
+            "products_per_call": settings.products_per_call}
     try:
         row = await once(cache_key, lambda: store.cached("requirements", cache_key), compute)
     except StructuredCallFailed as exc:

@@ -11,6 +11,7 @@ valid JSON.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,10 +19,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from raer.store.scale import GRADE_TO_LABEL, LABELS  # noqa: E402,F401 (the scale's own home)
 
@@ -249,3 +253,59 @@ class DisagreementCause(BaseModel):
 
     explanation: capped(300, "What went wrong, in one or two sentences.")
     category: ErrorCategory
+
+
+# ---------------------------------------------------------------- listwise judging
+
+def list_ids(size: int) -> tuple[str, ...]:
+    """The ids a listwise prompt gives its products: short, ours, never seller text."""
+    return tuple(f"p{i}" for i in range(1, size + 1))
+
+
+@lru_cache(maxsize=128)
+def judgment_list(size: int, graded: bool = False) -> type[BaseModel]:
+    """The answer to a listwise judge call of `size` products: one judgment per product id,
+    the id first (the reasoning is about a named product), then the pairwise judgment's own
+    fields in its order.
+
+    Validation is per product: an entry that does not validate (or repeats an id) is set
+    aside in `rejected` instead of failing the whole answer, so the judge node re-asks for
+    that product alone. Consistency with the query's requirements is checked per product by
+    the node (with the pairwise schema and its context), not here."""
+    base = GradedJudgment if graded else Judgment
+    ids = list_ids(size)
+    fields: dict[str, Any] = {"product": (Literal[ids], Field(  # type: ignore[valid-type]
+        description="The product's id as listed (p1, p2, …)."))}
+    fields.update({name: (f.annotation, f) for name, f in base.model_fields.items()})
+    item = create_model("ListedJudgment", **fields)
+
+    class JudgmentList(BaseModel):
+        judgments: list[item] = Field(  # type: ignore[valid-type]
+            max_length=size, description="One judgment per listed product, in list order.")
+        rejected: SkipJsonSchema[list[str]] = Field(default_factory=list)
+
+        @model_validator(mode="before")
+        @classmethod
+        def _screen(cls, data: Any) -> Any:
+            if not isinstance(data, dict) or not isinstance(data.get("judgments"), list):
+                return data
+            kept: list[dict[str, Any]] = []
+            rejected = [r for r in data.get("rejected") or [] if isinstance(r, str)]
+            seen: set[str] = set()
+            for number, entry in enumerate(data["judgments"], 1):
+                try:
+                    checked = item.model_validate(entry)
+                except ValidationError as exc:
+                    name = entry.get("product") if isinstance(entry, dict) else None
+                    rejected.append(f"entry {number} ({name!r}): "
+                                    f"{exc.errors()[0]['msg']}"[:300])
+                    continue
+                if checked.product in seen:
+                    rejected.append(f"entry {number}: {checked.product} judged twice")
+                    continue
+                seen.add(checked.product)
+                kept.append(checked.model_dump())
+            return {"judgments": kept, "rejected": rejected}
+
+    JudgmentList.__name__ = JudgmentList.__qualname__ = f"JudgmentList{size}"
+    return JudgmentList

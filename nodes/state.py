@@ -46,6 +46,8 @@ class QueryKeys(TypedDict, total=False):
     """The settings the thread started with: later steps (a resumed review) use these."""
     upstream_error: str
     """Why requirements or guidelines could not be made; the query's pairs record as failed."""
+    products_per_call: int
+    """The run's listwise chunk size (1: pairwise), so the routes can read it."""
 
 
 SHARED_KEYS = tuple(QueryKeys.__annotations__)
@@ -53,6 +55,15 @@ SHARED_KEYS = tuple(QueryKeys.__annotations__)
 
 class QueryState(QueryInput, QueryKeys, total=False):
     judgments: Annotated[list[dict[str, Any]], operator.add]
+    described: Annotated[list[dict[str, Any]], operator.add]
+    """Listwise: each product with its packshot description, gathered before chunking."""
+
+
+class ChunkState(QueryKeys, total=False):
+    """One listwise judge call's products: each distinct product's key and own prompt part,
+    and the query's products it stands for (two engines may return the same product)."""
+
+    chunk: list[dict[str, Any]]
 
 
 class QueryOutput(TypedDict):

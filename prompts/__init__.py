@@ -23,6 +23,9 @@ EXPECTED_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "judge_pair": frozenset({"query", "language", "requirements", "guidelines", "product"}),
     "judge_pair_graded": frozenset({"query", "language", "requirements", "guidelines",
                                     "product"}),
+    "judge_list": frozenset({"query", "language", "requirements", "guidelines", "products"}),
+    "judge_list_graded": frozenset({"query", "language", "requirements", "guidelines",
+                                    "products"}),
     "classify_disagreement": frozenset({"query", "guidelines", "product", "human_label",
                                         "judge_label", "reasoning"}),
 }
@@ -95,8 +98,14 @@ def load_prompt(name: str, prompt_set: str = "default") -> Prompt:
     return _parse_file(name, str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def prompt_hashes(prompt_set: str = "default", graded: bool = False) -> dict[str, str]:
+def judge_prompt_name(graded: bool = False, listwise: bool = False) -> str:
+    """The judge's prompt file: pairwise or listwise, three labels or graded."""
+    return f"judge_{'list' if listwise else 'pair'}{'_graded' if graded else ''}"
+
+
+def prompt_hashes(prompt_set: str = "default", graded: bool = False,
+                  listwise: bool = False) -> dict[str, str]:
     """Hashes of the prompts a judging run uses (part of the run's identity)."""
     names = ("extract_requirements", "draft_guidelines", "describe_product",
-             "judge_pair_graded" if graded else "judge_pair")
+             judge_prompt_name(graded, listwise))
     return {name: load_prompt(name, prompt_set).hash for name in names}

@@ -180,3 +180,17 @@ def m011_snapshots(db: Database) -> None:
         {"id": int, "experiment": str, "run_id": str, "snapshots": str, "outcome": str,
          "exit_code": int, "summary": str, "created_at": str},
         pk="id", foreign_keys=[("experiment", "experiments", "name")])
+
+
+@migrations()
+def m012_listed_judgments(db: Database) -> None:
+    """Listwise judging (nodes/judge_list.py): one call judges a chunk of a query's products;
+    each product's judgment is kept here under its own key (model, prompt, the query's
+    prefix, the product's own part), so a product already judged is never paid for again
+    whatever chunk it lands in. `call_id` is the shared call; position and size are where the
+    product stood in it, `seed` the shuffle that put it there."""
+    db["listed_judgments"].create(
+        {"item_key": str, "call_id": int, "position": int, "size": int, "seed": int,
+         "list_id": str, "product_part": str, "judgment": str, "created_at": str},
+        pk="item_key", foreign_keys=[("call_id", "llm_calls", "id")])
+    db["listed_judgments"].create_index(["call_id"])

@@ -317,6 +317,25 @@ class Store(Queries, Snapshots):
             self.db[table].insert({**row, "created_at": now()}, pk="cache_key", ignore=True)
             return self.cached(table, row["cache_key"])
 
+    def listed(self, item_keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Listwise judgments already made, by item key (nodes/judge_list.py)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(item_keys), 500):
+            chunk = item_keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.rows(f"select * from listed_judgments where item_key in ({marks})",
+                                 chunk):
+                found[row["item_key"]] = row
+        return found
+
+    def put_listed(self, rows: list[dict[str, Any]]) -> None:
+        """One listwise call's accepted judgments, in one transaction (a product another
+        process stored first keeps that process's row)."""
+        with self.atomic():
+            stamp = now()
+            self.db["listed_judgments"].insert_all(
+                [{**row, "created_at": stamp} for row in rows], pk="item_key", ignore=True)
+
     # ------------------------------------------------------------ judgments and reviews
     def record_judgment(self, row: dict[str, Any], review: dict[str, Any] | None,
                         product: dict[str, Any] | None = None) -> None:

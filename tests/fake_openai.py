@@ -9,6 +9,7 @@ status code (e.g. 500 or 429 with Retry-After) or to wait before answering.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from email import policy
@@ -29,16 +30,35 @@ ANSWERS = {
 }
 
 
-def completion(body: dict) -> dict:
+def listed_ids(body: dict) -> list[str]:
+    """The product ids a listwise judge prompt lists (raer's `<product_data id="pN">`)."""
+    user = body["messages"][-1]["content"]
+    text = user if isinstance(user, str) else " ".join(p.get("text", "") for p in user)
+    return re.findall(r'<product_data id="(p\d+)">', text)
+
+
+def answer_for(name: str, body: dict, leave_out: int = 0) -> dict:
+    """The answer for a schema; a listwise one judges every listed id but the last
+    `leave_out` of them (a partial answer)."""
+    if not name.startswith("JudgmentList"):
+        return ANSWERS[name]
+    ids = listed_ids(body)
+    return {"judgments": [{"product": pid, **ANSWERS["Judgment"]}
+                          for pid in ids[:len(ids) - leave_out]]}
+
+
+def completion(body: dict, leave_out: int = 0) -> dict:
     """An answer in the shape asked for: a json_schema response format, or a tool call."""
     if body.get("tools"):
         name = body["tools"][0]["function"]["name"]
         message = {"role": "assistant", "content": None, "tool_calls": [{
             "id": "call_1", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(ANSWERS[name])}}]}
+            "function": {"name": name,
+                         "arguments": json.dumps(answer_for(name, body, leave_out))}}]}
     else:
         name = body["response_format"]["json_schema"]["name"]
-        message = {"role": "assistant", "content": json.dumps(ANSWERS[name])}
+        message = {"role": "assistant",
+                   "content": json.dumps(answer_for(name, body, leave_out))}
     return {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
         "model": body["model"],
@@ -60,7 +80,8 @@ class FakeOpenAI:
 
     def __init__(self, latency: float = 0.0, fail_first: int = 0, fail_status: int = 500,
                  batch_mode: str = "complete", fail_message: str = "injected fault",
-                 refuse_json_schema: bool = False, fail_every: int = 0):
+                 refuse_json_schema: bool = False, fail_every: int = 0,
+                 leave_out_first: int = 0):
         self.latency, self.fail_first, self.fail_status = latency, fail_first, fail_status
         self.fail_every = fail_every
         """Answer every n-th request with fail_status (0: never): a steady fault rate."""
@@ -68,6 +89,9 @@ class FakeOpenAI:
         self.batch_mode = batch_mode
         self.refuse_json_schema = refuse_json_schema
         """Answer 400 to a json_schema response format, as endpoints without it do."""
+        self.leave_out_first = leave_out_first
+        """The first this many listwise answers leave out their last product."""
+        self.listwise_answers = 0
         self.requests: list[dict] = []
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
@@ -125,7 +149,11 @@ class FakeOpenAI:
                                           "invalid_request_error"}}, 400)
                     return
                 time.sleep(fake.latency)
-                self.reply(completion(body))
+                with fake.lock:
+                    leave_out = int(bool(listed_ids(body))
+                                    and fake.listwise_answers < fake.leave_out_first)
+                    fake.listwise_answers += bool(listed_ids(body))
+                self.reply(completion(body, leave_out))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

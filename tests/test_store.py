@@ -39,6 +39,8 @@ EXPECTED = {
     "experiments": ["name", "path", "config", "created_at", "updated_at"],
     "experiment_runs": ["id", "experiment", "run_id", "snapshots", "outcome", "exit_code",
                         "summary", "created_at"],
+    "listed_judgments": ["item_key", "call_id", "position", "size", "seed", "list_id",
+                         "product_part", "judgment", "created_at"],
     "disagreements": ["judgment_id", "category", "explanation", "model", "prompt_hash",
                       "call_id", "created_at"],
 }
@@ -60,7 +62,8 @@ def test_reopening_applies_nothing_twice(tmp_path):
                                             "m005_claims", "m006_run_images_root",
                                             "m007_call_request_settings", "m008_evaluations",
                                             "m009_review_decisions",
-                                            "m010_guideline_examples", "m011_snapshots"]
+                                            "m010_guideline_examples", "m011_snapshots",
+                                            "m012_listed_judgments"]
 
 
 def test_a_shard_merges_from_its_bytes_without_a_file(tmp_path):

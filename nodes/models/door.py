@@ -330,6 +330,8 @@ class _Call:
     prompt_hash: str
     cache_key: str
     mode: str
+    max_output_tokens: int = MAX_OUTPUT_TOKENS
+    """The answer's token limit: the client's default, raised for a listwise answer."""
     attempts: int = 0
     pending: _Attempt | None = None
     last_call_id: int | None = None
@@ -368,6 +370,8 @@ class _Call:
     async def _ask(self, conversation: list, request: dict[str, Any], temperature: float,
                    messages: list[Message]) -> AIMessage:
         settings, model = self.settings, self.endpoint.model
+        if self.max_output_tokens != MAX_OUTPUT_TOKENS:
+            request = {**request, "max_completion_tokens": self.max_output_tokens}
         if settings.batch:  # no in-flight bound: a batch is many requests waiting together
             return await ask_in_batch(self.chat, conversation,
                                       {**request, "temperature": temperature},
@@ -375,7 +379,8 @@ class _Call:
                                       settings.batch_resubmits)
         prompt_tokens = estimate_prompt_tokens(messages, model, settings.image_max_side,
                                                settings.prices)
-        worst_case = estimate_cost(model, prompt_tokens, MAX_OUTPUT_TOKENS, 0, settings.prices)
+        limit = self.max_output_tokens
+        worst_case = estimate_cost(model, prompt_tokens, limit, 0, settings.prices)
         async with within_budget(self.store, self.run_id, settings.max_cost,
                                  worst_case) as settle:
             answer = None
@@ -383,7 +388,7 @@ class _Call:
                 slots = call_slots(in_flight_limit(self.endpoint, settings))
                 async with slots.slot(QUERY_CALL if self.node in QUERY_NODES else PRODUCT_CALL):
                     await rate_limit(self.endpoint.base_url, settings,
-                                     prompt_tokens + MAX_OUTPUT_TOKENS)
+                                     prompt_tokens + limit)
                     answer = await self.chat.ainvoke(conversation, temperature=temperature,
                                                      **request)
             finally:
@@ -394,7 +399,7 @@ class _Call:
         """instructor's parse:error hook: the pending attempt's answer did not validate."""
         if self.pending is not None:
             cut = " (the answer hit the token limit of " \
-                  f"{MAX_OUTPUT_TOKENS} tokens)" if self.pending.truncated else ""
+                  f"{self.max_output_tokens} tokens)" if self.pending.truncated else ""
             self.pending.error = f"invalid output{cut}: {error}".strip()[:2000]
 
     async def record(self, attempt: _Attempt, parsed: BaseModel | None = None,
@@ -463,7 +468,8 @@ def _mode_refused(exc: BaseException | None) -> bool:
 async def _ask_structured(store: Store, settings: Context, run_id: str, node: str, role: str,
                           schema: type[T], messages: list[Message], prompt_hash: str,
                           cache_key: str, context: dict[str, Any] | None,
-                          claim: Claim | None = None) -> CallResult[T]:
+                          claim: Claim | None = None,
+                          max_output_tokens: int = MAX_OUTPUT_TOKENS) -> CallResult[T]:
     endpoint = settings.endpoints[role]
     # before a call is paid for; statvfs is file I/O: off the event loop (the LangGraph
     # server refuses blocking calls on it)
@@ -476,7 +482,8 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
     chat, model = make_chat_model(role, settings)
     modes = _modes_to_try(endpoint)
     for mode in modes:
-        call = _Call(store, settings, endpoint, chat, run_id, node, prompt_hash, cache_key, mode)
+        call = _Call(store, settings, endpoint, chat, run_id, node, prompt_hash, cache_key, mode,
+                     max_output_tokens)
         hooks = Hooks()
         hooks.on("parse:error", call.parse_failed)
         try:
@@ -509,7 +516,8 @@ async def _ask_structured(store: Store, settings: Context, run_id: str, node: st
 async def structured_call(*, store: Store, settings: Context, run_id: str, node: str, role: str,
                           schema: type[T], messages: list[Message], prompt_hash: str,
                           cache_key: str = "",
-                          context: dict[str, Any] | None = None) -> CallResult[T]:
+                          context: dict[str, Any] | None = None,
+                          max_output_tokens: int = MAX_OUTPUT_TOKENS) -> CallResult[T]:
     """Ask a role's model for `schema`, validate (with `context`, see nodes/schemas.py),
     re-ask on invalid output, record each try.
 
@@ -518,7 +526,8 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     """
     if not cache_key:
         return await _ask_structured(store, settings, run_id, node, role, schema, messages,
-                                     prompt_hash, cache_key, context)
+                                     prompt_hash, cache_key, context,
+                                     max_output_tokens=max_output_tokens)
     # Another process on the same store may be asking the same thing right now: wait for
     # its answer instead of paying again (a claim left by a killed process expires).
     lifetime = settings.request_timeout * (settings.max_retries + 1) * (settings.max_reasks + 1)
@@ -540,7 +549,7 @@ async def structured_call(*, store: Store, settings: Context, run_id: str, node:
     claim.held = True
     try:
         return await _ask_structured(store, settings, run_id, node, role, schema, messages,
-                                     prompt_hash, cache_key, context, claim)
+                                     prompt_hash, cache_key, context, claim, max_output_tokens)
     finally:
         if claim.held:  # no answer was recorded (it releases the claim as it is written)
             try:

@@ -1,0 +1,97 @@
+"""Listwise judging's shared parts: a chunk's prompt, each product's own cache key, the
+order products are listed in, and a product's judge record.
+
+A listwise prompt is the pairwise judge's layout with many products: the static
+instructions, then the query's requirements and guidelines (the prefix every chunk of the
+query shares, so a provider caches it), then one `<product_data id="pN">` element per
+product. Ids are ours (p1, p2, …), never seller text, and seller text inside an element is
+defused as in the pairwise prompt (nodes/seller_text.py), so it cannot open or close one.
+
+A product's judgment is cached under its own key — model, prompt, temperature, the query's
+prefix and the product's own part — not under its chunk: the same product reached again
+(another engine, another night, a chunk of other neighbours) costs no call. The order is a
+seeded shuffle of those keys (`list_seed`), so it is recorded, repeatable, and not the
+engine's rank order (a judge that favours the first products would otherwise favour the
+engine's own top results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from raer.nodes.common import key, language_name
+from raer.nodes.context import Context
+from raer.nodes.draft_guidelines import format_requirements
+from raer.nodes.judge_pair import format_guidelines, format_product
+from raer.nodes.models.door import MAX_OUTPUT_TOKENS
+from raer.nodes.review_policy import escalation_reasons
+from raer.nodes.state import JudgeRecord
+from raer.prompts import Prompt, judge_prompt_name, load_prompt
+
+NODE = "judge_list"
+TOKENS_PER_PRODUCT = 320
+"""Output tokens a listed judgment may take: the 400-character reasoning, six verdicts and
+the label fields, with room to spare (the pairwise answer's limit is MAX_OUTPUT_TOKENS)."""
+
+
+def list_prompt(settings: Context) -> Prompt:
+    return load_prompt(judge_prompt_name(settings.scale == "graded", listwise=True),
+                       settings.prompt_set)
+
+
+def render(state: dict[str, Any], settings: Context,
+           products: str = "") -> tuple[Prompt, str, str]:
+    """(prompt, system, user) of a chunk; with no products, the prefix every chunk of the
+    query shares."""
+    prompt = list_prompt(settings)
+    system, user = prompt.render(
+        query=state["query"].strip(), language=language_name(state["language"]),
+        requirements=format_requirements(state["requirements"]),
+        guidelines=format_guidelines(state["guidelines"]), products=products)
+    return prompt, system, user
+
+
+def product_part(member: dict[str, Any], settings: Context) -> str:
+    """What the judge reads about one product (the pairwise judge's own product text)."""
+    return format_product(member["product"], member.get("description"),
+                          settings.endpoints["vision"].model, member.get("image_note", ""))
+
+
+def item_key(settings: Context, prompt: Prompt, system: str, user_prefix: str,
+             part: str) -> str:
+    """One product's listwise judgment, whatever chunk it is asked in."""
+    return key(NODE, settings.endpoints["judge"].model, prompt.hash, settings.temperature,
+               system, user_prefix, part)
+
+
+def shuffled(keys: list[str], seed: int) -> list[str]:
+    """The seeded order products are listed in: repeatable, independent of engine rank."""
+    return sorted(keys, key=lambda k: hashlib.sha256(f"{seed}\0{k}".encode()).hexdigest())
+
+
+def products_block(parts: list[str], notes: list[str]) -> str:
+    """The listed products, ids p1…pN in order; a note says why a product is asked again."""
+    lines = [f"Products ({len(parts)}):"]
+    for number, (part, note) in enumerate(zip(parts, notes, strict=True), 1):
+        if note:
+            lines.append(f"(p{number} is asked again: {note})")
+        lines.append(f'<product_data id="p{number}">\n{part}\n</product_data>')
+    return "\n".join(lines)
+
+
+def output_limit(size: int) -> int:
+    return max(MAX_OUTPUT_TOKENS, 256 + TOKENS_PER_PRODUCT * size)
+
+
+def judge_record(state: dict[str, Any], member: dict[str, Any], settings: Context, *,
+                 prompt_hash: str, input_hash: str, judgment: dict[str, Any] | None,
+                 call_id: int | None, error: str = "",
+                 inconsistent: list[str] | None = None) -> JudgeRecord:
+    """A product's judge record, the same value judge_pair makes for a pair."""
+    reasons = list(inconsistent or []) + escalation_reasons(
+        judgment, state["requirements"], member["product"], member.get("description"),
+        settings.review_below, state["query"])
+    return JudgeRecord(model=settings.endpoints["judge"].model, prompt_hash=prompt_hash,
+                       input_hash=input_hash, judgment=judgment, call_id=call_id,
+                       error=error, review_reasons=reasons)

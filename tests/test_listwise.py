@@ -1,0 +1,123 @@
+"""Listwise judging (nodes/judge_list.py) against the fake OpenAI server on loopback: the
+real ChatOpenAI client, real requests, a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from raer.nodes.context import Context, SettingsError
+from raer.nodes.inputs import Pair
+from raer.run import judge_pairs
+from raer.store import open_store
+from tests.fake_openai import FakeOpenAI, listed_ids
+
+
+@pytest.fixture
+def server():
+    servers: list[FakeOpenAI] = []
+
+    def start(**kwargs) -> FakeOpenAI:
+        servers.append(FakeOpenAI(**kwargs))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def pairs(sizes: dict[str, int], engine: str = "", offset: int = 0) -> list[Pair]:
+    return [Pair(query=query, language="en", product_id=f"{query[:3]}-{i}",
+                 title=f"{query} item {i}", engine=engine, rank=i + 1)
+            for query, n in sizes.items() for i in range(offset, offset + n)]
+
+
+def settings_for(server: FakeOpenAI, tmp_path, n: int, **extra) -> Context:
+    return Context(db_path=str(tmp_path / "lw.db"), base_url=server.base_url,
+                   model="gpt-4o-mini", vision_model="pillow", products_per_call=n,
+                   max_retries=0, **extra)
+
+
+def judge_requests(server: FakeOpenAI) -> list[dict]:
+    return [r for r in server.requests if listed_ids(r)]
+
+
+async def test_listwise_makes_one_judge_call_per_chunk_of_a_query(server, tmp_path):
+    fake = server()
+    sizes = {"black jeans": 7, "red dress": 3, "wool socks": 1}
+    rows = await judge_pairs(pairs(sizes), settings_for(fake, tmp_path, 3))
+    assert {r["status"] for r in rows} == {"done"} and len(rows) == 11
+    calls = judge_requests(fake)
+    expected = sum(math.ceil(n / 3) for n in sizes.values())  # 3 + 1 + 1
+    print(f"listwise N=3: {len(calls)} judge calls for 11 pairs (pairwise: 11)")
+    assert len(calls) == expected == 5
+    assert sorted(len(listed_ids(c)) for c in calls) == [1, 1, 3, 3, 3]
+    store = open_store(tmp_path / "lw.db")
+    # the shared call is recorded once; each judgment points to it
+    llm = store.rows("select id, node from llm_calls where node = 'judge_list'")
+    assert len(llm) == 5
+    per_call = store.rows("select call_id, count(*) as n from judgments group by call_id")
+    assert sorted(r["n"] for r in per_call if r["call_id"] in {c["id"] for c in llm}) == [
+        1, 1, 3, 3, 3]
+    listed = store.rows("select * from listed_judgments order by call_id, position")
+    assert len(listed) == 11 and {r["seed"] for r in listed} == {0}
+    assert [r["position"] for r in listed if r["size"] == 3][:3] == [1, 2, 3]
+    # products are listed in a seeded shuffle, not in the engine's rank order
+    first = json.loads(store.rows("select messages from llm_calls where node = 'judge_list' "
+                                  "order by id")[0]["messages"])
+    assert "<product_data id=\"p1\">" in first[-1]["content"]
+
+
+async def test_a_partial_answer_re_asks_only_the_missing_product(server, tmp_path):
+    fake = server(leave_out_first=1)
+    rows = await judge_pairs(pairs({"black jeans": 5}), settings_for(fake, tmp_path, 5))
+    assert [r["status"] for r in rows] == ["done"] * 5
+    calls = judge_requests(fake)
+    assert [len(listed_ids(c)) for c in calls] == [5, 1]  # the re-ask lists the missing one
+    assert "is asked again" in calls[1]["messages"][-1]["content"]
+
+
+async def test_a_product_never_answered_fails_with_the_reason(server, tmp_path):
+    fake = server(leave_out_first=100)
+    rows = await judge_pairs(pairs({"black jeans": 2}),
+                             settings_for(fake, tmp_path, 2, max_reasks=1))
+    assert sorted(r["status"] for r in rows) == ["done", "failed"]
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert "left this product out after 2 asks" in failed["error"]
+    assert [len(listed_ids(c)) for c in judge_requests(fake)] == [2, 1]
+
+
+async def test_a_rerun_and_another_engine_reuse_products_one_by_one(server, tmp_path):
+    fake = server()
+    settings = settings_for(fake, tmp_path, 4)
+    await judge_pairs(pairs({"black jeans": 6}, engine="a"), settings)
+    first = len(fake.requests)
+    await judge_pairs(pairs({"black jeans": 6}, engine="a"), settings)
+    assert len(fake.requests) == first  # a rerun: 0 calls
+    # engine b returns four of a's products and two new ones, in another run
+    other = pairs({"black jeans": 4}, engine="b", offset=2) + pairs({"black jeans": 2},
+                                                                    engine="b", offset=6)
+    rows = await judge_pairs(other, settings_for(fake, tmp_path, 4, run_name="night-2"))
+    assert {r["status"] for r in rows} == {"done"}
+    new = judge_requests(fake)[len(judge_requests(fake)) - 1:]
+    assert len(fake.requests) == first + 1 and [len(listed_ids(c)) for c in new] == [2]
+
+
+async def test_two_engines_returning_one_product_list_it_once(server, tmp_path):
+    fake = server()
+    both = pairs({"black jeans": 3}, engine="a") + pairs({"black jeans": 3}, engine="b")
+    rows = await judge_pairs(both, settings_for(fake, tmp_path, 10))
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"done"}
+    assert [len(listed_ids(c)) for c in judge_requests(fake)] == [3]
+
+
+def test_listwise_settings_are_part_of_the_run_and_checked():
+    pairwise = Context(base_url="http://x.invalid/v1", model="m")
+    assert "products_per_call" not in pairwise.identity()  # pairwise run ids as before
+    listwise = Context(base_url="http://x.invalid/v1", model="m", products_per_call=5)
+    assert listwise.run_id != pairwise.run_id
+    assert listwise.identity()["prompts"].get("judge_list")
+    with pytest.raises(SettingsError, match="products_per_call"):
+        Context(base_url="http://x.invalid/v1", model="m", products_per_call=0)
