@@ -45,6 +45,14 @@ def _print_trace(trace: dict) -> None:
     say(f"models: {trace['run']['settings'].get('models', {})}")
     for step in trace["steps"]:
         out.rule(Text(step["node"]))
+        if step.get("listed"):
+            listed = step["listed"]
+            say(f"judged with {listed['size'] - 1} other product(s) in one call (call "
+                f"#{listed['call_id']}): listed as {listed['list_id']}, position "
+                f"{listed['position']} of {listed['size']}, order seed {listed['seed']}. "
+                f"The shared prompt is below; this product's own part:")
+            out.print(Panel(Text(listed["product_part"]), title=f"{listed['list_id']}",
+                            border_style="cyan"))
         if not step["calls"]:
             artefact = step["artefact"]
             say("no model call" + (f" (model {artefact['model']})" if artefact else

@@ -281,7 +281,10 @@ def judgment_list(size: int, graded: bool = False) -> type[BaseModel]:
 
     class JudgmentList(BaseModel):
         judgments: list[item] = Field(  # type: ignore[valid-type]
-            max_length=size, description="One judgment per listed product, in list order.")
+            max_length=size, description="One judgment per listed product, in list order.",
+            # in the schema only: a grammar-constrained model (llama.cpp) then writes one
+            # entry per product; validation still takes fewer, and the node re-asks for those
+            json_schema_extra={"minItems": size})
         rejected: SkipJsonSchema[list[str]] = Field(default_factory=list)
 
         @model_validator(mode="before")

@@ -7,7 +7,10 @@ call per pair not yet finished. "Cached" is decided by the nodes' own cache keys
 real run pay makes the estimate count it too. Tokens: prompt sizes from the real prompt
 files (4 characters a token), a packshot at the tokens its model's provider bills for an
 image of raer's size (nodes/models/prices.py), output sizes from this store's history per
-node and model, else typical sizes.
+node and model, else typical sizes. Listwise (`products_per_call` > 1): ceil(products / N)
+judge calls per query, each the shared prefix once plus its products; products judged in
+another run are not looked up (their cache key needs the query's guidelines), so the figure
+is an upper bound there.
 Nothing is written: a store that does not exist yet is not created.
 """
 
@@ -23,7 +26,7 @@ from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
 from raer.nodes.models.door import BATCH_DISCOUNT
 from raer.nodes.models.prices import estimate_cost, image_tokens, price_of
-from raer.prompts import load_prompt
+from raer.prompts import judge_prompt_name, load_prompt
 from raer.run.plan import RunPlan, prepare_run
 from raer.store.ids import normalise_query
 
@@ -61,19 +64,25 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
     history = store.output_token_history() if store else {}
     rows: dict[str, dict[str, Any]] = {}
 
-    def add(node: str, role: str, prompt_tokens: int) -> None:
+    def add(node: str, role: str, prompt_tokens: int, outputs: int = 1) -> None:
+        """One call; `outputs`: the answers it holds (a listwise call's products)."""
         model = settings.endpoints[role].model
         row = rows.setdefault(node, {"node": node, "model": model, "calls": 0,
                                      "input_tokens": 0, "output_tokens": 0})
         row["calls"] += 1
         row["input_tokens"] += prompt_tokens
-        row["output_tokens"] += round(history.get((node, model), TYPICAL_OUTPUT[node]))
+        per_answer = history.get((node, model))
+        if per_answer is not None and node == "judge_list":
+            per_answer = None  # the history is per call, of chunks of other sizes
+        row["output_tokens"] += round(outputs * (per_answer or TYPICAL_OUTPUT[
+            "judge_pair" if node == "judge_list" else node]))
 
     described: set[str] = set()
     # one judge call per distinct (query, product): two engines' pairs of one product share
     # the judge's input, so the second reuses the answer (the estimate once counted both:
     # 7,474 calls estimated where the run made 3,364)
     judged = store.judged_products(run_id) if store else set()
+    listed: list[int] = []
     for group, todo in plan.work:
         requirements_key = extract_requirements.requirements_key(
             normalise_query(group.query), group.language, settings)
@@ -103,8 +112,20 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
                 continue
             judged.add((group.query_id, pair.product_id))
             product_chars = len(pair.title) + len(pair.description[:1500]) + 200
+            if settings.listwise:
+                listed.append(product_chars)
+                continue
             add("judge_pair", "judge", _prompt_tokens(
                 "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))
+        # listwise: ceil(products / N) calls, each the shared prefix plus its products
+        size = settings.products_per_call
+        for start in range(0, len(listed), size):
+            chunk = listed[start:start + size]
+            add("judge_list", "judge", _prompt_tokens(
+                judge_prompt_name(settings.scale == "graded", True), settings,
+                sum(chunk) + 40 * len(chunk) + TYPICAL_CONTEXT["judge_pair"] * 4),
+                outputs=len(chunk))
+        listed = []
     by_node = list(rows.values())
     prefix = judge_prefix(settings)
     unpriced = []

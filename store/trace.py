@@ -23,6 +23,21 @@ def _calls(store: Store, cache_key: str | None) -> list[dict[str, Any]]:
     return calls
 
 
+def _judge_step(store: Store, judgment: dict[str, Any]) -> dict[str, Any]:
+    """The judge's calls: the pair's own (judge_pair), or the listwise call it shared with
+    its chunk, with where it stood in it and its own part of the prompt (`listed`)."""
+    calls = _calls(store, judgment.get("input_hash"))
+    if calls or not judgment.get("call_id"):
+        return {"node": "judge_pair", "artefact": None, "calls": calls, "listed": None}
+    shared = store.rows("select cache_key, node from llm_calls where id = ?",
+                        [judgment["call_id"]])
+    listed = store.rows("select position, size, seed, list_id, product_part, call_id from "
+                        "listed_judgments where item_key = ?", [judgment["input_hash"]])
+    return {"node": shared[0]["node"] if shared else "judge_list", "artefact": None,
+            "calls": _calls(store, shared[0]["cache_key"]) if shared else [],
+            "listed": listed[0] if listed else None}
+
+
 def find_judgment(store: Store, judgment_id: str | None = None, *, query: str = "",
                   product_id: str = "", run_id: str = "", engine: str | None = None) -> dict:
     if judgment_id:
@@ -55,8 +70,7 @@ def pair_trace(store: Store, judgment: dict[str, Any]) -> dict[str, Any]:
                     if judgment.get(key) else [])
         steps.append({"node": node, "artefact": artefact[0] if artefact else None,
                       "calls": _calls(store, judgment.get(key))})
-    steps.append({"node": "judge_pair", "artefact": None,
-                  "calls": _calls(store, judgment.get("input_hash"))})
+    steps.append(_judge_step(store, judgment))
     review = store.rows("select * from reviews where judgment_id = ?", [judgment["id"]])
     decisions = store.rows("select reviewer, label, note, role, created_at, undone_at from "
                            "review_decisions where judgment_id = ? order by id",

@@ -121,3 +121,83 @@ def test_listwise_settings_are_part_of_the_run_and_checked():
     assert listwise.identity()["prompts"].get("judge_list")
     with pytest.raises(SettingsError, match="products_per_call"):
         Context(base_url="http://x.invalid/v1", model="m", products_per_call=0)
+
+
+async def test_show_gives_the_shared_prompt_and_the_products_own_part(server, tmp_path):
+    from click.testing import CliRunner
+
+    from raer.cli import main
+
+    fake = server()
+    await judge_pairs(pairs({"black jeans": 3}), settings_for(fake, tmp_path, 3))
+    db = str(tmp_path / "lw.db")
+    trace = json.loads(CliRunner().invoke(main, [
+        "show", "--db", db, "--query", "black jeans", "--product", "bla-1", "--json"]).stdout)
+    step = trace["steps"][-1]
+    assert step["node"] == "judge_list" and step["listed"]["size"] == 3
+    assert "black jeans item 1" in step["listed"]["product_part"]
+    listed_as = step["listed"]["list_id"]
+    prompt = step["calls"][0]["messages"][-1]["content"]
+    assert f'<product_data id="{listed_as}">\n{step["listed"]["product_part"]}' in prompt
+    text = CliRunner().invoke(main, ["show", "--db", db, "--query", "black jeans",
+                                     "--product", "bla-1"], env={"COLUMNS": "200"}).output
+    assert f"listed as {listed_as}, position" in text and "black jeans item 2" in text
+
+
+def test_the_dry_run_counts_one_judge_call_per_chunk(tmp_path):
+    from raer.run.estimate import estimate
+
+    settings = Context(db_path=str(tmp_path / "none.db"), base_url="http://x.invalid/v1",
+                       model="gpt-4o-mini", vision_model="pillow", products_per_call=4)
+    result = estimate(pairs({"black jeans": 9, "red dress": 2}), settings)
+    judge = next(r for r in result["by_node"] if r["node"] == "judge_list")
+    assert judge["calls"] == 3 + 1 and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow  # kills a real `raer judge --products-per-call 4` half-way
+def test_a_run_killed_mid_chunk_loses_and_repeats_nothing(server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    fake = server(latency=0.4)
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text("".join(json.dumps(
+        {"query": f"query {q}", "language": "en", "product_id": f"p{i}", "title": f"Jeans {i}"}
+    ) + "\n" for q in range(4) for i in range(8)))
+    db = tmp_path / "kill.db"
+    raer = str(Path(sys.executable).parent / "raer")
+    args = [raer, "judge", str(pairs_file), "--db", str(db), "--base-url", fake.base_url,
+            "--model", "gpt-4o-mini", "--json", "--products-per-call", "4",
+            "--query-concurrency", "2", "--workers", "1"]
+    env = {**os.environ, "OPENAI_API_KEY": "test"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, done = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and done < 4:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                done = open_store(db).rows("select count(*) as n from judgments "
+                                           "where status = 'done'")[0]["n"]
+            except Exception:  # the file may be mid-creation
+                continue
+    in_flight = len(judge_requests(fake))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert 4 <= done < 32, "the run should be killed part-way"
+    finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["statuses"]["done"] == 32
+    store = open_store(db)
+    assert store.rows("select count(*) as n from judgments")[0]["n"] == 32
+    assert store.rows("select count(*) as n from listed_judgments")[0]["n"] == 32
+    repeated = store.rows("select cache_key, count(*) as n from llm_calls where parsed is not "
+                          "null group by cache_key having n > 1")
+    assert repeated == []  # no chunk whose answer was stored was asked again
+    # 8 chunks in all: those asked before the kill whose answer was lost, asked again
+    assert 8 <= len(judge_requests(fake)) <= 8 + (in_flight - done // 4)
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(again.stdout)["model_calls_this_invocation"] == 0

@@ -58,6 +58,9 @@ def require_offline_model(settings: Context) -> None:
         raise OfflineModelMissing(f"the offline model's runtime (xllamacpp) is missing: {FIX}")
 
 
+SLOT_CONTEXT = 8192
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,10 +78,12 @@ def offline_base_url(threads: int = 2) -> str:
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path())
         # 4 slots: batching 4 requests gave 1.6x the tokens/s of one slot on 2 cores
-        # (129 vs 81 tok/s, 8 concurrent judgments). 3072 tokens per slot hold a judge
-        # prompt, an echoed bad answer and a re-ask, plus the 1024-token answer.
+        # (129 vs 81 tok/s, 8 concurrent judgments). 8192 tokens per slot hold a listwise
+        # judge prompt of 10 products, an echoed bad answer and a re-ask, plus the answer
+        # (3072 held the pairwise ones; a listwise re-ask overflowed it). The KV cache of
+        # SmolLM2-135M is ~23 KB a token: ~0.75 GB for the four slots.
         params.n_parallel = SLOTS
-        params.n_ctx = 4 * 3072
+        params.n_ctx = SLOTS * SLOT_CONTEXT
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.sampling.temp = 0
