@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from raer.nodes.common import key, settings_of, store_of
 from raer.nodes.context import Context
+from raer.nodes.judge_pair import consistency_context
 from raer.nodes.listing import (
     NODE,
     judge_record,
@@ -49,10 +50,7 @@ async def judge_list(state: ChunkState, runtime: Runtime[Context]) -> Command:
     graded = settings.scale == "graded"
     single = GradedJudgment if graded else Judgment
     prompt = list_prompt(settings)
-    checked = settings.check_consistency == "on" or (
-        settings.check_consistency == "auto" and not settings.endpoints["judge"].offline)
-    context = {"requirements": state["requirements"].get("requirements", [])} if checked \
-        else None
+    context = consistency_context(state, settings)
 
     open_items = list(state["chunk"])
     notes = {item["item_key"]: "" for item in open_items}

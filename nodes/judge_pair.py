@@ -96,6 +96,15 @@ def judge_prompt(state: ProductState, settings: Context) -> tuple[Prompt, str, s
     return prompt, system, user
 
 
+def consistency_context(state: dict[str, Any], settings: Context) -> dict[str, Any] | None:
+    """The validation context a judgment is checked against (nodes/schemas.py), or None when
+    consistency is not checked (off, or auto with the embedded offline model)."""
+    checked = settings.check_consistency == "on" or (
+        settings.check_consistency == "auto" and not settings.endpoints["judge"].offline)
+    return {"requirements": state["requirements"].get("requirements", [])} if checked \
+        else None
+
+
 def judge_key(settings: Context, prompt: Prompt, system: str, user: str) -> str:
     """Identical judge inputs (model, prompt, temperature, exact text) share one answer."""
     return key(NODE, settings.endpoints["judge"].model, prompt.hash, settings.temperature,
@@ -111,10 +120,7 @@ async def judge_pair(state: ProductState, runtime: Runtime[Context]) -> dict[str
     model = settings.endpoints["judge"].model
     record = JudgeRecord(model=model, prompt_hash=prompt.hash, input_hash=input_hash)
 
-    checked = settings.check_consistency == "on" or (
-        settings.check_consistency == "auto" and not settings.endpoints["judge"].offline)
-    context = {"requirements": state["requirements"].get("requirements", [])} if checked \
-        else None
+    context = consistency_context(state, settings)
 
     async def compute() -> tuple[dict[str, Any], int]:
         result = await structured_call(
