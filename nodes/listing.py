@@ -30,9 +30,14 @@ from raer.nodes.state import JudgeRecord
 from raer.prompts import Prompt, judge_prompt_name, load_prompt
 
 NODE = "judge_list"
-TOKENS_PER_PRODUCT = 320
-"""Output tokens a listed judgment may take: the 400-character reasoning, six verdicts and
-the label fields, with room to spare (the pairwise answer's limit is MAX_OUTPUT_TOKENS)."""
+TOKENS_PER_PRODUCT = 800
+"""Output tokens a listed judgment may take at worst: the 400-character reasoning (a model
+stuck repeating "1." spends a token a character), six 40-character verdicts (~330) and the
+label fields (~70). 320, the typical case, cut a degenerate answer of 5 products off at
+1,856 tokens, and all three asks failed (seen on the offline demo); the limit caps what a
+call may write, and a call is billed for what it wrote."""
+MAX_LIST_OUTPUT = 16384
+"""The most output tokens one call may ask for (gpt-4o's and gpt-4o-mini's maximum)."""
 
 
 def list_prompt(settings: Context) -> Prompt:
@@ -81,7 +86,7 @@ def products_block(parts: list[str], notes: list[str]) -> str:
 
 
 def output_limit(size: int) -> int:
-    return max(MAX_OUTPUT_TOKENS, 256 + TOKENS_PER_PRODUCT * size)
+    return min(MAX_LIST_OUTPUT, max(MAX_OUTPUT_TOKENS, 256 + TOKENS_PER_PRODUCT * size))
 
 
 def judge_record(state: dict[str, Any], member: dict[str, Any], settings: Context, *,

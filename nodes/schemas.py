@@ -10,6 +10,7 @@ valid JSON.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -262,6 +263,26 @@ def list_ids(size: int) -> tuple[str, ...]:
     return tuple(f"p{i}" for i in range(1, size + 1))
 
 
+def _one_entry_per_position(schema: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """The schema's list as a tuple: position k holds the judgment of product pk, the id a
+    constant. A grammar-constrained model (llama.cpp turns `prefixItems` and `const` into
+    its grammar) then writes every id once, in order, and cannot leave one out — measured on
+    the offline demo, the 135M model left products out of a plain list. Validation stays the
+    list's (fewer entries, other ids): what a provider that only reads the schema as a hint
+    returns is still screened per product."""
+    array = schema["properties"]["judgments"]
+    item = schema["$defs"].pop("ListedJudgment")
+    positions = []
+    for pid in ids:
+        entry = copy.deepcopy(item)
+        entry["properties"]["product"] = {"const": pid, "type": "string",
+                                          "description": "The product's id as listed."}
+        positions.append(entry)
+    array.pop("items")
+    array["prefixItems"] = positions
+    return schema
+
+
 @lru_cache(maxsize=128)
 def judgment_list(size: int, graded: bool = False) -> type[BaseModel]:
     """The answer to a listwise judge call of `size` products: one judgment per product id,
@@ -309,6 +330,10 @@ def judgment_list(size: int, graded: bool = False) -> type[BaseModel]:
                 seen.add(checked.product)
                 kept.append(checked.model_dump())
             return {"judgments": kept, "rejected": rejected}
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return _one_entry_per_position(super().model_json_schema(*args, **kwargs), ids)
 
     JudgmentList.__name__ = JudgmentList.__qualname__ = f"JudgmentList{size}"
     return JudgmentList

@@ -201,3 +201,25 @@ def test_a_run_killed_mid_chunk_loses_and_repeats_nothing(server, tmp_path):
     assert 8 <= len(judge_requests(fake)) <= 8 + (in_flight - done // 4)
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(again.stdout)["model_calls_this_invocation"] == 0
+
+
+def test_the_schema_asks_for_each_listed_id_once_in_order():
+    """A grammar-constrained model (llama.cpp) writes exactly the schema: each position's
+    id is a constant, so it cannot leave a product out or judge one twice. Validation still
+    takes a partial or reordered answer and sets aside what it cannot use."""
+    from raer.nodes.listing import MAX_LIST_OUTPUT, output_limit
+    from raer.nodes.schemas import judgment_list
+
+    schema = judgment_list(3).model_json_schema()
+    array = schema["properties"]["judgments"]
+    assert "items" not in array and array["minItems"] == array["maxItems"] == 3
+    assert [p["properties"]["product"]["const"] for p in array["prefixItems"]] == [
+        "p1", "p2", "p3"]
+    assert all(p["required"][0] == "product" for p in array["prefixItems"])
+    entry = {"reasoning": "r", "verdicts": [], "label": "irrelevant", "confidence": 0.5,
+             "brand_check": "no brand asked"}
+    parsed = judgment_list(3).model_validate({"judgments": [
+        {"product": "p3", **entry}, {"product": "p3", **entry}, {"product": "p9", **entry}]})
+    assert [j.product for j in parsed.judgments] == ["p3"] and len(parsed.rejected) == 2
+    # the output limit holds each product's worst case, up to what one call may ask for
+    assert output_limit(5) >= 5 * 800 and output_limit(30) == MAX_LIST_OUTPUT
