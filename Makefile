@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.raer-installed
 
-.PHONY: setup demo test lint server clean chromium esci esci-engines esci-calibrate bench \
+.PHONY: setup demo test lint server clean chromium esci esci-engines esci-calibrate esci-cascade bench \
 	bench-stats
 
 # strict editable installs link files at install time: reinstall when a source file appears
@@ -61,6 +61,11 @@ esci-engines: $(STAMP)
 # calibrated escalation on ESCI-US (fit on dev, report on test); after `make esci`
 esci-calibrate: $(STAMP)
 	evals/esci_calibrate.sh
+
+# the first-stage judge (fit on dev, report on test) and the cost–agreement curve on a
+# sample of ESCI-US test queries (pairwise, listwise N = 5, 10, 20, the cascade); ~30 minutes
+esci-cascade: $(STAMP)
+	evals/esci_cascade.sh 2
 
 # 20,000 pairs against a mock OpenAI server on loopback; ~25 minutes (benchmarks/run.py)
 bench: $(STAMP)

@@ -32,6 +32,8 @@ COMMANDS = {
     "baseline": ("baseline", "baseline", "Score the majority and lexical baselines."),
     "agree": ("agree", "agree", "Agreement of runs with people, with intervals."),
     "calibrate": ("calibrate", "calibrate", "Fit the escalation threshold on people's labels."),
+    "cascade": ("cascade", "cascade", "Fit and measure the cheap first-stage judge."),
+    "curve": ("curve", "curve", "Cost against agreement: pairwise, listwise, the cascade."),
     "ablate": ("ablate", "ablate", "Judge the same pairs two ways and compare."),
     "report": ("report", "report", "Write the HTML report of runs against people."),
     "cost": ("cost", "cost", "Calls, tokens and cost of a run against people's labelling."),

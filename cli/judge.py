@@ -80,6 +80,9 @@ async def _ask_person(item: dict) -> str:
                    "product is still cached on its own); 1: one call per pair.")
 @click.option("--list-seed", default=0, show_default=True, type=int,
               help="Listwise: seed of the order a query's products are listed in.")
+@click.option("--first-stage", type=click.Path(dir_okay=False), default="",
+              help="A first-stage model from `raer cascade fit`: pairs it is sure of are "
+                   "labelled with no model call; the rest are judged.")
 @click.option("--rpm", "requests_per_minute", default=0.0, type=click.FloatRange(0),
               help="Requests per minute per endpoint (0: no limit).")
 @click.option("--tpm", "tokens_per_minute", default=0.0, type=click.FloatRange(0),
@@ -126,7 +129,7 @@ async def _ask_person(item: dict) -> str:
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           review_policy: str | None, learn_from_reviews: bool, interactive: bool, concurrency: int,
           query_concurrency: int, prompt_set: str, products_per_call: int, list_seed: int,
-          requests_per_minute: float, tokens_per_minute: float, max_cost: float,
+          first_stage: str, requests_per_minute: float, tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
           shard_pairs: int, dry_run: bool, validate: bool, min_free_mb: float, columns: str,
@@ -157,6 +160,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
                        products_per_call=products_per_call, list_seed=list_seed,
+                       first_stage=first_stage,
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,
@@ -279,6 +283,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
         "labels": {label: sum(r["label"] == label for r in rows)
                    for label in (*LABELS, "cannot judge")},
         "model_calls_this_invocation": after["calls"] - before["calls"],
+        "first_stage_kept": plan.first_stage_kept,
         # judged now without a judge call: the same judge input was answered before (another
         # engine listing the product for the query, an earlier run with the same settings)
         "labels_reused": max(0, len(store.finished_pairs(run_id)) - finished_before
@@ -400,3 +405,10 @@ def _print_estimate(result: dict, as_json: bool) -> None:
         click.echo(f"judge prompt prefix shared by a query's products: ~{prefix['tokens']:,} "
                    f"tokens; {prefix['model']} caches prefixes of "
                    f"{prefix['cache_minimum']:,} tokens or more: {verdict}")
+        padding = prefix.get("padding")
+        if padding:
+            click.echo(f"  with {prefix['calls_per_query']} judge calls a query, lengthening "
+                       f"it to {prefix['cache_minimum']:,} tokens would "
+                       + ("pay" if padding["pays"] else "not pay")
+                       + f": ${padding['usd_per_query_padded']:.6f} a query instead of "
+                         f"${padding['usd_per_query_as_is']:.6f} (if the cache holds)")

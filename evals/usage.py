@@ -41,12 +41,14 @@ def cost_report(store: Store, run_id: str, human_price_per_label: float = 0.10,
             estimate_cost(c["model"], c["input_tokens"] or 0, c["output_tokens"] or 0,
                           c["cached_tokens"] or 0, prices) or 0.0
             for c in store.call_tokens(run_id)), 6)
+    saving = cache_saving(store, run_id, prices)
     pairs = store.judgment_span(run_id)
     made = store.answers_made_by_node(run_id)
     minutes = _minutes(pairs["first"], pairs["last"])
     human_cost = pairs["n"] * annotators_per_pair * human_price_per_label
     return {
         **totals, "pairs": pairs["n"], "by_node": usage_by_node(store, run_id),
+        "cache_saving_usd": saving,
         "cache_hits": {
             "requirements": max(0, pairs["requirements"] - made.get("extract_requirements", 0)),
             "guidelines": max(0, pairs["guidelines"] - made.get("draft_guidelines", 0)),
@@ -59,6 +61,21 @@ def cost_report(store: Store, run_id: str, human_price_per_label: float = 0.10,
                   "times_cheaper": (round(human_cost / totals["cost_usd"])
                                     if totals["cost_usd"] else None)},
     }
+
+
+def cache_saving(store: Store, run_id: str, prices: str = "") -> float:
+    """What the provider's prompt cache saved, as billed: the tokens the provider's usage
+    reported cached (`cached_tokens`), at the input price less the cached price. A run
+    whose prefix is below the provider's caching minimum reports none, because none was
+    billed at the cached rate."""
+    from raer.nodes.models.prices import price_of
+
+    total = 0.0
+    for call in store.call_tokens(run_id):
+        price = price_of(call["model"], prices)
+        if price is not None and call["cached_tokens"]:
+            total += call["cached_tokens"] * (price.input - price.cached) / 1_000_000
+    return round(total, 6)
 
 
 def _minutes(first: str | None, last: str | None) -> float:

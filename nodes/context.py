@@ -123,6 +123,13 @@ class Context:
         "products are shuffled (list_seed), cut into chunks of this size, and each product is "
         "cached on its own, so a chunk never pays again for a product already judged.")
     list_seed: int = setting(0, "Seed of the order products are listed in (listwise).")
+    first_stage: str = operational(
+        "", "A first-stage model file (`raer cascade fit`): pairs it labels with confidence at "
+        "or above its threshold are recorded with no model call; the rest are judged. Runs "
+        "only (the CLI, the Python API, workers, Ray), not the LangGraph server.")
+    first_stage_digest: str = setting(
+        "", "The first-stage model's content digest, read from the file (part of the run's "
+        "identity: another model is another run).")
     max_retries: int = operational(
         3, "Transport retries (429, 5xx, timeouts) inside the OpenAI client, per attempt.")
     request_timeout: float = operational(120.0, "Seconds per request.")
@@ -168,6 +175,16 @@ class Context:
         if not 1 <= self.products_per_call <= MAX_PRODUCTS_PER_CALL:
             raise SettingsError(f"products_per_call must be 1 to {MAX_PRODUCTS_PER_CALL}, "
                                 f"not {self.products_per_call}")
+        if self.first_stage and not self.first_stage_digest:  # read once, where it is given
+            from raer.nodes.models.first_stage import FirstStageError, load_first_stage
+
+            try:
+                digest = load_first_stage(self.first_stage).digest
+            except FirstStageError as exc:
+                raise SettingsError(str(exc)) from exc
+            object.__setattr__(self, "first_stage_digest", digest)
+        elif self.first_stage_digest and not self.first_stage:
+            raise SettingsError("first_stage_digest without first_stage: give the model file")
         self.endpoints  # noqa: B018 — resolve now: a wrong combination fails at once
         if self.max_cost:
             self._check_priced()
@@ -242,6 +259,8 @@ class Context:
                 for k, v in data.items()}
         if not self.listwise:  # pairwise runs keep the ids they had before listwise existed
             del data["products_per_call"], data["list_seed"]
+        if not self.first_stage_digest:  # runs without a first stage keep their ids
+            del data["first_stage_digest"]
         data["models"] = {role: [strip_credentials(e.base_url), e.model]
                           for role, e in self.endpoints.items()}
         data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded",

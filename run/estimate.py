@@ -127,7 +127,9 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
                 outputs=len(chunk))
         listed = []
     by_node = list(rows.values())
-    prefix = judge_prefix(settings)
+    judge_calls = sum(r["calls"] for r in rows.values() if r["node"] in ("judge_pair",
+                                                                          "judge_list"))
+    prefix = judge_prefix(settings, judge_calls / len(plan.work) if plan.work else 0.0)
     unpriced = []
     total = 0.0
     for row in by_node:
@@ -141,6 +143,7 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
         total += cost or 0.0
     return {"run_id": run_id, "pairs": len(plan.pairs),
             "pairs_to_judge": plan.pairs_to_judge,
+            "first_stage_kept": plan.first_stage_kept,
             "calls": sum(r["calls"] for r in by_node),
             "input_tokens": sum(r["input_tokens"] for r in by_node),
             "output_tokens": sum(r["output_tokens"] for r in by_node),
@@ -148,7 +151,7 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
             "by_node": by_node, "judge_prefix": prefix}
 
 
-def judge_prefix(settings: Context) -> dict[str, Any]:
+def judge_prefix(settings: Context, calls_per_query: float = 0.0) -> dict[str, Any]:
     """The judge prompt's part shared by every product of a query (instructions, the query,
     its requirements and guidelines; the product comes last) against the shortest prefix the
     judge's provider caches: below it, the cached-rate saving the layout is built for is not
@@ -159,5 +162,20 @@ def judge_prefix(settings: Context) -> dict[str, Any]:
     model = settings.endpoints["judge"].model
     price = price_of(model, settings.prices)
     minimum = price.cache_min if price and price.cache_min else None
-    return {"tokens": tokens, "model": model, "cache_minimum": minimum,
-            "cached": bool(minimum) and tokens >= minimum}
+    out = {"tokens": tokens, "model": model, "cache_minimum": minimum,
+           "cached": bool(minimum) and tokens >= minimum, "calls_per_query":
+           round(calls_per_query, 2)}
+    if price and minimum and not out["cached"] and calls_per_query:
+        out["padding"] = padding_pays(tokens, minimum, calls_per_query, price)
+    return out
+
+
+def padding_pays(tokens: int, minimum: int, calls: float, price: Any) -> dict[str, Any]:
+    """Would lengthening a short prefix to the caching minimum pay? As it is, each of a
+    query's `calls` judge calls pays the prefix in full; padded, the first pays the minimum
+    in full and the others at the cached rate (if the provider's cache holds it between
+    them, which is not promised). USD per query, at the list price."""
+    as_is = calls * tokens * price.input / 1e6
+    padded = (minimum * price.input + max(0.0, calls - 1) * minimum * price.cached) / 1e6
+    return {"usd_per_query_as_is": round(as_is, 6), "usd_per_query_padded": round(padded, 6),
+            "pays": padded < as_is}

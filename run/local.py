@@ -102,7 +102,8 @@ async def judge_pairs(pairs: Iterable[Pair], settings: Context, *,
 async def judge_plan(plan: RunPlan, *, reviewer: Reviewer | None = None,
                      on_progress: ProgressHook | None = None) -> None:
     """Execute a plan in this process (the in-process executor)."""
-    progress = Progress(total=len(plan.pairs), skipped=plan.finished_before)
+    progress = Progress(total=len(plan.pairs),
+                        skipped=plan.finished_before + plan.first_stage_kept)
 
     async def queries() -> AsyncIterator[tuple[QueryGroup, list[Pair]]]:
         for group, todo in plan.work:

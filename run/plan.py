@@ -12,7 +12,9 @@ In order, and nothing written until the input is known good:
    gives them) and their judgment ids made once;
 3. pairs finished in this run are skipped: with nothing left, the plan is finished and the
    caller answers from the store (no model, no client, no call);
-4. otherwise the embedded model is checked, the run row written (once), and every pair to
+4. with a first stage (`--first-stage`, run/cascade.py), the pairs it is sure of are
+   recorded as judged, with no model call, and only the rest stay as work;
+5. otherwise the embedded model is checked, the run row written (once), and every pair to
    do marked "pending" before any call, so a kill leaves nothing unaccounted.
 """
 
@@ -27,6 +29,7 @@ from raer.nodes.common import start_run, store_for
 from raer.nodes.context import Context
 from raer.nodes.inputs import InputError, Pair
 from raer.nodes.models.offline import require_offline_model
+from raer.run.cascade import record_kept, split_work
 from raer.run.grouping import (
     QueryGroup,
     group_by_query,
@@ -49,6 +52,8 @@ class RunPlan:
     """Each query with pairs left to judge, and those pairs (queries with none are left out)."""
     finished_before: int
     """Pairs of the input already finished in this run before it started."""
+    first_stage_kept: int = 0
+    """Pairs the first stage labelled in this plan (recorded with no model call)."""
 
     @property
     def finished(self) -> bool:
@@ -104,12 +109,16 @@ def prepare_run(pairs: Iterable[Pair], settings: Context, *, mark: bool = True,
     run_id = settings.run_id
     done = store.finished_pairs(run_id) if store and store.run_row(run_id) else set()
     work = [(g, todo) for g, todo in unfinished(groups, run_id, done) if todo]
-    plan = RunPlan(settings, store, run_id, pairs, groups, work,
-                   finished_before=len(pairs) - sum(len(t) for _, t in work))
-    if plan.finished or not write:
+    finished_before = len(pairs) - sum(len(t) for _, t in work)
+    kept, left = split_work(settings, run_id, work)
+    plan = RunPlan(settings, store, run_id, pairs, groups, left,
+                   finished_before=finished_before, first_stage_kept=len(kept))
+    if (plan.finished and not kept) or not write:
         return plan
-    require_offline_model(settings)  # before the run row or any pair is written
+    if plan.work:
+        require_offline_model(settings)  # before the run row or any pair is written
     start_run(settings)
+    record_kept(store, work, kept)
     if mark:
-        mark_pairs(store, run_id, work, "pending")
+        mark_pairs(store, run_id, left, "pending")
     return plan

@@ -174,7 +174,7 @@ def judge_with_workers(plan: RunPlan, workers: int,
     messages = context.Queue()
     inboxes = {i: context.Queue() for i in range(workers)}
     progress = WorkerProgress(total=len(plan.pairs))
-    progress.skipped = progress.skipped_before = plan.finished_before
+    progress.skipped = progress.skipped_before = plan.finished_before + plan.first_stage_kept
     running: dict[int, Any] = {}
     restarts = {i: 0 for i in range(workers)}
 

@@ -51,6 +51,12 @@ async def test_server_faults_are_retried_and_usage_with_cached_tokens_recorded(f
         (100, 20, 64)}
     # gpt-4o-mini: 36 fresh input tokens at 0.15, 64 cached at 0.075, 20 out at 0.60 per 1M
     assert calls[0]["cost_usd"] == pytest.approx((36 * 0.15 + 64 * 0.075 + 20 * 0.60) / 1e6)
+    # `raer cost` shows the saving actually billed: 64 cached tokens a call at 0.15 − 0.075
+    from raer.evals.usage import cost_report
+
+    report = cost_report(open_store(settings.db_path), settings.run_id)
+    assert report["cache_saving_usd"] == pytest.approx(4 * 64 * (0.15 - 0.075) / 1e6, abs=1e-6)
+    assert report["cached_tokens"] == 4 * 64
 
 
 async def test_an_endpoint_that_keeps_failing_fails_the_pairs_with_the_reason(fake_server,

@@ -78,3 +78,19 @@ def test_the_dry_run_says_whether_the_judge_prefix_reaches_the_cache_minimum(tmp
     assert prefix["cached"] is False
     assert dry("claude-haiku-4-5")["cache_minimum"] == 4096
     assert dry("llama-3.3-70b-versatile")["cache_minimum"] is None  # the host caches nothing
+
+
+def test_the_dry_run_works_out_whether_padding_the_prefix_to_the_minimum_pays():
+    """Padded, a query's first judge call pays the minimum in full and the others the cached
+    rate; as it is, every call pays the short prefix in full. With 5 calls a query it
+    (barely) pays at gpt-4o's prices; with one call a query (listwise) it cannot."""
+    from raer.nodes.models.prices import price_of
+    from raer.run.estimate import padding_pays
+
+    gpt4o = price_of("gpt-4o")
+    five = padding_pays(621, 1024, 5, gpt4o)
+    assert five["usd_per_query_as_is"] == pytest.approx(5 * 621 * 2.50 / 1e6, abs=1e-6)
+    assert five["usd_per_query_padded"] == pytest.approx(
+        (1024 * 2.50 + 4 * 1024 * 1.25) / 1e6, abs=1e-6)
+    assert five["pays"] is True
+    assert padding_pays(621, 1024, 1, gpt4o)["pays"] is False
