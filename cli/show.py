@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from raer.cli.options import EXIT_BAD_INPUT, db_option, json_option, resolve_run
+from raer.nodes.models.first_stage import MODEL_NAME as FIRST_STAGE
 from raer.store import open_store
 from raer.store.trace import find_judgment, pair_trace
 
@@ -43,7 +44,11 @@ def _print_trace(trace: dict) -> None:
     if j["image_note"]:
         say(f"image: {j['image_note']}", "yellow")
     say(f"models: {trace['run']['settings'].get('models', {})}")
-    for step in trace["steps"]:
+    first_stage = (j.get("model") or "").startswith(f"{FIRST_STAGE}:")
+    if first_stage:  # labelled by the cascade's first stage in the run plan: no node ran
+        out.rule(Text("first stage"))
+        say(f"labelled by {j['model']}: {j['reasoning']}")
+    for step in [] if first_stage else trace["steps"]:
         out.rule(Text(step["node"]))
         if step.get("listed"):
             listed = step["listed"]

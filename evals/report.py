@@ -39,7 +39,7 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
             f"(provider-cached: {cost['cached_tokens']:,})",
             f"- estimated cost: ${cost['cost_usd']:.4f}"
             + (f" ({cost['unpriced_calls']} calls unpriced)" if cost["unpriced_calls"] else "")
-            + (f"; the provider's prompt cache saved ${cost['cache_saving_usd']:.4f}"
+            + (f"; the provider's prompt cache saved ${cost['cache_saving_usd']:.6f}"
                if cost.get("cache_saving_usd") else ""),
             f"- cache reuse: requirements {cost['cache_hits']['requirements']}, guidelines "
             f"{cost['cache_hits']['guidelines']}, packshot descriptions "

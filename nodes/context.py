@@ -183,8 +183,8 @@ class Context:
             except FirstStageError as exc:
                 raise SettingsError(str(exc)) from exc
             object.__setattr__(self, "first_stage_digest", digest)
-        elif self.first_stage_digest and not self.first_stage:
-            raise SettingsError("first_stage_digest without first_stage: give the model file")
+        # a digest without a file: a stored run's settings (retry-failed), whose first stage
+        # has labelled its pairs already; the run keeps its id and nothing is split again
         self.endpoints  # noqa: B018 — resolve now: a wrong combination fails at once
         if self.max_cost:
             self._check_priced()

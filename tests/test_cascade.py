@@ -146,6 +146,17 @@ async def test_pairs_the_first_stage_keeps_cost_no_model_call(fake, tmp_path):
     assert settings.run_id != settings_for(fake, tmp_path).run_id
     other = title_model(tmp_path / "other.json", keep=0.95)
     assert settings_for(fake, tmp_path, first_stage=str(other)).run_id != settings.run_id
+    # `raer show` says who labelled a kept pair, and why
+    shown = CliRunner().invoke(main, ["show", "--db", str(tmp_path / "c.db"), "--query",
+                                      "black jeans", "--product", "p1"])
+    assert shown.exit_code == 0, shown.output
+    assert "labelled by first-stage:" in shown.output and ">= 0.900" in shown.output
+    # the stored run's settings (retry-failed) keep the digest and need no model file
+    from raer.nodes.settings import for_stored_run
+
+    stored = for_stored_run(store.run_row(settings.run_id), settings.run_id)
+    assert stored.first_stage == "" and stored.first_stage_digest == (
+        settings.first_stage_digest)
 
 
 async def test_a_first_stage_that_keeps_everything_writes_a_run_with_no_call(fake, tmp_path):
