@@ -90,6 +90,44 @@ def test_fitted_on_dev_only_and_reported_on_test_against_the_lexical_baseline(es
     assert same.exit_code == 2 and "fitted on split 'dev'" in same.output
 
 
+def test_the_cascade_with_an_llm_run_takes_the_llm_label_for_pairs_sent_onward(esci_store):
+    """The report's cascade row: the first stage's label where it keeps a pair, the LLM
+    run's elsewhere (the lexical baseline's test run stands in for the LLM here)."""
+    folder, db, counts = esci_store
+    runner = CliRunner()
+    llm = json.loads(runner.invoke(main, ["baseline", "lexical", "--db", str(db), "--source",
+                                          "esci-us", "--fit-split", "dev", "--split", "test"]
+                                   ).output)["run_id"]
+    model_path = folder / "fs-share.json"
+    fitted = runner.invoke(main, ["cascade", "fit", "--db", str(db), "--source", "esci-us",
+                                  "--max-onward-share", "0.5", "-o", str(model_path)])
+    assert fitted.exit_code == 0, fitted.output
+    result = runner.invoke(main, ["cascade", "report", str(model_path), "--db", str(db),
+                                  "--source", "esci-us", "--llm-run", llm, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    cascade = report["cascade"]
+    assert cascade["pairs"] == counts["test"] and cascade["pairs_without_llm_label"] == 0
+    # worked out again here: kept → the first stage's label, onward → the "LLM"'s
+    from raer.evals.baselines import labelled_pairs
+    from raer.nodes.models.first_stage import load_first_stage
+
+    store = open_store(db)
+    model = load_first_stage(str(model_path))
+    pairs = labelled_pairs(store, "esci-us", "test")
+    predictions = model.predict([(p["query"], p) for p in pairs])
+    llm_labels = {(r["query_id"], r["product_id"]): r["label"]
+                  for r in store.run_judgments(llm).values()}
+    combined = [label if c >= model.keep_at_or_above else
+                llm_labels[(p["query_id"], p["product_id"])]
+                for p, (label, c) in zip(pairs, predictions, strict=True)]
+    agreement = sum(c == p["majority"] for c, p in zip(combined, pairs, strict=True)) / len(pairs)
+    assert cascade["agreement"] == round(agreement, 4)
+    kept = sum(c >= model.keep_at_or_above for _, c in predictions)
+    assert cascade["llm_calls_saved_share"] == round(kept / len(pairs), 4)
+    assert cascade["to_people_share"] == 0  # a baseline run escalates nothing
+
+
 def title_model(path: Path, keep: float = 0.9) -> Path:
     """A first stage whose only weight is query-token overlap with the title: all of the
     query in the title → highly relevant (p ≈ 0.99), none → irrelevant (p ≈ 0.99), half →
