@@ -58,7 +58,7 @@ def require_offline_model(settings: Context) -> None:
         raise OfflineModelMissing(f"the offline model's runtime (xllamacpp) is missing: {FIX}")
 
 
-SLOT_CONTEXT = 16384
+SLOT_CONTEXT = 8192
 
 
 def _free_port() -> int:
@@ -78,11 +78,12 @@ def offline_base_url(threads: int = 2) -> str:
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path())
         # 4 slots: batching 4 requests gave 1.6x the tokens/s of one slot on 2 cores
-        # (129 vs 81 tok/s, 8 concurrent judgments). 16384 tokens per slot hold a listwise
-        # judge prompt of 20 products (~5,000 tokens), an echoed bad answer and a re-ask,
-        # plus the answer (3072 held the pairwise ones; 8192 held 10 products, and the
-        # cost–agreement curve's N = 20 overflowed it). The KV cache of SmolLM2-135M is
-        # ~23 KB a token: ~1.5 GB for the four slots.
+        # (129 vs 81 tok/s, 8 concurrent judgments). 8192 tokens per slot hold a listwise
+        # judge prompt of 10 products, an echoed bad answer and a re-ask, plus the answer
+        # (3072 held the pairwise ones; a listwise re-ask overflowed it). More is not to be
+        # had: 8192 is SmolLM2-135M's trained context, and llama.cpp caps a slot there (asked
+        # for 16384, the server still answered "exceeds the available context size (8192
+        # tokens)" to 20 ESCI products). The KV cache is ~23 KB a token: ~0.75 GB in all.
         params.n_parallel = SLOTS
         params.n_ctx = SLOTS * SLOT_CONTEXT
         params.cpuparams.n_threads = threads
