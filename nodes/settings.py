@@ -96,3 +96,9 @@ def for_worker(fields: dict[str, Any]) -> Context:
 def for_shard(fields: dict[str, Any], db_path: str) -> Context:
     """A Ray task's settings: the driver's, judging into the shard's own store."""
     return Context(**{**fields, "db_path": db_path})
+
+
+def for_curve_point(fields: dict[str, Any], db_path: str) -> Context:
+    """One point of `raer curve`: the shared endpoints plus the point's own settings,
+    judging into its own fresh store."""
+    return Context(**{**fields, "db_path": db_path})

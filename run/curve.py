@@ -15,6 +15,7 @@ from raer.evals.engines import Gains, effective_labels, qrels_of
 from raer.evals.meta_eval import build_engines
 from raer.nodes.context import Context
 from raer.nodes.inputs import Pair
+from raer.nodes.settings import for_curve_point
 from raer.run.local import judge_pairs
 from raer.store import open_store
 
@@ -24,8 +25,7 @@ def run_point(pairs: list[Pair], settings: Context) -> dict[str, Any]:
     rows = asyncio.run(judge_pairs(pairs, settings))
     wall = time.monotonic() - started
     store = open_store(settings.db_path)
-    calls = store.rows("select node, model, input_tokens, output_tokens, cached_tokens "
-                       "from llm_calls where run_id = ?", [settings.run_id])
+    calls = store.call_tokens(settings.run_id)
     return {"rows": rows, "wall_s": round(wall, 1), "calls": calls,
             "qrels": qrels_of(effective_labels(store, settings.run_id), Gains())}
 
@@ -49,7 +49,7 @@ def cost_curve(pairs: list[Pair], humans: dict[tuple[str, str], str], base: dict
         db = work_dir / f"curve-{name.replace(' ', '').replace('+', '-').replace('=', '')}.db"
         for suffix in ("", "-wal", "-shm"):  # each point pays for everything it needs
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        settings = Context(**{**base, **extra, "db_path": str(db)})
+        settings = for_curve_point({**base, **extra}, str(db))
         point = run_point(pairs, settings)
         row = summarise(name, pairs, point, humans, price_as, engines, reference)
         if reference is None:

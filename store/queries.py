@@ -51,7 +51,7 @@ class Queries:
                          "where run_id = ?", [run_id])[0]["s"]
 
     def call_tokens(self, run_id: str) -> list[dict[str, Any]]:
-        return self.rows("select model, input_tokens, output_tokens, cached_tokens "
+        return self.rows("select node, model, input_tokens, output_tokens, cached_tokens "
                          "from llm_calls where run_id = ?", [run_id])
 
     def call_counts(self, run_id: str) -> dict[str, int]:
