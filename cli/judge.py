@@ -80,6 +80,9 @@ async def _ask_person(item: dict) -> str:
                    "product is still cached on its own); 1: one call per pair.")
 @click.option("--list-seed", default=0, show_default=True, type=int,
               help="Listwise: seed of the order a query's products are listed in.")
+@click.option("--context-tokens", default=0, show_default=True, type=click.IntRange(0),
+              help="Listwise: the judge model's context window; chunks are cut to fit it. "
+                   "0: the offline model's, else the model table's (prices.toml).")
 @click.option("--first-stage", type=click.Path(dir_okay=False), default="",
               help="A first-stage model from `raer cascade fit`: pairs it is sure of are "
                    "labelled with no model call; the rest are judged.")
@@ -129,7 +132,8 @@ async def _ask_person(item: dict) -> str:
 def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_below: float,
           review_policy: str | None, learn_from_reviews: bool, interactive: bool, concurrency: int,
           query_concurrency: int, prompt_set: str, products_per_call: int, list_seed: int,
-          first_stage: str, requests_per_minute: float, tokens_per_minute: float, max_cost: float,
+          context_tokens: int, first_stage: str, requests_per_minute: float,
+          tokens_per_minute: float, max_cost: float,
           batch: bool, images_root: str | None, image_allow_hosts: str, request_timeout: float,
           max_retries: int, workers: int, ray_address: str, ray_insecure: bool,
           shard_pairs: int, dry_run: bool, validate: bool, min_free_mb: float, columns: str,
@@ -160,7 +164,7 @@ def judge(pairs: str, db_path: str, run_name: str, guideline_mode: str, review_b
                        max_concurrency=concurrency,
                        query_concurrency=query_concurrency, prompt_set=prompt_set,
                        products_per_call=products_per_call, list_seed=list_seed,
-                       first_stage=first_stage,
+                       context_tokens=context_tokens, first_stage=first_stage,
                        review_mode="interactive" if interactive else "queue",
                        requests_per_minute=requests_per_minute,
                        tokens_per_minute=tokens_per_minute, max_cost=max_cost, batch=batch,

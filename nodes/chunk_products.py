@@ -4,7 +4,10 @@ Runs once per query, after every packshot is described. Each product gets its ow
 (nodes/listing.py); a product judged before (another engine's list, an earlier run, a chunk
 of other neighbours) is handed on with that judgment and costs nothing, and a product two
 engines returned is asked once. The rest are listed in the seeded order and cut into chunks
-of `products_per_call`: ceil(products / N) judge calls, one `judge_list` branch each.
+of `products_per_call`: ceil(products / N) judge calls, one `judge_list` branch each. A
+chunk that would not fit the judge model's context (nodes/listing.py `context_window`) is
+closed early, so N = 20 on a model with an 8,192-token context makes smaller chunks instead
+of prompts the server refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from langgraph.types import Command, Send
 
 from raer.nodes.common import settings_of, store_of
 from raer.nodes.context import Context
-from raer.nodes.listing import item_key, judge_record, product_part, render, shuffled
+from raer.nodes.listing import (
+    chunk_room,
+    cut_chunks,
+    item_key,
+    judge_record,
+    product_part,
+    render,
+    shuffled,
+)
 from raer.nodes.state import SHARED_KEYS, QueryState
 
 
@@ -42,8 +53,9 @@ async def chunk_products(state: QueryState, runtime: Runtime[Context]) -> Comman
                                   call_id=row["call_id"])
             sends.append(Send("judge_product", {**shared, **member, "judge": record}))
     order = shuffled([k for k in items if k not in known], settings.list_seed)
-    size = settings.products_per_call
-    for start in range(0, len(order), size):
-        chunk = [{"item_key": k, **items[k]} for k in order[start:start + size]]
+    room = chunk_room(settings, system, user_prefix)
+    for span in cut_chunks([len(items[k]["product_part"]) for k in order],
+                           settings.products_per_call, room):
+        chunk = [{"item_key": order[i], **items[order[i]]} for i in span]
         sends.append(Send("judge_list", {**shared, "chunk": chunk}))
     return Command(goto=sends)

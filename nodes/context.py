@@ -123,6 +123,10 @@ class Context:
         "products are shuffled (list_seed), cut into chunks of this size, and each product is "
         "cached on its own, so a chunk never pays again for a product already judged.")
     list_seed: int = setting(0, "Seed of the order products are listed in (listwise).")
+    context_tokens: int = setting(
+        0, "The judge model's context window in tokens: listwise chunks are cut so that each "
+        "prompt and its answers fit. 0: the offline model's slot, else the model table's "
+        "(nodes/models/prices.toml), else no cut.")
     first_stage: str = operational(
         "", "A first-stage model file (`raer cascade fit`): pairs it labels with confidence at "
         "or above its threshold are recorded with no model call; the rest are judged. Runs "
@@ -175,6 +179,8 @@ class Context:
         if not 1 <= self.products_per_call <= MAX_PRODUCTS_PER_CALL:
             raise SettingsError(f"products_per_call must be 1 to {MAX_PRODUCTS_PER_CALL}, "
                                 f"not {self.products_per_call}")
+        if self.context_tokens < 0:
+            raise SettingsError(f"context_tokens must be 0 or more, not {self.context_tokens}")
         if self.first_stage and not self.first_stage_digest:  # read once, where it is given
             from raer.nodes.models.first_stage import FirstStageError, load_first_stage
 
@@ -261,6 +267,8 @@ class Context:
             del data["products_per_call"], data["list_seed"]
         if not self.first_stage_digest:  # runs without a first stage keep their ids
             del data["first_stage_digest"]
+        if not (self.listwise and self.context_tokens):  # 0 is the model's: ids stay
+            del data["context_tokens"]
         data["models"] = {role: [strip_credentials(e.base_url), e.model]
                           for role, e in self.endpoints.items()}
         data["prompts"] = prompt_hashes(self.prompt_set, self.scale == "graded",

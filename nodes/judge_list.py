@@ -29,10 +29,12 @@ from raer.nodes.context import Context
 from raer.nodes.judge_pair import consistency_context
 from raer.nodes.listing import (
     NODE,
+    context_window,
     judge_record,
     list_prompt,
     output_limit,
     products_block,
+    prompt_tokens,
     render,
 )
 from raer.nodes.models.door import StructuredCallFailed, structured_call, system_user
@@ -51,6 +53,7 @@ async def judge_list(state: ChunkState, runtime: Runtime[Context]) -> Command:
     single = GradedJudgment if graded else Judgment
     prompt = list_prompt(settings)
     context = consistency_context(state, settings)
+    window = context_window(settings)
 
     open_items = list(state["chunk"])
     notes = {item["item_key"]: "" for item in open_items}
@@ -64,6 +67,7 @@ async def judge_list(state: ChunkState, runtime: Runtime[Context]) -> Command:
             [item["product_part"] for item in open_items],
             [notes[item["item_key"]] for item in open_items]))
         schema = judgment_list(len(open_items), graded)
+        room = None if window is None else window - prompt_tokens(system, user)
         try:
             result = await structured_call(
                 store=store, settings=settings, run_id=state["run_id"], node=NODE,
@@ -71,7 +75,7 @@ async def judge_list(state: ChunkState, runtime: Runtime[Context]) -> Command:
                 prompt_hash=prompt.hash,
                 cache_key=key(NODE, settings.endpoints["judge"].model, prompt.hash,
                               settings.temperature, system, user),
-                max_output_tokens=output_limit(len(open_items)))
+                max_output_tokens=output_limit(len(open_items), room))
         except StructuredCallFailed as exc:  # no valid answer at all: the open ones fail
             for item in open_items:
                 done[item["item_key"]] = (None, exc.call_id,

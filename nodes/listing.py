@@ -24,7 +24,14 @@ from raer.nodes.common import key, language_name
 from raer.nodes.context import Context
 from raer.nodes.draft_guidelines import format_requirements
 from raer.nodes.judge_pair import format_guidelines, format_product
-from raer.nodes.models.door import MAX_OUTPUT_TOKENS
+from raer.nodes.models.door import (
+    MAX_OUTPUT_TOKENS,
+    REASK_ECHO_CHARS,
+    estimate_prompt_tokens,
+    system_user,
+)
+from raer.nodes.models.offline import SLOT_CONTEXT
+from raer.nodes.models.prices import price_of
 from raer.nodes.review_policy import escalation_reasons
 from raer.nodes.state import JudgeRecord
 from raer.prompts import Prompt, judge_prompt_name, load_prompt
@@ -38,6 +45,16 @@ label fields (~70). 320, the typical case, cut a degenerate answer of 5 products
 call may write, and a call is billed for what it wrote."""
 MAX_LIST_OUTPUT = 16384
 """The most output tokens one call may ask for (gpt-4o's and gpt-4o-mini's maximum)."""
+ANSWER_ROOM = 400
+"""Output tokens kept free per product when a chunk is cut to fit the context: the typical
+listed judgment (292 tokens a product, offline demo, docs/judging.md) with a margin. The
+worst case (TOKENS_PER_PRODUCT) would halve what fits; an answer that runs past the room
+is cut, fails validation and is re-asked with fewer products, as any invalid answer is."""
+ENTRY_CHARS = 48
+"""A product's `<product_data id="pN">` wrapper in the chunk's prompt."""
+CHUNK_RESERVE = 256 + REASK_ECHO_CHARS // 3 + 250
+"""Tokens a chunk keeps free besides its products: the list's header and the chat template
+(256), and one re-ask's echo of the bad answer (cut to REASK_ECHO_CHARS) with its error."""
 
 
 def list_prompt(settings: Context) -> Prompt:
@@ -85,8 +102,56 @@ def products_block(parts: list[str], notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def output_limit(size: int) -> int:
-    return min(MAX_LIST_OUTPUT, max(MAX_OUTPUT_TOKENS, 256 + TOKENS_PER_PRODUCT * size))
+def context_window(settings: Context) -> int | None:
+    """The judge model's context in tokens: the setting, the offline model's slot, the
+    model table's entry; None when nothing is known (chunks are then cut by size alone)."""
+    judge = settings.endpoints["judge"]
+    if settings.context_tokens:
+        return settings.context_tokens
+    if judge.offline:
+        return SLOT_CONTEXT
+    price = price_of(judge.model, settings.prices)
+    return price.context if price is not None and price.context else None
+
+
+def prompt_tokens(system: str, user: str) -> int:
+    """The door's deliberately high guess (3 characters a token; SmolLM2 reads 3.7 on
+    ESCI-US product text, 4.0 on the instructions)."""
+    return estimate_prompt_tokens(system_user(system, user))
+
+
+def chunk_room(settings: Context, system: str, user_prefix: str) -> int | None:
+    """Tokens a chunk's products and answers may take: the context less the query's shared
+    prefix and CHUNK_RESERVE (None: the context is unknown)."""
+    window = context_window(settings)
+    if window is None:
+        return None
+    return window - prompt_tokens(system, user_prefix) - CHUNK_RESERVE
+
+
+def cut_chunks(part_chars: list[int], size: int, room: int | None) -> list[range]:
+    """Consecutive chunks of at most `size` products whose text and answers fit `room`
+    tokens (the context less the shared prefix; None: no limit). A product that does not
+    fit even alone is asked alone: the provider's refusal is then its recorded reason."""
+    chunks: list[range] = []
+    start, used = 0, 0
+    for i, chars in enumerate(part_chars):
+        need = (chars + ENTRY_CHARS) // 3 + ANSWER_ROOM
+        full = i - start >= size or (room is not None and used + need > room)
+        if full and i > start:
+            chunks.append(range(start, i))
+            start, used = i, 0
+        used += need
+    if start < len(part_chars):
+        chunks.append(range(start, len(part_chars)))
+    return chunks
+
+
+def output_limit(size: int, room: int | None = None) -> int:
+    """What a chunk of `size` products may write: each product's worst case, capped by the
+    provider's maximum and by what the context leaves after the prompt (`room`)."""
+    limit = min(MAX_LIST_OUTPUT, max(MAX_OUTPUT_TOKENS, 256 + TOKENS_PER_PRODUCT * size))
+    return limit if room is None else max(256, min(limit, room))
 
 
 def judge_record(state: dict[str, Any], member: dict[str, Any], settings: Context, *,

@@ -147,7 +147,11 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
         error = explain(path, exc)
         raise EngineConfigError(str(error).replace(f"{path}: engine.", f"{path}: ")) from None
     loaded = LoadedExperiment(config, path.resolve())
-    known = {f.name for f in dataclasses.fields(Context)} - set(FORBIDDEN_JUDGE_KEYS)
+    if config.judge.get("first_stage"):  # a file beside the experiment, like its queries
+        config.judge["first_stage"] = str(loaded.at(str(config.judge["first_stage"])))
+    # the first stage's digest is read from its file, never written by hand
+    known = {f.name for f in dataclasses.fields(Context)} - set(FORBIDDEN_JUDGE_KEYS) - {
+        "first_stage_digest"}
     unknown = sorted(set(config.judge) - known)
     if unknown:
         raise EngineConfigError(f"{path}: judge: unknown setting {', '.join(unknown)} "

@@ -8,7 +8,8 @@ real run pay makes the estimate count it too. Tokens: prompt sizes from the real
 files (4 characters a token), a packshot at the tokens its model's provider bills for an
 image of raer's size (nodes/models/prices.py), output sizes from this store's history per
 node and model, else typical sizes. Listwise (`products_per_call` > 1): ceil(products / N)
-judge calls per query, each the shared prefix once plus its products; products judged in
+judge calls per query (more where a chunk would overflow the judge's context, cut as
+chunk_products cuts it), each the shared prefix once plus its products; products judged in
 another run are not looked up (their cache key needs the query's guidelines), so the figure
 is an upper bound there.
 Nothing is written: a store that does not exist yet is not created.
@@ -24,6 +25,7 @@ from raer.nodes.context import Context
 from raer.nodes.image_source import image_kind
 from raer.nodes.images import ImagePolicy, ImageUnavailable, read_local
 from raer.nodes.inputs import Pair
+from raer.nodes.listing import CHUNK_RESERVE, context_window, cut_chunks
 from raer.nodes.models.door import BATCH_DISCOUNT
 from raer.nodes.models.prices import estimate_cost, image_tokens, price_of
 from raer.prompts import judge_prompt_name, load_prompt
@@ -117,10 +119,15 @@ def estimate_plan(plan: RunPlan) -> dict[str, Any]:
                 continue
             add("judge_pair", "judge", _prompt_tokens(
                 "judge_pair", settings, product_chars + TYPICAL_CONTEXT["judge_pair"] * 4))
-        # listwise: ceil(products / N) calls, each the shared prefix plus its products
-        size = settings.products_per_call
-        for start in range(0, len(listed), size):
-            chunk = listed[start:start + size]
+        # listwise: ceil(products / N) calls, each the shared prefix plus its products, cut
+        # where the judge's context would overflow as chunk_products cuts them
+        room = context_window(settings)
+        if room is not None:  # the node's own guess: 3 characters a token
+            room -= _prompt_tokens(judge_prompt_name(settings.scale == "graded", True),
+                                   settings, TYPICAL_CONTEXT["judge_pair"] * 4) * 4 // 3
+            room -= CHUNK_RESERVE
+        for span in cut_chunks(listed, settings.products_per_call, room):
+            chunk = [listed[i] for i in span]
             add("judge_list", "judge", _prompt_tokens(
                 judge_prompt_name(settings.scale == "graded", True), settings,
                 sum(chunk) + 40 * len(chunk) + TYPICAL_CONTEXT["judge_pair"] * 4),

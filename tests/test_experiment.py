@@ -183,3 +183,36 @@ def test_a_nightly_run_on_peoples_labels_makes_no_model_call(experiment):
     fell = {q["query"] for e in report["engines"] for q in e["queries"]}
     assert fell == {"red shoe", "blue hat"}
     assert "Graded by human:quepid" in (tmp_path / "out" / "nightly.md").read_text()
+
+
+def test_an_experiment_judges_through_a_first_stage_beside_its_file(experiment, monkeypatch):
+    """`judge: {first_stage: models/fs.json}` is read beside the experiment file (as its
+    queries are), wherever the command runs; the pairs it labels cost no model call."""
+    from tests.test_cascade import title_model
+
+    tmp_path, config, fake = experiment
+    (tmp_path / "models").mkdir()
+    title_model(tmp_path / "models" / "fs.json", keep=0.9)
+    config.write_text(config.read_text().replace(
+        "vision_model: pillow}", "vision_model: pillow, first_stage: models/fs.json}"))
+    monkeypatch.chdir(tmp_path / "engines")  # not the experiment's folder
+    db = str(tmp_path / "nightly.db")
+    result = _run(config, db)
+    assert result.exit_code == 0, result.output
+    # bm25 over titles returns products holding the whole query: the first stage keeps all
+    from raer.store import open_store
+
+    store = open_store(db)
+    rows = store.rows("select model, call_id from judgments")
+    assert rows and all(r["model"].startswith("first-stage:") and r["call_id"] is None
+                        for r in rows)
+    assert fake.calls() == []  # every pair kept: not even the requirements are asked
+    # the run is named by the model's digest: another model file is another judge
+    title_model(tmp_path / "models" / "fs.json", keep=0.95)
+    again = _run(config, db)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["judge_changed"]
+    config.write_text(config.read_text().replace(
+        "first_stage: models/fs.json}", "first_stage_digest: abc}"))
+    refused = _run(config, db)
+    assert refused.exit_code == 2 and "unknown setting first_stage_digest" in refused.stderr

@@ -113,6 +113,38 @@ async def test_two_engines_returning_one_product_list_it_once(server, tmp_path):
     assert [len(listed_ids(c)) for c in judge_requests(fake)] == [3]
 
 
+async def test_chunks_are_cut_to_fit_the_judge_models_context(server, tmp_path):
+    """N = 5 on a 4,000-token context with long product texts: each prompt and the answer
+    it may write fit the context (as the door guesses tokens), so no request is refused."""
+    from raer.nodes.models.door import estimate_prompt_tokens
+
+    fake = server()
+    long = [Pair(query="black jeans", language="en", product_id=f"bj-{i}", rank=i + 1,
+                 title=f"black jeans item {i}", description="slim fit denim. " * 90)
+            for i in range(5)]
+    settings = settings_for(fake, tmp_path, 5, context_tokens=4000)
+    rows = await judge_pairs(long, settings)
+    assert {r["status"] for r in rows} == {"done"}
+    calls = judge_requests(fake)
+    sizes = [len(listed_ids(c)) for c in calls]
+    print(f"N=5 in a 4,000-token context: chunks of {sizes}")
+    assert len(calls) > 1 and sum(sizes) == 5 and max(sizes) < 5
+    for call in calls:
+        asked = estimate_prompt_tokens(call["messages"]) + call["max_completion_tokens"]
+        assert asked <= 4000, asked
+    # the dry run cuts too; it guesses the query's guidelines at a typical size (450 tokens,
+    # longer than the fake's), so it may count more chunks, never fewer
+    from raer.run.estimate import estimate
+
+    planned = estimate(long, settings_for(fake, tmp_path / "dry", 5, context_tokens=4000))
+    judge = next(r for r in planned["by_node"] if r["node"] == "judge_list")
+    assert len(calls) <= judge["calls"] < 5
+    # a model the table knows: gpt-4o-mini's 128,000 tokens hold all five in one chunk
+    wide = await judge_pairs(long, settings_for(fake, tmp_path / "wide", 5))
+    assert {r["status"] for r in wide} == {"done"}
+    assert [len(listed_ids(c)) for c in judge_requests(fake)[len(calls):]] == [5]
+
+
 def test_listwise_settings_are_part_of_the_run_and_checked():
     pairwise = Context(base_url="http://x.invalid/v1", model="m")
     assert "products_per_call" not in pairwise.identity()  # pairwise run ids as before
@@ -121,6 +153,10 @@ def test_listwise_settings_are_part_of_the_run_and_checked():
     assert listwise.identity()["prompts"].get("judge_list")
     with pytest.raises(SettingsError, match="products_per_call"):
         Context(base_url="http://x.invalid/v1", model="m", products_per_call=0)
+    assert "context_tokens" not in listwise.identity()  # the model's own: ids as before
+    cut = Context(base_url="http://x.invalid/v1", model="m", products_per_call=5,
+                  context_tokens=4000)
+    assert cut.run_id != listwise.run_id
 
 
 async def test_show_gives_the_shared_prompt_and_the_products_own_part(server, tmp_path):

@@ -28,6 +28,8 @@ class Price:
     image: str = ""
     cache_min: int = 0
     """The shortest prompt prefix the provider caches, in tokens (0: it does not cache)."""
+    context: int = 0
+    """The model's context window, prompt and answer together, in tokens (0: unknown)."""
 
 
 @cache
@@ -50,7 +52,8 @@ def price_table(overrides: str = "") -> dict[str, Price]:
             known = table.get(model)
             table[model] = Price(float(inp), float(out), float(rest[0]) if rest else float(inp),
                                  known.image if known else "",
-                                 known.cache_min if known else 0)
+                                 known.cache_min if known else 0,
+                                 known.context if known else 0)
     return table
 
 
