@@ -57,10 +57,16 @@ class Queries:
     def call_counts(self, run_id: str) -> dict[str, int]:
         """Calls recorded for the run and valid judge answers among them (two indexed
         counts, read before and after: the work may happen in other processes)."""
-        return self.rows("""select count(*) as calls,
+        counts = self.rows("""select count(*) as calls,
                                    coalesce(sum(node = 'judge_pair' and parsed is not null), 0)
                                      as judge_answers
                             from llm_calls where run_id = ?""", [run_id])[0]
+        # a listwise call answers many products: each stored one is an answer
+        counts["judge_answers"] += self.rows(
+            """select count(*) as n from listed_judgments
+               where call_id in (select id from llm_calls
+                                 where run_id = ? and node = 'judge_list')""", [run_id])[0]["n"]
+        return counts
 
     def judgment_span(self, run_id: str) -> dict[str, Any]:
         """Pairs of the run, when they were written, and the distinct artefacts they used."""

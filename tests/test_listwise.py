@@ -259,3 +259,27 @@ def test_the_schema_asks_for_each_listed_id_once_in_order():
     assert [j.product for j in parsed.judgments] == ["p3"] and len(parsed.rejected) == 2
     # the output limit holds each product's worst case, up to what one call may ask for
     assert output_limit(5) >= 5 * 800 and output_limit(30) == MAX_LIST_OUTPUT
+
+
+def test_the_summary_counts_listed_answers_as_answers_not_reuse(server, tmp_path):
+    """A listwise run on a fresh store reused nothing; it once said all its labels were
+    reused (only pairwise answers were counted as answers)."""
+    from click.testing import CliRunner
+
+    from raer.cli import main
+
+    fake = server()
+    db = str(tmp_path / "lw.db")
+    a = tmp_path / "a.jsonl"
+    a.write_text("".join(p.model_dump_json() + "\n" for p in pairs({"black jeans": 4}, "A")))
+    both = tmp_path / "ab.jsonl"
+    both.write_text("".join(p.model_dump_json() + "\n" for p in
+                            pairs({"black jeans": 4}, "A") + pairs({"black jeans": 6}, "B")))
+    model = ["--base-url", fake.base_url, "--model", "gpt-4o-mini", "--vision-model", "pillow",
+             "--products-per-call", "5", "--db", db, "--json", "--max-retries", "0"]
+    first = json.loads(CliRunner().invoke(main, ["judge", str(a), *model]).stdout)
+    assert first["labels_reused"] == 0 and first["statuses"]["done"] == 4
+    second = json.loads(CliRunner().invoke(main, ["judge", str(both), *model]).stdout)
+    # engine B's first 4 products are engine A's: 4 reused, 2 new in one judge call (the
+    # query's requirements and guidelines are cached)
+    assert second["labels_reused"] == 4 and second["model_calls_this_invocation"] == 1
