@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-from raer.evals.meta_eval import _per_query_ndcg
+from raer.evals.meta_eval import per_query_ndcg
 from raer.nodes.inputs import Pair
 from raer.nodes.models.prices import estimate_cost
 from raer.store.ids import normalise_query, query_id, query_language
@@ -79,7 +79,7 @@ def _engine_means(qrels: dict[tuple[str, str], int],
     queries = sorted({q for q, _ in qrels})
     if not queries:
         return {}
-    return {e: float(np.mean(list(_per_query_ndcg(qrels, ranking, 10, queries).values())))
+    return {e: float(np.mean(list(per_query_ndcg(qrels, ranking, 10, queries).values())))
             for e, ranking in engines.items()}
 
 

@@ -111,8 +111,11 @@ def build_engines(cands: dict[str, dict[str, Any]], seed: int = 0) -> dict[str, 
     return engines
 
 
-def _per_query_ndcg(qrels: dict[tuple[str, str], int], engine: dict[str, list], k: int,
-                    queries: list[str]) -> dict[str, float]:
+def per_query_ndcg(qrels: dict[tuple[str, str], int], engine: dict[str, list], k: int,
+                   queries: list[str]) -> dict[str, float]:
+    """nDCG@k of one engine's ranking per query under `qrels` (ir-measures), over the
+    judged products only; a query with none scores 0. Shared by the meta-evaluation, PPI
+    and the cost curve's τ."""
     run = [ScoredDoc(q, pid, float(-pos)) for q in queries
            for pos, pid in enumerate(p for p in engine[q] if (q, p) in qrels)]
     values = {m.query_id: m.value for m in ir_measures.iter_calc(
@@ -201,8 +204,8 @@ def meta_evaluate(store: Store, source: str, runs: list[str], split: str = "", k
         queries = sorted({q for q, _ in qrels})
         if not queries:
             raise LookupError(f"{name} labels none of the candidate pairs")
-        truth = {e: _per_query_ndcg(people, engines[e], k, queries) for e in names}
-        mine = {e: _per_query_ndcg(qrels, engines[e], k, queries) for e in names}
+        truth = {e: per_query_ndcg(people, engines[e], k, queries) for e in names}
+        mine = {e: per_query_ndcg(qrels, engines[e], k, queries) for e in names}
         t_means = [float(np.mean(list(truth[e].values()))) for e in names]
         m_means = [float(np.mean(list(mine[e].values()))) for e in names]
         pooled_t = [truth[e][q] for e in names for q in queries]

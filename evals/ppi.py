@@ -16,7 +16,7 @@ import numpy as np
 from ppi_py import classical_mean_ci, ppi_mean_ci
 
 from raer.evals.engines import Gains, effective_labels, human_qrels, qrels_of
-from raer.evals.meta_eval import _per_query_ndcg, build_engines, candidates
+from raer.evals.meta_eval import build_engines, candidates, per_query_ndcg
 from raer.store import Store
 
 ALPHA = 0.05
@@ -60,8 +60,8 @@ def ppi_report(store: Store, source: str, run_id: str, budgets: list[int], split
     report = {"run_id": run_id, "source": source, "k": k, "queries": len(queries),
               "pairs": len(judge), "repeats": repeats, "engines": {}}
     for engine in engines:
-        truth_q = _per_query_ndcg(people, engines[engine], k, queries)
-        judge_q = _per_query_ndcg(judge, engines[engine], k, queries)
+        truth_q = per_query_ndcg(people, engines[engine], k, queries)
+        judge_q = per_query_ndcg(judge, engines[engine], k, queries)
         h = np.array([truth_q[q] for q in queries])
         j = np.array([judge_q[q] for q in queries])
         row = {"people_all": round(float(h.mean()), 4), "judge_all": round(float(j.mean()), 4),
